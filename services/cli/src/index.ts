@@ -1,0 +1,1 @@
+export { CliError, exitCodes } from "./errors.js";

@@ -1,0 +1,23 @@
+import { Command, CommanderError } from "commander";
+import { commands } from "./commands/index.js";
+import { CliError, exitCodes } from "./errors.js";
+
+const program = new Command()
+  .name("tessera")
+  .description("Tessera: streaming features and drift detection, one definition online and offline.")
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+for (const register of commands) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode === 0 ? 0 : exitCodes.usage);
+  if (error instanceof CliError) {
+    console.error(`tessera: ${error.message}`);
+    process.exit(error.exitCode);
+  }
+  console.error(error);
+  process.exit(exitCodes.internal);
+}
