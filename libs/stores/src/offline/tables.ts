@@ -1,0 +1,256 @@
+import { once } from "node:events";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, extname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { csvLine, readCsv } from "./csv.js";
+import { TableReadError } from "./errors.js";
+import { encodeParquet, readParquetBatches } from "./parquet.js";
+import type { ColumnBatch, ColumnType } from "./types.js";
+
+export { TableReadError } from "./errors.js";
+export type { ColumnBatch, ColumnType } from "./types.js";
+
+export type TableFormat = "csv" | "jsonl" | "parquet";
+
+const FORMATS: Record<string, TableFormat> = {
+  ".csv": "csv",
+  ".jsonl": "jsonl",
+  ".ndjson": "jsonl",
+  ".parquet": "parquet",
+};
+
+/** The format a path's extension names, or undefined. */
+export function tableFormat(path: string): TableFormat | undefined {
+  return FORMATS[extname(path).toLowerCase()];
+}
+
+export interface ReadOptions {
+  /** Only these columns; a column missing from a CSV header or Parquet schema is an error. */
+  columns?: string[];
+}
+
+/**
+ * The table files under `path`: the file itself, or for a directory every .csv/.jsonl/.ndjson/.parquet
+ * inside it, recursively, in sorted path order. Names starting with "." or "_" are skipped (temp files,
+ * `_SUCCESS` markers), as Spark and DuckDB do.
+ */
+export async function listTableFiles(path: string): Promise<string[]> {
+  const info = await stat(path).catch(() => {
+    throw new TableReadError("no such file or directory", { file: path });
+  });
+  if (!info.isDirectory()) {
+    if (!tableFormat(path))
+      throw new TableReadError("unknown table format (use .csv, .jsonl or .parquet)", { file: path });
+    return [path];
+  }
+  const entries = await readdir(path, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile() && tableFormat(entry.name))
+    .map((entry) => join(entry.parentPath, entry.name))
+    .filter(
+      (file) =>
+        !file
+          .slice(path.length)
+          .split(/[\\/]/)
+          .some((part) => /^[._]/.test(part)),
+    )
+    .sort();
+}
+
+/** Rows of a CSV, JSONL or Parquet file, or of every such file in a directory (see listTableFiles). */
+export async function* readRows(
+  path: string,
+  options: ReadOptions = {},
+): AsyncGenerator<Record<string, unknown>> {
+  for (const file of await listTableFiles(path)) {
+    const format = tableFormat(file)!;
+    if (format === "csv") yield* readCsv(file, options.columns);
+    else if (format === "jsonl") yield* readJsonl(file, options.columns);
+    else {
+      for await (const batch of readParquetBatches(file, options.columns)) yield* batchRows(batch);
+    }
+  }
+}
+
+/**
+ * The same data as readRows, as column batches: Parquet row groups are passed on without building a
+ * row object per record (the fast path for large snapshots); CSV/JSONL rows are gathered into batches.
+ */
+export async function* readBatches(
+  path: string,
+  options: ReadOptions & { batchSize?: number } = {},
+): AsyncGenerator<ColumnBatch> {
+  const batchSize = options.batchSize ?? 65_536;
+  for (const file of await listTableFiles(path)) {
+    if (tableFormat(file) === "parquet") {
+      yield* readParquetBatches(file, options.columns);
+      continue;
+    }
+    const rows =
+      tableFormat(file) === "csv" ? readCsv(file, options.columns) : readJsonl(file, options.columns);
+    let pending: Record<string, unknown>[] = [];
+    let firstRow = 0;
+    for await (const row of rows) {
+      pending.push(row);
+      if (pending.length === batchSize) {
+        yield rowsToBatch(file, firstRow, pending, options.columns);
+        firstRow += pending.length;
+        pending = [];
+      }
+    }
+    if (pending.length > 0) yield rowsToBatch(file, firstRow, pending, options.columns);
+  }
+}
+
+function rowsToBatch(
+  file: string,
+  firstRow: number,
+  rows: Record<string, unknown>[],
+  wanted?: string[],
+): ColumnBatch {
+  const names = wanted ?? [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const columns: Record<string, unknown[]> = {};
+  for (const name of names) columns[name] = rows.map((row) => row[name] ?? null);
+  return { file, firstRow, length: rows.length, columns };
+}
+
+function* batchRows(batch: ColumnBatch): Generator<Record<string, unknown>> {
+  const names = Object.keys(batch.columns);
+  const columns = names.map((name) => batch.columns[name]!);
+  for (let i = 0; i < batch.length; i++) {
+    const row: Record<string, unknown> = {};
+    for (let c = 0; c < names.length; c++) row[names[c]!] = columns[c]![i];
+    yield row;
+  }
+}
+
+async function* readJsonl(file: string, columns?: string[]): AsyncGenerator<Record<string, unknown>> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+  let row = 0;
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    row++;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw new TableReadError(`invalid JSON (${(error as Error).message})`, { file, row });
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new TableReadError("a JSONL row must be an object", { file, row });
+    }
+    const record = value as Record<string, unknown>;
+    if (!columns) {
+      yield record;
+      continue;
+    }
+    const out: Record<string, unknown> = {};
+    for (const name of columns) out[name] = record[name] ?? null;
+    yield out;
+  }
+}
+
+export interface WriteOptions {
+  /** Column types (Parquet); columns not named here are inferred from their values. Also fixes column order. */
+  schema?: Record<string, ColumnType>;
+}
+
+/**
+ * Writes rows to `path`, format by extension. The file appears atomically (written to a temp name
+ * beside it, then renamed), so readers never see half a file. Columns: those of `schema` first, then
+ * every other key in first-seen order; a missing key is null.
+ */
+export async function writeRows(
+  path: string,
+  rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
+  options: WriteOptions = {},
+): Promise<void> {
+  const format = tableFormat(path);
+  if (!format) throw new Error(`${path}: unknown table format (use .csv, .jsonl or .parquet)`);
+  await mkdir(dirname(path), { recursive: true });
+  const temp = join(
+    dirname(path),
+    `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`,
+  );
+  try {
+    if (format === "parquet") await writeFile(temp, await encodeRows(rows, options.schema ?? {}));
+    else await writeText(temp, format, rows, options.schema ?? {});
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+async function encodeRows(
+  rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
+  schema: Record<string, ColumnType>,
+): Promise<Uint8Array> {
+  const columns = new Map<string, unknown[]>(Object.keys(schema).map((name) => [name, []]));
+  let count = 0;
+  for await (const row of rows) {
+    for (const key of Object.keys(row)) {
+      if (!columns.has(key)) columns.set(key, new Array(count).fill(null));
+    }
+    for (const [name, values] of columns) values.push(row[name] ?? null);
+    count++;
+  }
+  const types = new Map<string, ColumnType>();
+  for (const [name, values] of columns) types.set(name, schema[name] ?? inferType(values));
+  return encodeParquet(columns, types);
+}
+
+/** Integers → int64, other numbers → float64, Date → timestamp; mixed or all-null → string. */
+function inferType(values: unknown[]): ColumnType {
+  let type: ColumnType | undefined;
+  for (const value of values) {
+    if (value === null || value === undefined) continue;
+    let own: ColumnType;
+    if (typeof value === "number") own = Number.isSafeInteger(value) ? "int64" : "float64";
+    else if (typeof value === "bigint") own = "int64";
+    else if (typeof value === "boolean") own = "boolean";
+    else if (value instanceof Date) own = "timestamp";
+    else own = "string";
+    if (type === undefined || type === own) type = own;
+    else if ((type === "int64" && own === "float64") || (type === "float64" && own === "int64"))
+      type = "float64";
+    else return "string";
+  }
+  return type ?? "string";
+}
+
+async function writeText(
+  file: string,
+  format: "csv" | "jsonl",
+  rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
+  schema: Record<string, ColumnType>,
+): Promise<void> {
+  const out = createWriteStream(file, { encoding: "utf8" });
+  const failed = once(out, "error").then(([error]) => Promise.reject(error));
+  failed.catch(() => {});
+  let header: string[] | undefined;
+  const write = async (text: string) => {
+    if (!out.write(text)) await Promise.race([once(out, "drain"), failed]);
+  };
+  for await (const row of rows) {
+    if (format === "jsonl") {
+      await write(JSON.stringify(row, jsonValue) + "\n");
+      continue;
+    }
+    if (!header) {
+      // CSV needs its columns up front: the schema's, then the first row's.
+      header = [...new Set([...Object.keys(schema), ...Object.keys(row)])];
+      await write(csvLine(header));
+    }
+    await write(csvLine(header.map((name) => row[name])));
+  }
+  if (format === "csv" && !header) await write(csvLine(Object.keys(schema)));
+  out.end();
+  await Promise.race([once(out, "finish"), failed]);
+}
+
+/** JSON cannot hold bigint; write it as a number (ids beyond 2^53 should be strings upstream). */
+function jsonValue(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? Number(value) : value;
+}
