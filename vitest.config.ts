@@ -1,11 +1,9 @@
 import { defineConfig } from "vitest/config";
 
 // Workspace packages export "@tessera/source" → src/*.ts, so tests run the TypeScript directly.
-const conditions = ["@tessera/source", "node", "import", "default"];
-
+// The rest are Vite's SSR defaults.
 export default defineConfig({
-  resolve: { conditions },
-  ssr: { resolve: { conditions, externalConditions: ["@tessera/source"] } },
+  ssr: { resolve: { conditions: ["@tessera/source", "module", "node", "development|production"] } },
   test: {
     projects: [
       {
