@@ -79,11 +79,11 @@ export function psiFromShares(reference: readonly number[], current: readonly nu
 }
 
 /**
- * Jensen–Shannon distance, base 2 (0…1), as `scipy.spatial.distance.jensenshannon(p, q, base=2)`:
- * p and q are normalised to sum 1, m = (p + q)/2, JS = √((KL(p‖m) + KL(q‖m)) / 2) / √ln 2,
- * with 0·ln 0 = 0 (raw shares: no zero replacement).
+ * Jensen–Shannon distance, as `scipy.spatial.distance.jensenshannon(p, q, base)`; base 2 by
+ * default (range 0…1): p and q are normalised to sum 1, m = (p + q)/2,
+ * JS = √((KL(p‖m) + KL(q‖m)) / 2 / ln base), with 0·ln 0 = 0 (raw shares: no zero replacement).
  */
-export function jensenShannon(p: readonly number[], q: readonly number[]): number {
+export function jensenShannon(p: readonly number[], q: readonly number[], base = 2): number {
   if (p.length !== q.length) throw new RangeError("jensenShannon: vectors differ in length");
   const sp = p.reduce((s, v) => s + v, 0);
   const sq = q.reduce((s, v) => s + v, 0);
@@ -97,7 +97,7 @@ export function jensenShannon(p: readonly number[], q: readonly number[]): numbe
     if (b > 0) kl += b * Math.log(b / m);
   }
   // Rounding can leave a tiny negative sum for identical vectors.
-  return Math.sqrt(Math.max(0, kl / 2) / Math.LN2);
+  return Math.sqrt(Math.max(0, kl / 2) / Math.log(base));
 }
 
 export interface BinnedDrift {

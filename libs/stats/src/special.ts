@@ -159,7 +159,7 @@ function kolmogorovCdfDurbin(n: number, d: number): number {
   const m = 2 * k - 1;
   const factorialInv = [1];
   for (let i = 1; i <= m; i++) factorialInv.push(factorialInv[i - 1]! / i);
-  let H = new Float64Array(m * m);
+  let H: Float64Array = new Float64Array(m * m);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < m; j++) if (i - j + 1 >= 0) H[i * m + j] = factorialInv[i - j + 1]!;
   }
