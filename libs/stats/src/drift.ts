@@ -140,7 +140,7 @@ export function compareCategorical(reference: CategoryCounts, current: CategoryC
 
 /**
  * A current window against a stored reference profile. Numerical: KS on the reference sketch
- * (error of D ≲ 0.006 at k = 1024), PSI/JS on the profile's bins, Wasserstein on the sketch's
+ * (error of D ≈ 0.002 at k = 1024), PSI/JS on the profile's bins, Wasserstein on the sketch's
  * weighted items. Current values may be raw or a sketch. Categorical: chi-squared and JS on counts.
  */
 export function compareToProfile(
