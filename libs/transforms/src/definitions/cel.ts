@@ -1,0 +1,36 @@
+import { celEnv, isCelError, isCelList, isCelUint, parse, plan } from "@bufbuild/cel";
+import type { Row } from "./types.js";
+
+const env = celEnv();
+
+/**
+ * Compiles a CEL expression over one event. Each column is a variable (`amount * 2.0`,
+ * `country == "US"`); JSON numbers are CEL doubles, so write `2.0`, not `2`, beside them.
+ * Throws a SyntaxError-like Error at compile time; the returned function throws with CEL's reason
+ * when an event cannot be evaluated (missing column, wrong type), so the caller can report it.
+ */
+export function compileCel(expr: string): (row: Row) => unknown {
+  const program = plan(env, parse(expr));
+  return (row) => {
+    const result = program(row as never);
+    if (isCelError(result)) throw new Error(`CEL \`${expr}\`: ${result.message}`);
+    return fromCel(result);
+  };
+}
+
+function fromCel(value: unknown): unknown {
+  if (
+    value === null ||
+    typeof value === "number" ||
+    typeof value === "string" ||
+    typeof value === "boolean"
+  ) {
+    return value;
+  }
+  if (typeof value === "bigint") return Number(value);
+  if (isCelUint(value)) return Number(value.value);
+  if (isCelList(value)) return [...value].map(fromCel);
+  throw new Error(
+    "CEL result is not a scalar or list (maps, timestamps and messages are not feature inputs)",
+  );
+}

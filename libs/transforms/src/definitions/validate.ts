@@ -1,0 +1,237 @@
+import { NEEDS_K, NEEDS_QUANTILE, OPS, type Op } from "../aggregators/index.js";
+import { defaultHop, parseDuration } from "../duration.js";
+import { compileCel } from "./cel.js";
+import type { Definitions, Derive, Feature, Row, Source, View } from "./types.js";
+import { viewVersion } from "./version.js";
+
+export interface DefinitionIssue {
+  /** Field path, e.g. `views[0].features[3].window`. */
+  path: string;
+  message: string;
+}
+
+/** Invalid definitions: every problem found, each with the path of the offending field. */
+export class DefinitionError extends Error {
+  constructor(readonly issues: DefinitionIssue[]) {
+    super(issues.map((issue) => `${issue.path}: ${issue.message}`).join("\n"));
+    this.name = "DefinitionError";
+  }
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SOURCE_KEYS = ["name", "topic", "entity", "timestamp", "schema", "offset"];
+const VIEW_KEYS = ["name", "source", "derive", "filter", "features"];
+const FEATURE_KEYS = ["name", "op", "column", "window", "hop", "k", "quantile"];
+
+type Obj = Record<string, unknown>;
+const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The one validator behind both front-ends (TypeScript DSL and YAML): checks the shape, resolves
+ * durations and default hops, compiles CEL, and computes each view's version. Throws DefinitionError
+ * listing every issue found.
+ */
+export function validateDefinitions(input: unknown): Definitions {
+  const issues: DefinitionIssue[] = [];
+  const fail = (path: string, message: string) => {
+    issues.push({ path, message });
+    return undefined;
+  };
+  const text = (obj: Obj, key: string, path: string, required = true): string | undefined => {
+    const value = obj[key];
+    if (value === undefined || value === null)
+      return required ? fail(`${path}.${key}`, "is required") : undefined;
+    if (typeof value !== "string" || value.trim() === "")
+      return fail(`${path}.${key}`, "must be a non-empty string");
+    return value;
+  };
+  const name = (obj: Obj, path: string): string | undefined => {
+    const value = text(obj, "name", path);
+    if (value !== undefined && !NAME.test(value)) {
+      return fail(`${path}.name`, `"${value}" must be letters, digits and _ (not starting with a digit)`);
+    }
+    return value;
+  };
+  const unknownKeys = (obj: Obj, allowed: string[], path: string) => {
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key))
+        fail(`${path}.${key}`, `unknown field (expected one of ${allowed.join(", ")})`);
+    }
+  };
+  const list = (obj: Obj, key: string, path: string, required: boolean): unknown[] => {
+    const value = obj[key];
+    if (value === undefined || value === null) {
+      if (required) fail(`${path}${path ? "." : ""}${key}`, "is required");
+      return [];
+    }
+    if (!Array.isArray(value)) {
+      fail(`${path}${path ? "." : ""}${key}`, "must be a list");
+      return [];
+    }
+    return value;
+  };
+  const duration = (value: unknown, path: string): number | undefined => {
+    if (typeof value === "number") {
+      return Number.isSafeInteger(value) && value > 0
+        ? value
+        : fail(path, `${value} is not a positive integer of ms`);
+    }
+    if (typeof value === "string")
+      return parseDuration(value) ?? fail(path, `"${value}" is not a duration (<int><ms|s|m|h|d>)`);
+    return fail(path, "must be a duration such as 5m or 1h");
+  };
+  const rowFunction = (value: unknown, path: string, derivedName: string): Derive | undefined => {
+    if (typeof value === "function") {
+      const fn = value as (row: Row) => unknown;
+      return { name: derivedName, text: `fn:${fn.toString()}`, run: fn };
+    }
+    if (typeof value !== "string" || value.trim() === "")
+      return fail(path, "must be a CEL expression (text)");
+    try {
+      return { name: derivedName, text: value, run: compileCel(value) };
+    } catch (error) {
+      return fail(path, `invalid CEL: ${(error as Error).message}`);
+    }
+  };
+
+  if (!isObject(input)) {
+    fail("(root)", "must be a mapping with `sources` and `views`");
+    throw new DefinitionError(issues);
+  }
+  unknownKeys(input, ["sources", "views"], "(root)");
+
+  const sources = new Map<string, Source>();
+  list(input, "sources", "", true).forEach((raw, i) => {
+    const path = `sources[${i}]`;
+    if (!isObject(raw)) {
+      fail(path, "must be a mapping");
+      return;
+    }
+    unknownKeys(raw, SOURCE_KEYS, path);
+    const source = {
+      name: name(raw, path),
+      topic: text(raw, "topic", path),
+      entity: text(raw, "entity", path),
+      timestamp: text(raw, "timestamp", path),
+      schema: text(raw, "schema", path, false),
+      offset: text(raw, "offset", path, false),
+    };
+    if (source.name && sources.has(source.name)) {
+      fail(`${path}.name`, `duplicate source "${source.name}"`);
+      return;
+    }
+    if (source.name && source.topic && source.entity && source.timestamp) {
+      const clean: Source = {
+        name: source.name,
+        topic: source.topic,
+        entity: source.entity,
+        timestamp: source.timestamp,
+      };
+      if (source.schema) clean.schema = source.schema;
+      if (source.offset) clean.offset = source.offset;
+      sources.set(source.name, clean);
+    }
+  });
+
+  const views: View[] = [];
+  const viewNames = new Set<string>();
+  list(input, "views", "", true).forEach((raw, i) => {
+    const path = `views[${i}]`;
+    if (!isObject(raw)) {
+      fail(path, "must be a mapping");
+      return;
+    }
+    unknownKeys(raw, VIEW_KEYS, path);
+    const viewName = name(raw, path);
+    if (viewName && viewNames.has(viewName)) fail(`${path}.name`, `duplicate view "${viewName}"`);
+    if (viewName) viewNames.add(viewName);
+    const sourceName = text(raw, "source", path);
+    const source = sourceName === undefined ? undefined : sources.get(sourceName);
+    if (sourceName !== undefined && !source) fail(`${path}.source`, `unknown source "${sourceName}"`);
+
+    const derive: Derive[] = [];
+    list(raw, "derive", path, false).forEach((d, j) => {
+      const dPath = `${path}.derive[${j}]`;
+      if (!isObject(d)) {
+        fail(dPath, "must be a mapping with name and expr (or fn)");
+        return;
+      }
+      unknownKeys(d, ["name", "expr", "fn"], dPath);
+      const dName = name(d, dPath);
+      const body = d.fn ?? d.expr;
+      const compiled = rowFunction(body, `${dPath}.${d.fn !== undefined ? "fn" : "expr"}`, dName ?? "");
+      if (dName && compiled) derive.push(compiled);
+    });
+    const filter = raw.filter === undefined ? undefined : rowFunction(raw.filter, `${path}.filter`, "filter");
+
+    const features: Feature[] = [];
+    const featureNames = new Set<string>();
+    const rawFeatures = list(raw, "features", path, true);
+    if (Array.isArray(raw.features) && rawFeatures.length === 0)
+      fail(`${path}.features`, "must not be empty");
+    rawFeatures.forEach((f, j) => {
+      const fPath = `${path}.features[${j}]`;
+      if (!isObject(f)) {
+        fail(fPath, "must be a mapping");
+        return;
+      }
+      unknownKeys(f, FEATURE_KEYS, fPath);
+      const fName = name(f, fPath);
+      if (fName && featureNames.has(fName))
+        fail(`${fPath}.name`, `duplicate feature "${fName}" in this view`);
+      if (fName) featureNames.add(fName);
+      const op = f.op as Op;
+      if (!OPS.includes(op)) fail(`${fPath}.op`, `${JSON.stringify(f.op)} is not an op (${OPS.join(", ")})`);
+      const column = text(f, "column", fPath, OPS.includes(op) && op !== "count");
+      const windowMs =
+        f.window === undefined
+          ? fail(`${fPath}.window`, "is required")
+          : duration(f.window, `${fPath}.window`);
+      let hopMs =
+        f.hop === undefined ? (windowMs ? defaultHop(windowMs) : undefined) : duration(f.hop, `${fPath}.hop`);
+      if (windowMs && hopMs && hopMs > windowMs) {
+        hopMs = fail(`${fPath}.hop`, `${String(f.hop)} is longer than the window ${String(f.window)}`);
+      }
+      const feature: Partial<Feature> = { name: fName, op, windowMs, hopMs };
+      if (column !== undefined) feature.column = column;
+      if (NEEDS_K.has(op)) {
+        if (!Number.isInteger(f.k) || (f.k as number) < 1 || (f.k as number) > 1000) {
+          fail(`${fPath}.k`, `${op} needs k, an integer from 1 to 1000`);
+        } else feature.k = f.k as number;
+      } else if (f.k !== undefined) fail(`${fPath}.k`, `only last_k and top_k take k`);
+      if (NEEDS_QUANTILE.has(op)) {
+        if (typeof f.quantile !== "number" || !(f.quantile >= 0 && f.quantile <= 1)) {
+          fail(`${fPath}.quantile`, "approx_quantile needs quantile, a number from 0 to 1");
+        } else feature.quantile = f.quantile;
+      } else if (f.quantile !== undefined) fail(`${fPath}.quantile`, "only approx_quantile takes quantile");
+      if (fName && OPS.includes(op) && windowMs && hopMs) features.push(feature as Feature);
+    });
+
+    if (viewName && source && features.length === rawFeatures.length && features.length > 0) {
+      const view: View = {
+        name: viewName,
+        version: viewVersion(source, derive, filter, features),
+        source,
+        derive,
+        features,
+        retentionMs: Math.max(...features.map((f) => f.windowMs + f.hopMs)),
+      };
+      if (filter) view.filter = filter;
+      views.push(view);
+    }
+  });
+
+  if (issues.length > 0) throw new DefinitionError(issues);
+  const definitions = { sources: [...sources.values()], views };
+  validated.add(definitions);
+  return definitions;
+}
+
+const validated = new WeakSet<object>();
+
+/** A module's export → Definitions: already validated (from defineDefinitions) or a spec to validate. */
+export function resolveDefinitions(value: unknown): Definitions {
+  return typeof value === "object" && value !== null && validated.has(value)
+    ? (value as Definitions)
+    : validateDefinitions(value);
+}

@@ -1,0 +1,88 @@
+import { type Aggregator, createAggregator, type FeatureValue, inputKind } from "./aggregators/index.js";
+import type { Feature, Row, View } from "./definitions/types.js";
+import { parseTimestamp } from "./time.js";
+
+/** An event reduced to what the aggregators need: entity key, event time, log position, one input per feature. */
+export interface PreparedEvent {
+  entity: string;
+  ts: number;
+  seq: number;
+  /** Per feature, in view order: the input value, or null to skip (null input, or non-numeric for numeric ops). */
+  inputs: unknown[];
+}
+
+export type Prepared = { ok: true; event: PreparedEvent } | { ok: false; filtered: boolean; reason: string };
+
+/** The aggregator of each feature plus how to read its input: built once per view. */
+export interface ViewRuntime {
+  view: View;
+  aggregators: Aggregator[];
+  /** Distinct hops, and for each feature the index of its hop: features sharing a hop share tile keys. */
+  hops: number[];
+  hopOf: number[];
+  prepare(row: Row, seq: number): Prepared;
+}
+
+/** Numbers (and numeric text) pass; anything else is treated as a missing value. -0 becomes 0. */
+function toNumber(value: unknown): number | null {
+  const n =
+    typeof value === "number"
+      ? value
+      : typeof value === "string" && value.trim() !== ""
+        ? Number(value)
+        : NaN;
+  return Number.isFinite(n) ? n + 0 : null;
+}
+
+function readInput(feature: Feature): (row: Row) => unknown {
+  const kind = inputKind(feature.op, feature.column);
+  const column = feature.column!;
+  if (kind === "event") return () => true;
+  if (kind === "number") return (row) => toNumber(row[column]);
+  return (row) => row[column] ?? null;
+}
+
+export function viewRuntime(view: View): ViewRuntime {
+  const aggregators = view.features.map((f) => createAggregator(f.op, f));
+  const readers = view.features.map(readInput);
+  const hops = [...new Set(view.features.map((f) => f.hopMs))];
+  const hopOf = view.features.map((f) => hops.indexOf(f.hopMs));
+  const { entity: entityKey, timestamp: tsKey } = view.source;
+  const transforms = view.derive.length > 0 || view.filter !== undefined;
+
+  const prepare = (input: Row, seq: number): Prepared => {
+    let row = input;
+    if (transforms) {
+      try {
+        row = { ...input };
+        for (const d of view.derive) row[d.name] = d.run(row);
+        if (view.filter) {
+          const keep = view.filter.run(row);
+          if (typeof keep !== "boolean")
+            return { ok: false, filtered: false, reason: "filter did not return a boolean" };
+          if (!keep) return { ok: false, filtered: true, reason: "filtered out" };
+        }
+      } catch (error) {
+        return { ok: false, filtered: false, reason: (error as Error).message };
+      }
+    }
+    const key = row[entityKey];
+    if (key === null || key === undefined || key === "") {
+      return { ok: false, filtered: false, reason: `missing entity key "${entityKey}"` };
+    }
+    const ts = parseTimestamp(row[tsKey]);
+    if (ts === undefined) {
+      return {
+        ok: false,
+        filtered: false,
+        reason: `bad timestamp "${tsKey}": ${JSON.stringify(row[tsKey] ?? null)}`,
+      };
+    }
+    const inputs = readers.map((read) => read(row));
+    return { ok: true, event: { entity: String(key), ts, seq, inputs } };
+  };
+  return { view, aggregators, hops, hopOf, prepare };
+}
+
+/** Finalised values of one entity at one time, keyed by feature name. */
+export type FeatureVector = Record<string, FeatureValue>;

@@ -1,0 +1,59 @@
+// Definitions: the TypeScript DSL and YAML front-ends share one validator.
+
+// Aggregators (commutative monoids with binary state).
+export {
+  type Aggregator,
+  createAggregator,
+  type FeatureValue,
+  HLL_PRECISION,
+  OPS,
+  type Op,
+  QUANTILE_ACCURACY,
+} from "./aggregators/index.js";
+export { pointInTime } from "./batch.js";
+export { compileCel } from "./definitions/cel.js";
+export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
+export type {
+  Definitions,
+  DefinitionsSpec,
+  Derive,
+  DeriveSpec,
+  Duration,
+  Feature,
+  FeatureSpec,
+  FilterSpec,
+  Row,
+  Source,
+  SourceSpec,
+  View,
+  ViewSpec,
+} from "./definitions/types.js";
+export {
+  DefinitionError,
+  type DefinitionIssue,
+  resolveDefinitions,
+  validateDefinitions,
+} from "./definitions/validate.js";
+export { parseDefinitionsYaml } from "./definitions/yaml.js";
+// Time, tiles and windows.
+export { defaultHop, formatDuration, parseDuration } from "./duration.js";
+// Evaluators: incremental (streaming, feature server) and point-in-time batch (snapshots).
+export {
+  type FeatureVector,
+  type Prepared,
+  type PreparedEvent,
+  type ViewRuntime,
+  viewRuntime,
+} from "./events.js";
+export {
+  type ApplyResult,
+  type EntityState,
+  EntityTiles,
+  finalizeAt,
+  type StoredTile,
+  tileExpiresAt,
+  ViewState,
+  type ViewStateOptions,
+} from "./incremental.js";
+export { parseTimestamp } from "./time.js";
+export { DEFAULT_MAX_SKEW_MS, isExpired, isLate, tileStart, windowStart } from "./windows.js";

@@ -1,0 +1,130 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { type Aggregator, createAggregator, OPS, type Op } from "../src/index.js";
+
+interface Item {
+  value: unknown;
+  ts: number;
+  seq: number;
+}
+
+const numericOps = new Set(["sum", "mean", "min", "max", "variance", "stddev", "approx_quantile"]);
+const params = { k: 3, quantile: 0.9 };
+
+function itemsFor(op: Op) {
+  const value = numericOps.has(op)
+    ? fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e9, max: 1e9 })
+    : fc.oneof(fc.integer({ min: 0, max: 20 }), fc.constantFrom("a", "b", "c", true));
+  return fc.array(fc.record({ value, ts: fc.integer({ min: 0, max: 50 }) }), { maxLength: 25 });
+}
+
+function build(agg: Aggregator, items: Item[]) {
+  let state = agg.init();
+  for (const item of items) state = agg.add(state, item.value, item.ts, item.seq);
+  return state;
+}
+
+const roundTrip = (agg: Aggregator, state: unknown) => agg.deserialize(agg.serialize(state));
+
+describe.each(OPS)("%s is a commutative monoid with binary state", (op) => {
+  const agg = createAggregator(op, params);
+  const chunks = fc.tuple(itemsFor(op), itemsFor(op), itemsFor(op)).map(([a, b, c]) => {
+    let seq = 0;
+    const stamp = (xs: { value: unknown; ts: number }[]) => xs.map((x) => ({ ...x, seq: seq++ }));
+    return [stamp(a), stamp(b), stamp(c)] as const;
+  });
+
+  it("merge is associative and commutative, and equals adding everything to one state", () => {
+    fc.assert(
+      fc.property(chunks, ([a, b, c]) => {
+        const left = agg.merge(agg.merge(build(agg, a), build(agg, b)), build(agg, c));
+        const right = agg.merge(build(agg, a), agg.merge(build(agg, b), build(agg, c)));
+        const swapped = agg.merge(agg.merge(build(agg, c), build(agg, a)), build(agg, b));
+        const whole = build(agg, [...c, ...b, ...a]);
+        const value = agg.finalize(left);
+        expect(agg.finalize(right)).toEqual(value);
+        expect(agg.finalize(swapped)).toEqual(value);
+        expect(agg.finalize(whole)).toEqual(value);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("round-trips through bytes, and merging never changes the merged-in state", () => {
+    fc.assert(
+      fc.property(chunks, ([a, b]) => {
+        const sa = build(agg, a);
+        const sb = build(agg, b);
+        const bytesB = agg.serialize(sb);
+        expect(agg.finalize(roundTrip(agg, sa))).toEqual(agg.finalize(sa));
+        const merged = agg.finalize(agg.merge(roundTrip(agg, sa), roundTrip(agg, sb)));
+        expect(merged).toEqual(agg.finalize(agg.merge(sa, sb)));
+        expect(agg.serialize(sb)).toEqual(bytesB);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("finalises an empty state to 0 (count, sum) or null (everything else)", () => {
+    expect(agg.finalize(agg.init())).toBe(op === "count" || op === "sum" ? 0 : null);
+    expect(agg.finalize(roundTrip(agg, agg.init()))).toBe(op === "count" || op === "sum" ? 0 : null);
+  });
+});
+
+describe("sketch error bounds (stated in the docs)", () => {
+  it("approx_distinct stays within ±4.9% (3σ of 1.6%) from 10 to 200k distinct values", () => {
+    const agg = createAggregator("approx_distinct");
+    for (const n of [10, 100, 1_000, 5_000, 20_000, 200_000]) {
+      let state = agg.init();
+      for (let i = 0; i < n; i++) state = agg.add(state, `user-${i}`, 0, i);
+      const estimate = agg.finalize(state) as number;
+      expect(Math.abs(estimate - n) / n, `n=${n} estimate=${estimate}`).toBeLessThanOrEqual(0.049);
+    }
+  });
+
+  it("approx_distinct is within ±2 for small sets and its dense form is under 4.2 KB", () => {
+    const agg = createAggregator("approx_distinct");
+    let state = agg.init();
+    for (let i = 1; i <= 200; i++) {
+      state = agg.add(state, `card-${i}`, 0, i);
+      expect(Math.abs((agg.finalize(state) as number) - i)).toBeLessThanOrEqual(2);
+    }
+    for (let i = 0; i < 100_000; i++) state = agg.add(state, i, 0, i);
+    expect(agg.serialize(state).length).toBeLessThan(4200);
+  });
+
+  it("approx_quantile is within 1% (relative) of the exact quantile, for skewed and signed data", () => {
+    const agg = createAggregator("approx_quantile", { quantile: 0.5 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e9, max: 1e9 }), {
+          minLength: 1,
+          maxLength: 300,
+        }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (xs, q) => {
+          const sketch = createAggregator("approx_quantile", { quantile: q });
+          const state = xs.reduce((s, x, i) => sketch.add(s, x + 0, 0, i), sketch.init());
+          const sorted = [...xs].map((x) => x + 0).sort((a, b) => a - b);
+          const exact = sorted[Math.floor(q * (xs.length - 1))]!;
+          const got = sketch.finalize(state) as number;
+          expect(Math.abs(got - exact)).toBeLessThanOrEqual(0.01 * Math.abs(exact) + 1e-12);
+        },
+      ),
+    );
+    // Log-normal-ish data over 6 orders of magnitude.
+    let state = agg.init();
+    const xs = Array.from({ length: 10_001 }, (_, i) => Math.exp(((i * 7919) % 10_001) / 700));
+    xs.forEach((x, i) => {
+      state = agg.add(state, x, 0, i);
+    });
+    const exact = [...xs].sort((a, b) => a - b)[5000]!;
+    expect(Math.abs((agg.finalize(state) as number) - exact) / exact).toBeLessThanOrEqual(0.01);
+  });
+
+  it("keeps variance accurate where the textbook formula cancels (mean 1e9, sd 1)", () => {
+    const agg = createAggregator("variance");
+    const state = [1e9 - 1, 1e9, 1e9 + 1].reduce((s, x, i) => agg.add(s, x, 0, i), agg.init());
+    expect(agg.finalize(state)).toBe(2 / 3);
+  });
+});
