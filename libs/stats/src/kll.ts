@@ -163,13 +163,14 @@ export class KllSketch {
         this.levels.push([]);
         this.limit = this.capacityTotal();
       }
-      items.sort((a, b) => a - b);
+      const sorted = Float64Array.from(items).sort(); // typed sort: no comparator calls
       // An odd item out stays behind, so the promoted pairs keep the total weight exact.
-      const keep = items.length % 2 === 1 ? [items.pop()!] : [];
+      const paired = sorted.length - (sorted.length % 2);
+      const keep = paired < sorted.length ? [sorted[paired]!] : [];
       const offset = this.nextBit();
       const up = this.levels[h + 1]!;
-      for (let i = offset; i < items.length; i += 2) up.push(items[i]!);
-      this.size -= items.length / 2;
+      for (let i = offset; i < paired; i += 2) up.push(sorted[i]!);
+      this.size -= paired / 2;
       this.levels[h] = keep;
       return;
     }
