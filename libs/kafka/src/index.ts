@@ -1,0 +1,36 @@
+export { type EnsureTopicsResult, ensureTopics, type TopicSpec } from "./admin.js";
+export { brokersFromEnv, createKafka, type KafkaOptions } from "./client.js";
+export {
+  type BatchContext,
+  ConsumerLoop,
+  type ConsumerLoopOptions,
+  type RetryPolicy,
+} from "./consumer-loop.js";
+export {
+  type DeadLetter,
+  DeadLetterPublisher,
+  type DeadLetterRecord,
+  deadLetterOf,
+  deadLetterSchema,
+  defaultDeadLetterTopic,
+} from "./dead-letter.js";
+export {
+  BrokerUnavailableError,
+  isRetriable,
+  SchemaNotFoundError,
+  SchemaRegistryError,
+  SchemaValidationError,
+  TesseraKafkaError,
+  UnknownTopicError,
+} from "./errors.js";
+export { type KafkaMetrics, kafkaMetrics } from "./metrics.js";
+export { type ProducerOptions, type PublishOptions, TesseraProducer } from "./producer.js";
+export {
+  type RegisteredSchema,
+  registryUrlFromEnv,
+  SchemaRegistry,
+  type SchemaType,
+  schemaIdOf,
+  valueSubject,
+} from "./serde.js";
+export { avroProblems, parseAvroSchema } from "./validate.js";

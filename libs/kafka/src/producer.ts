@@ -1,0 +1,193 @@
+/**
+ * The producer API for producer teams: typed publish, idempotent, acks=all, and validation against
+ * the registered schema before anything is sent.
+ */
+import type avro from "avsc";
+import type { Admin, IHeaders, Kafka, Producer, RecordMetadata } from "kafkajs";
+import type { Registry } from "prom-client";
+import { createKafka, type KafkaOptions } from "./client.js";
+import {
+  BrokerUnavailableError,
+  SchemaValidationError,
+  TesseraKafkaError,
+  UnknownTopicError,
+} from "./errors.js";
+import { kafkaMetrics } from "./metrics.js";
+import { type RegisteredSchema, SchemaRegistry, valueSubject } from "./serde.js";
+import { avroProblems, parseAvroSchema } from "./validate.js";
+
+export interface ProducerOptions extends KafkaOptions {
+  kafka?: Kafka;
+  /** Defaults to SCHEMA_REGISTRY_URL. */
+  registry?: SchemaRegistry;
+  /**
+   * Schemas this producer brings, by topic (Avro as object or JSON text). They are registered on
+   * first use under `<topic>-value`. Topics without one use the latest registered schema.
+   */
+  schemas?: Record<string, string | object>;
+  metricsRegistry?: Registry;
+}
+
+export interface PublishOptions {
+  key?: string | Buffer | null;
+  headers?: IHeaders;
+  partition?: number;
+}
+
+interface TopicBinding {
+  schema: RegisteredSchema;
+  type?: avro.Type;
+  serializer: ReturnType<SchemaRegistry["serializer"]>;
+}
+
+/** `Events` maps topic names to their event types, so `publish` checks the event at compile time too. */
+export class TesseraProducer<Events extends Record<string, object> = Record<string, object>> {
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly registry: SchemaRegistry;
+  private readonly ownsRegistry: boolean;
+  private readonly bindings = new Map<string, Promise<TopicBinding>>();
+  private readonly knownTopics = new Set<string>();
+  private readonly metrics;
+  private connected?: Promise<void>;
+
+  constructor(private readonly options: ProducerOptions = {}) {
+    this.kafka = options.kafka ?? createKafka({ clientId: "tessera-producer", ...options });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.admin = this.kafka.admin();
+    this.ownsRegistry = options.registry === undefined;
+    this.registry = options.registry ?? new SchemaRegistry();
+    this.metrics = kafkaMetrics(options.metricsRegistry);
+  }
+
+  /** Connects lazily on first publish; call it to fail fast at start-up instead. */
+  connect(): Promise<void> {
+    this.connected ??= Promise.all([this.producer.connect(), this.admin.connect()]).then(
+      () => undefined,
+      (error) => {
+        this.connected = undefined;
+        throw new BrokerUnavailableError(this.brokers(), error);
+      },
+    );
+    return this.connected;
+  }
+
+  async publish<T extends keyof Events & string>(
+    topic: T,
+    event: Events[T],
+    options: PublishOptions = {},
+  ): Promise<RecordMetadata> {
+    const [metadata] = await this.publishBatch(topic, [{ value: event, ...options }]);
+    return metadata!;
+  }
+
+  /**
+   * Validates every event first: if any is invalid, none is sent. One produce request, so the
+   * batch is written in order, with one acknowledgement.
+   */
+  async publishBatch<T extends keyof Events & string>(
+    topic: T,
+    events: Array<{ value: Events[T] } & PublishOptions>,
+  ): Promise<RecordMetadata[]> {
+    try {
+      await this.connect();
+      const binding = await this.bind(topic);
+      for (const [index, e] of events.entries()) {
+        this.validate(topic, binding, e.value, events.length > 1 ? index : undefined);
+      }
+      const messages = await Promise.all(
+        events.map(async (e) => ({
+          key: e.key ?? null,
+          value: await binding.serializer.serialize(topic, e.value),
+          headers: e.headers,
+          partition: e.partition,
+        })),
+      );
+      const metadata = await this.producer.send({ topic, acks: -1, messages });
+      this.metrics.produced.inc({ topic }, events.length);
+      return metadata;
+    } catch (error) {
+      const wrapped = this.wrap(topic, error);
+      this.metrics.produceErrors.inc({ topic, error: wrapped.name }, events.length);
+      throw wrapped;
+    }
+  }
+
+  async disconnect(): Promise<void> {
+    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+    if (this.ownsRegistry) this.registry.close();
+  }
+
+  /** The schema id each topic's records are written with (after first use). */
+  async schemaFor(topic: string): Promise<RegisteredSchema> {
+    return (await this.bind(topic)).schema;
+  }
+
+  private validate(topic: string, binding: TopicBinding, value: unknown, index?: number): void {
+    if (!binding.type) return; // JSON Schema: the serializer validates and names the rule.
+    const problems = avroProblems(binding.type, value);
+    if (problems.length > 0) {
+      throw new SchemaValidationError(
+        topic,
+        index === undefined ? problems : problems.map((p) => `events[${index}].${p}`),
+      );
+    }
+  }
+
+  private bind(topic: string): Promise<TopicBinding> {
+    let binding = this.bindings.get(topic);
+    if (!binding) {
+      binding = this.resolve(topic);
+      this.bindings.set(topic, binding);
+      // A failure (registry down, topic missing) must not stick: the next publish tries again.
+      binding.catch(() => this.bindings.delete(topic));
+    }
+    return binding;
+  }
+
+  private async resolve(topic: string): Promise<TopicBinding> {
+    await this.requireTopic(topic);
+    const subject = valueSubject(topic);
+    const own = this.options.schemas?.[topic];
+    let schema: RegisteredSchema;
+    if (own !== undefined) {
+      const text = typeof own === "string" ? own : JSON.stringify(own);
+      const id = await this.registry.register(subject, text);
+      schema = { id, schema: text, type: "AVRO" };
+    } else {
+      schema = await this.registry.latest(subject);
+    }
+    return {
+      schema,
+      type: schema.type === "AVRO" ? parseAvroSchema(schema.schema) : undefined,
+      serializer: this.registry.serializer(schema),
+    };
+  }
+
+  private async requireTopic(topic: string): Promise<void> {
+    if (this.knownTopics.has(topic)) return;
+    const topics = await this.admin.listTopics();
+    for (const t of topics) this.knownTopics.add(t);
+    if (!this.knownTopics.has(topic)) throw new UnknownTopicError(topic);
+  }
+
+  private brokers(): string[] {
+    return this.options.brokers ?? (process.env["KAFKA_BROKERS"] ?? "").split(",");
+  }
+
+  private wrap(topic: string, error: unknown): TesseraKafkaError {
+    if (error instanceof TesseraKafkaError) return error;
+    const name = (error as Error)?.name ?? "";
+    if (/Connection|NumberOfRetriesExceeded|RequestTimeout|BrokerNotFound/.test(name)) {
+      return new BrokerUnavailableError(this.brokers(), error);
+    }
+    if (name === "SerializationError" || /validat/i.test((error as Error)?.message ?? "")) {
+      return new SchemaValidationError(topic, [(error as Error).message]);
+    }
+    return new TesseraKafkaError((error as Error)?.message ?? String(error), {
+      retriable: (error as { retriable?: boolean })?.retriable === true,
+      cause: error,
+    });
+  }
+}
