@@ -1,0 +1,65 @@
+import { createKafka, ensureTopics } from "@tessera/kafka";
+import { type Command, InvalidArgumentError } from "commander";
+import { CliError, exitCodes } from "../errors.js";
+import { topicSchemas } from "./schemas.js";
+
+interface CreateOptions {
+  brokers?: string;
+  partitions: number;
+  replicationFactor: number;
+  retentionHours?: number;
+  json?: boolean;
+}
+
+const positiveInt = (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+};
+
+export function register(program: Command): void {
+  const topics = program.command("topics").description("Manage Tessera's Kafka topics");
+  topics
+    .command("create")
+    .description("Create the given topics (default: every topic in schemas/topics.json); idempotent")
+    .argument("[topics...]", "topic names")
+    .option("--brokers <list>", "comma-separated host:port (default: $KAFKA_BROKERS)")
+    .option("--partitions <n>", "partitions per topic (only ever increased)", positiveInt, 6)
+    .option("--replication-factor <n>", "1 for a local stack, 3 in production", positiveInt, 1)
+    .option("--retention-hours <n>", "retention.ms of the topics, in hours", positiveInt)
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", "\nExample:\n  tessera topics create --partitions 12 payments.transactions\n")
+    .action(async (names: string[], options: CreateOptions) => {
+      const brokers = (options.brokers ?? process.env["KAFKA_BROKERS"] ?? "").split(",").filter(Boolean);
+      if (brokers.length === 0) {
+        throw new CliError("no brokers: pass --brokers host:port or set KAFKA_BROKERS", exitCodes.usage);
+      }
+      const wanted = names.length > 0 ? names : [...topicSchemas().keys()];
+      const kafka = createKafka({ brokers, retries: 2 });
+      let result: Awaited<ReturnType<typeof ensureTopics>>;
+      try {
+        result = await ensureTopics(
+          kafka,
+          wanted.map((topic) => ({
+            topic,
+            partitions: options.partitions,
+            replicationFactor: options.replicationFactor,
+            retentionMs:
+              options.retentionHours === undefined ? undefined : options.retentionHours * 3_600_000,
+          })),
+        );
+      } catch (error) {
+        throw new CliError(
+          `Kafka at ${brokers.join(",")}: ${(error as Error).message}`,
+          exitCodes.unavailable,
+        );
+      }
+      if (options.json) console.log(JSON.stringify(result, null, 2));
+      else {
+        for (const t of result.created) console.log(`created  ${t}`);
+        for (const t of result.updated) console.log(`updated  ${t}`);
+        for (const t of result.existing.filter((t) => !result.updated.includes(t)))
+          console.log(`exists   ${t}`);
+      }
+    });
+}
