@@ -1,4 +1,13 @@
 // ── Offline: tabular files (CSV, JSONL, Parquet) ─────────────────────────────────────────────
+
+export {
+  runSnapshot,
+  type SnapshotOptions,
+  type SnapshotProgress,
+  type SnapshotSelection,
+  type SnapshotSummary,
+  SPINE_TIME,
+} from "./offline/snapshot.js";
 export {
   type ColumnBatch,
   type ColumnType,
@@ -10,6 +19,29 @@ export {
   TableReadError,
   tableFormat,
   type WriteOptions,
+  writeColumns,
   writeRows,
 } from "./offline/tables.js";
 // ── end offline ──────────────────────────────────────────────────────────────────────────────
+// ── Online: tile and offset stores (Redis, Cassandra, memory) ────────────────────────────────
+export { CassandraOnlineStore, type CassandraOnlineStoreConfig } from "./online/cassandra.js";
+export {
+  type OnlineBackend,
+  OnlineStoreError,
+  StoreRequestError,
+  StoreUnavailableError,
+} from "./online/errors.js";
+export { createOnlineStore, type OnlineStoreConfig } from "./online/index.js";
+export { MemoryOnlineStore, type MemoryOnlineStoreConfig } from "./online/memory.js";
+export { RedisOnlineStore, type RedisOnlineStoreConfig } from "./online/redis.js";
+export type {
+  EntityTiles,
+  FreshnessWrite,
+  OffsetWrite,
+  OnlineStore,
+  OnlineView,
+  StoredTile,
+  TileWrite,
+  WriteBatch,
+} from "./online/types.js";
+// ── end online ───────────────────────────────────────────────────────────────────────────────

@@ -11,7 +11,10 @@ export interface PreparedEvent {
   inputs: unknown[];
 }
 
-export type Prepared = { ok: true; event: PreparedEvent } | { ok: false; filtered: boolean; reason: string };
+export type Prepared =
+  | { ok: true; event: PreparedEvent }
+  /** `column` names the offending column when one is to blame (entity key, event time). */
+  | { ok: false; filtered: boolean; reason: string; column?: string };
 
 /** The aggregator of each feature plus how to read its input: built once per view. */
 export interface ViewRuntime {
@@ -68,14 +71,15 @@ export function viewRuntime(view: View): ViewRuntime {
     }
     const key = row[entityKey];
     if (key === null || key === undefined || key === "") {
-      return { ok: false, filtered: false, reason: `missing entity key "${entityKey}"` };
+      return { ok: false, filtered: false, reason: `missing entity key "${entityKey}"`, column: entityKey };
     }
     const ts = parseTimestamp(row[tsKey]);
     if (ts === undefined) {
       return {
         ok: false,
         filtered: false,
-        reason: `bad timestamp "${tsKey}": ${JSON.stringify(row[tsKey] ?? null)}`,
+        reason: `bad timestamp ${JSON.stringify(row[tsKey] ?? null)} (epoch ms or ISO-8601)`,
+        column: tsKey,
       };
     }
     const inputs = readers.map((read) => read(row));

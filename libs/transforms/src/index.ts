@@ -6,11 +6,12 @@ export {
   createAggregator,
   type FeatureValue,
   HLL_PRECISION,
+  inputKind,
   OPS,
   type Op,
   QUANTILE_ACCURACY,
 } from "./aggregators/index.js";
-export { pointInTime } from "./batch.js";
+export { type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
 export type {

@@ -74,13 +74,20 @@ function plainValue(value: unknown): unknown {
 
 const ROW_GROUP = 128 * 1024;
 
-/** Writes columns to one Parquet file (snappy is not bundled everywhere, so uncompressed-safe defaults). */
-export function encodeParquet(columns: Map<string, unknown[]>, types: Map<string, ColumnType>): Uint8Array {
+/** Encodes columns as one Parquet file (parquet-wasm's default compression), row groups of 128k rows. */
+export function encodeParquet(
+  columns: Map<string, unknown[]>,
+  types: Map<string, ColumnType>,
+  metadata: Record<string, string>,
+): Uint8Array {
   const vectors: Record<string, Vector> = {};
   for (const [name, values] of columns) vectors[name] = toVector(values, types.get(name)!);
   const table = new ArrowTable(vectors);
   const wasm = WasmTable.fromIPCStream(tableToIPC(table, "stream"));
-  const props = new WriterPropertiesBuilder().setMaxRowGroupSize(ROW_GROUP).build();
+  const props = new WriterPropertiesBuilder()
+    .setMaxRowGroupSize(ROW_GROUP)
+    .setKeyValueMetadata(new Map(Object.entries(metadata)))
+    .build();
   return writeParquet(wasm, props);
 }
 

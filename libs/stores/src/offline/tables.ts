@@ -109,7 +109,9 @@ function rowsToBatch(
   rows: Record<string, unknown>[],
   wanted?: string[],
 ): ColumnBatch {
-  const names = wanted ?? [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  // A wanted column no row has is left out, so callers can tell "absent" from "all null" (JSONL has no header).
+  const present = new Set(rows.flatMap((row) => Object.keys(row)));
+  const names = wanted ? wanted.filter((name) => present.has(name)) : [...present];
   const columns: Record<string, unknown[]> = {};
   for (const name of names) columns[name] = rows.map((row) => row[name] ?? null);
   return { file, firstRow, length: rows.length, columns };
@@ -146,7 +148,7 @@ async function* readJsonl(file: string, columns?: string[]): AsyncGenerator<Reco
       continue;
     }
     const out: Record<string, unknown> = {};
-    for (const name of columns) out[name] = record[name] ?? null;
+    for (const name of columns) if (name in record) out[name] = record[name];
     yield out;
   }
 }
@@ -154,28 +156,78 @@ async function* readJsonl(file: string, columns?: string[]): AsyncGenerator<Reco
 export interface WriteOptions {
   /** Column types (Parquet); columns not named here are inferred from their values. Also fixes column order. */
   schema?: Record<string, ColumnType>;
+  /** Key-value metadata stored in a Parquet footer (ignored by CSV and JSONL). */
+  metadata?: Record<string, string>;
 }
 
 /**
  * Writes rows to `path`, format by extension. The file appears atomically (written to a temp name
  * beside it, then renamed), so readers never see half a file. Columns: those of `schema` first, then
- * every other key in first-seen order; a missing key is null.
+ * every other key in first-seen order; a missing key is null. (CSV takes its columns from the schema
+ * and the first row.)
  */
 export async function writeRows(
   path: string,
   rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
   options: WriteOptions = {},
 ): Promise<void> {
+  const format = formatOf(path);
+  await writeAtomically(path, async (temp) => {
+    if (format !== "parquet") return writeText(temp, format, rows, Object.keys(options.schema ?? {}));
+    const columns = new Map<string, unknown[]>(Object.keys(options.schema ?? {}).map((name) => [name, []]));
+    let count = 0;
+    for await (const row of rows) {
+      for (const key of Object.keys(row)) {
+        if (!columns.has(key)) columns.set(key, new Array(count).fill(null));
+      }
+      for (const [name, values] of columns) values.push(row[name] ?? null);
+      count++;
+    }
+    await writeFile(temp, encodeColumns(columns, options));
+  });
+}
+
+/** writeRows for data already in columns of equal length: Parquet is encoded without row objects. */
+export async function writeColumns(
+  path: string,
+  columns: Record<string, ArrayLike<unknown>>,
+  options: WriteOptions = {},
+): Promise<void> {
+  const names = [...new Set([...Object.keys(columns), ...Object.keys(options.schema ?? {})])];
+  const length = Math.max(0, ...names.map((name) => columns[name]?.length ?? 0));
+  const format = formatOf(path);
+  await writeAtomically(path, async (temp) => {
+    if (format === "parquet") {
+      const data = new Map(
+        names.map((name) => [name, Array.from(columns[name] ?? new Array(length).fill(null))]),
+      );
+      return writeFile(temp, encodeColumns(data, options));
+    }
+    function* rows() {
+      for (let i = 0; i < length; i++) {
+        const row: Record<string, unknown> = {};
+        for (const name of names) row[name] = columns[name]?.[i] ?? null;
+        yield row;
+      }
+    }
+    await writeText(temp, format, rows(), names);
+  });
+}
+
+function formatOf(path: string): TableFormat {
   const format = tableFormat(path);
   if (!format) throw new Error(`${path}: unknown table format (use .csv, .jsonl or .parquet)`);
+  return format;
+}
+
+async function writeAtomically(path: string, write: (temp: string) => Promise<void>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = join(
     dirname(path),
     `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`,
   );
   try {
-    if (format === "parquet") await writeFile(temp, await encodeRows(rows, options.schema ?? {}));
-    else await writeText(temp, format, rows, options.schema ?? {});
+    await write(temp);
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });
@@ -183,22 +235,10 @@ export async function writeRows(
   }
 }
 
-async function encodeRows(
-  rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
-  schema: Record<string, ColumnType>,
-): Promise<Uint8Array> {
-  const columns = new Map<string, unknown[]>(Object.keys(schema).map((name) => [name, []]));
-  let count = 0;
-  for await (const row of rows) {
-    for (const key of Object.keys(row)) {
-      if (!columns.has(key)) columns.set(key, new Array(count).fill(null));
-    }
-    for (const [name, values] of columns) values.push(row[name] ?? null);
-    count++;
-  }
+function encodeColumns(columns: Map<string, unknown[]>, options: WriteOptions): Uint8Array {
   const types = new Map<string, ColumnType>();
-  for (const [name, values] of columns) types.set(name, schema[name] ?? inferType(values));
-  return encodeParquet(columns, types);
+  for (const [name, values] of columns) types.set(name, options.schema?.[name] ?? inferType(values));
+  return encodeParquet(columns, types, options.metadata ?? {});
 }
 
 /** Integers → int64, other numbers → float64, Date → timestamp; mixed or all-null → string. */
@@ -224,7 +264,7 @@ async function writeText(
   file: string,
   format: "csv" | "jsonl",
   rows: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>,
-  schema: Record<string, ColumnType>,
+  leading: string[],
 ): Promise<void> {
   const out = createWriteStream(file, { encoding: "utf8" });
   const failed = once(out, "error").then(([error]) => Promise.reject(error));
@@ -239,13 +279,13 @@ async function writeText(
       continue;
     }
     if (!header) {
-      // CSV needs its columns up front: the schema's, then the first row's.
-      header = [...new Set([...Object.keys(schema), ...Object.keys(row)])];
+      // CSV needs its columns up front: the leading ones, then the first row's.
+      header = [...new Set([...leading, ...Object.keys(row)])];
       await write(csvLine(header));
     }
     await write(csvLine(header.map((name) => row[name])));
   }
-  if (format === "csv" && !header) await write(csvLine(Object.keys(schema)));
+  if (format === "csv" && !header) await write(csvLine(leading));
   out.end();
   await Promise.race([once(out, "finish"), failed]);
 }
