@@ -178,6 +178,13 @@ describe("reference profile", () => {
       expect(viaProfile.psi).toBeCloseTo(exact.psi, 12);
       expect(viaProfile.js).toBeCloseTo(exact.js, 12);
       expect(Math.abs(viaProfile.wasserstein - exact.wasserstein)).toBeLessThan(0.01);
+      // a window kept as a sketch gives nearly the same answer
+      const viaSketch = compareToProfile(profile.features.amount!, sketchOf(cur, 1024, 7));
+      if (viaSketch.type !== "numerical") throw new Error("expected numerical");
+      expect(viaSketch.currentCount).toBe(cur.length);
+      expect(Math.abs(viaSketch.ks.statistic - exact.ks.statistic)).toBeLessThan(0.006);
+      expect(Math.abs(viaSketch.psi - exact.psi)).toBeLessThan(0.01);
+      expect(Math.abs(viaSketch.wasserstein - exact.wasserstein)).toBeLessThan(0.01);
       if (shift > 0) expect(viaProfile.psi).toBeGreaterThan(0.25);
       else expect(viaProfile.psi).toBeLessThan(0.02);
     }

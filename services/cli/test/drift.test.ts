@@ -102,6 +102,17 @@ describe("tessera drift", () => {
     expect(out.features.score.drift).toBe(false);
   });
 
+  it("--columns and --exclude choose the columns", async () => {
+    const only = JSON.parse(
+      await run("--reference", ref, "--current", shifted, "--json", "--columns", "amount,score"),
+    );
+    expect(Object.keys(only.features)).toEqual(["amount", "score"]);
+    const without = JSON.parse(
+      await run("--reference", ref, "--current", shifted, "--json", "--exclude", "amount"),
+    );
+    expect(Object.keys(without.features)).toEqual(["country", "score"]);
+  });
+
   it("prints a table by default", async () => {
     const out = await run("--reference", ref, "--current", shifted);
     expect(out.split("\n")[0]).toMatch(/^column\s+type\s+KS D\s+KS p\s+PSI\s+JS/);

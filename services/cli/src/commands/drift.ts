@@ -19,6 +19,7 @@ interface DriftOptions {
   bins: number;
   minSamples: number;
   columns?: string[];
+  exclude?: string[];
 }
 
 /** The --json shape: every key always present, null where the statistic does not apply. */
@@ -51,9 +52,8 @@ export function register(program: Command): void {
       positiveInt,
       DEFAULT_THRESHOLDS.minSamples,
     )
-    .option("--columns <names>", "only these comma-separated columns", (v: string) =>
-      v.split(",").filter(Boolean),
-    )
+    .option("--columns <names>", "only these comma-separated columns", list)
+    .option("--exclude <names>", "skip these comma-separated columns (ids, timestamps)", list)
     .action(async (options: DriftOptions) => {
       const report = await driftReport(options);
       const names = Object.keys(report);
@@ -67,6 +67,13 @@ export function register(program: Command): void {
         throw new CliError(`drift in ${drifted.length} column(s): ${drifted.join(", ")}`, exitCodes.failed);
       }
     });
+}
+
+function list(value: string): string[] {
+  return value
+    .split(",")
+    .map((name) => name.trim())
+    .filter(Boolean);
 }
 
 function positiveInt(value: string): number {
@@ -104,9 +111,10 @@ async function driftReport(options: DriftOptions): Promise<Record<string, DriftR
   const thresholds = { minSamples: options.minSamples };
   const report: Record<string, DriftReportFeature> = {};
   const skipped: string[] = [];
+  const excluded = new Set(options.exclude);
   for (const [name, ref] of reference) {
     const cur = current.get(name);
-    if (!cur) continue;
+    if (!cur || excluded.has(name)) continue;
     if (!ref.type || !cur.type) {
       skipped.push(name);
       continue;
