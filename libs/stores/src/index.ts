@@ -45,25 +45,3 @@ export type {
   WriteBatch,
 } from "./online/types.js";
 // ── end online ───────────────────────────────────────────────────────────────────────────────
-// ── Online: tile and offset stores (Redis, Cassandra, memory) ────────────────────────────────
-export { CassandraOnlineStore, type CassandraOnlineStoreConfig } from "./online/cassandra.js";
-export {
-  type OnlineBackend,
-  OnlineStoreError,
-  StoreRequestError,
-  StoreUnavailableError,
-} from "./online/errors.js";
-export { createOnlineStore, type OnlineStoreConfig } from "./online/index.js";
-export { MemoryOnlineStore, type MemoryOnlineStoreConfig } from "./online/memory.js";
-export { RedisOnlineStore, type RedisOnlineStoreConfig } from "./online/redis.js";
-export type {
-  EntityTiles,
-  FreshnessWrite,
-  OffsetWrite,
-  OnlineStore,
-  OnlineView,
-  StoredTile,
-  TileWrite,
-  WriteBatch,
-} from "./online/types.js";
-// ── end online ───────────────────────────────────────────────────────────────────────────────
