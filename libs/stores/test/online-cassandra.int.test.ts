@@ -10,15 +10,21 @@ const keyspace = `test_online_${Date.now().toString(36)}_${randomBytes(3).toStri
 
 onlineStoreContract("cassandra", {
   open: () => createOnlineStore({ kind: "cassandra", ...cassandraContactPoint(), keyspace }),
-  unreachable: (timeoutMs, port) =>
-    createOnlineStore({
-      kind: "cassandra",
-      contactPoints: [`127.0.0.1:${port}`],
-      localDataCenter: cassandraContactPoint().localDataCenter,
-      keyspace,
-      timeoutMs,
-      schemaTimeoutMs: timeoutMs,
-    }),
+  remote: {
+    get upstream() {
+      const [host = "127.0.0.1", port = "9042"] = (cassandraContactPoint().contactPoints[0] ?? "").split(":");
+      return { host, port: Number(port) };
+    },
+    at: (port, timeoutMs) =>
+      createOnlineStore({
+        kind: "cassandra",
+        contactPoints: [`127.0.0.1:${port}`],
+        localDataCenter: cassandraContactPoint().localDataCenter,
+        keyspace,
+        timeoutMs,
+        schemaTimeoutMs: timeoutMs,
+      }),
+  },
 });
 
 describe("cassandra online store: layout and flush", () => {
@@ -42,7 +48,9 @@ describe("cassandra online store: layout and flush", () => {
       "SELECT table_name, default_time_to_live, comment FROM system_schema.tables WHERE keyspace_name = ?",
       [keyspace],
     );
-    const clicks = tables.rows.find((row) => String(row.get("comment")).includes("view clicks version abc123"));
+    const clicks = tables.rows.find((row) =>
+      String(row.get("comment")).includes("view clicks version abc123"),
+    );
     expect(clicks?.get("table_name")).toMatch(/^tiles_clicks_[0-9a-f]{10}$/);
     expect(clicks?.get("default_time_to_live")).toBe(3601);
   });
@@ -51,7 +59,16 @@ describe("cassandra online store: layout and flush", () => {
     const now = Date.now();
     const tileStart = now - 3_000_000; // 600 s of retention left
     await store.writeBatch({
-      tiles: [{ view: "clicks", version: "abc123", entity: "ttl", aggregation: "count", tileStart, state: new Uint8Array([1]) }],
+      tiles: [
+        {
+          view: "clicks",
+          version: "abc123",
+          entity: "ttl",
+          aggregation: "count",
+          tileStart,
+          state: new Uint8Array([1]),
+        },
+      ],
       freshness: [],
       offsets: [],
     });
@@ -59,8 +76,12 @@ describe("cassandra online store: layout and flush", () => {
       "SELECT table_name, comment FROM system_schema.tables WHERE keyspace_name = ?",
       [keyspace],
     );
-    const table = tables.rows.find((row) => String(row.get("comment")).includes("view clicks"))?.get("table_name");
-    const row = await client.execute(`SELECT TTL(state) AS ttl FROM ${keyspace}.${table} WHERE entity = 'ttl'`);
+    const table = tables.rows
+      .find((row) => String(row.get("comment")).includes("view clicks"))
+      ?.get("table_name");
+    const row = await client.execute(
+      `SELECT TTL(state) AS ttl FROM ${keyspace}.${table} WHERE entity = 'ttl'`,
+    );
     const ttl = row.first().get("ttl") as number;
     expect(ttl).toBeGreaterThanOrEqual(599);
     expect(ttl).toBeLessThanOrEqual(602);

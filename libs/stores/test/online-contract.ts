@@ -3,7 +3,7 @@
  * own view names and consumer groups, so backends may share one server across tests and runs.
  */
 import { randomBytes } from "node:crypto";
-import { type AddressInfo, createServer, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type EntityTiles,
@@ -18,8 +18,13 @@ import {
 export interface ContractTarget {
   /** A store on the backend under test. */
   open(): OnlineStore;
-  /** The same backend pointed at 127.0.0.1:port, with every timeout set to timeoutMs; absent for in-process backends. */
-  unreachable?(timeoutMs: number, port: number): OnlineStore;
+  /** For a networked backend: what the suite needs to take the server away. */
+  remote?: {
+    /** Where the real server listens, for a proxy the suite can cut and restore. */
+    upstream: { host: string; port: number };
+    /** A store that connects to 127.0.0.1:port only, with every timeout set to timeoutMs. */
+    at(port: number, timeoutMs: number): OnlineStore;
+  };
 }
 
 const HOUR = 3_600_000;
@@ -373,33 +378,30 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       await expect(closing.readTiles(v.name, v.version, ["e"], 0)).rejects.toBeInstanceOf(OnlineStoreError);
     });
 
-    if (target.unreachable) {
-      const unreachable = target.unreachable;
+    if (target.remote) {
+      const remote = target.remote;
       const timeoutMs = 500;
-      const expectUnavailable = async (port: number) => {
-        const down = unreachable(timeoutMs, port);
+      const offsetOnly = (offset: number) => ({
+        tiles: [],
+        freshness: [],
+        offsets: [{ consumerGroup: "g", topic: "t", partition: 0, offset }],
+      });
+      const expectUnavailable = async (name: string, call: () => Promise<unknown>) => {
+        const started = Date.now();
+        const error = await call().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        expect(error, name).toBeInstanceOf(StoreUnavailableError);
+        expect((error as StoreUnavailableError).retriable, name).toBe(true);
+        expect(Date.now() - started, name).toBeLessThan(timeoutMs + 500);
+      };
+      const expectAllUnavailable = async (port: number) => {
+        const down = remote.at(port, timeoutMs);
         try {
-          const v = view();
-          const offsetOnly = {
-            tiles: [],
-            freshness: [],
-            offsets: [{ consumerGroup: "g", topic: "t", partition: 0, offset: 1 }],
-          };
-          const calls: [string, () => Promise<unknown>][] = [
-            ["applyView", () => down.applyView(v)],
-            ["readOffsets", () => down.readOffsets("g", "t")],
-            ["writeBatch", () => down.writeBatch(offsetOnly)],
-          ];
-          for (const [name, call] of calls) {
-            const started = Date.now();
-            const error = await call().then(
-              () => undefined,
-              (err: unknown) => err,
-            );
-            expect(error, name).toBeInstanceOf(StoreUnavailableError);
-            expect((error as StoreUnavailableError).retriable, name).toBe(true);
-            expect(Date.now() - started, name).toBeLessThan(timeoutMs + 500);
-          }
+          await expectUnavailable("applyView", () => down.applyView(view()));
+          await expectUnavailable("readOffsets", () => down.readOffsets("g", "t"));
+          await expectUnavailable("writeBatch", () => down.writeBatch(offsetOnly(1)));
         } finally {
           await down.close();
         }
@@ -407,23 +409,108 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
 
       it("fails with a retriable StoreUnavailableError when nothing listens", async () => {
         const closed = createServer();
-        await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
-        const { port } = closed.address() as AddressInfo;
+        const port = await listen(closed);
         await new Promise((resolve) => closed.close(resolve));
-        await expectUnavailable(port);
+        await expectAllUnavailable(port);
       });
 
       it("fails within its timeout when the server accepts but never answers", async () => {
         const sockets: Socket[] = [];
         const silent = createServer((socket) => sockets.push(socket));
-        await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+        const port = await listen(silent);
         try {
-          await expectUnavailable((silent.address() as AddressInfo).port);
+          await expectAllUnavailable(port);
         } finally {
           for (const socket of sockets) socket.destroy();
           await new Promise((resolve) => silent.close(resolve));
         }
       });
+
+      it("fails fast while the server is gone and recovers by itself when it is back", async () => {
+        const proxy = new CuttableProxy(remote.upstream);
+        const port = await proxy.up();
+        const through = remote.at(port, timeoutMs);
+        const group = unique("g");
+        const v = view();
+        const t = minuteAgo(1);
+        const flush = (offset: number) =>
+          through.writeBatch({
+            tiles: [tile(v, "e", "count", t, state(offset))],
+            freshness: [],
+            offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset }],
+          });
+        // The caller retries on StoreUnavailableError, as the processor and the feature server will;
+        // the first connection may take longer than one call's timeout.
+        const retrying = async (call: () => Promise<void>) => {
+          const deadline = Date.now() + 15_000;
+          for (;;) {
+            try {
+              return await call();
+            } catch (err) {
+              expect(err).toBeInstanceOf(StoreUnavailableError);
+              if (Date.now() > deadline) throw err;
+              await sleep(200);
+            }
+          }
+        };
+        try {
+          await retrying(() => through.applyView(v));
+          await retrying(() => flush(1));
+          await proxy.down();
+          await expectUnavailable("readOffsets", () => through.readOffsets(group, "t"));
+          await expectUnavailable("readTiles", () => through.readTiles(v.name, v.version, ["e"], t));
+          await expectUnavailable("writeBatch", () => flush(2));
+          await proxy.up(port);
+          await retrying(() => flush(3));
+          expect(await through.readOffsets(group, "t")).toEqual(new Map([[0, 3]]));
+          const read = await through.readTiles(v.name, v.version, ["e"], t);
+          expect(plain(read.get("e"))?.tiles).toEqual([{ aggregation: "count", tileStart: t, state: [3] }]);
+        } finally {
+          await through.close();
+          await proxy.down();
+        }
+      });
     }
   });
+}
+
+function listen(server: Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** A TCP proxy to the real server that can drop every connection and stop listening, then come back on the same port. */
+class CuttableProxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly upstream: { host: string; port: number }) {}
+
+  up(port = 0): Promise<number> {
+    const server = createServer((client) => {
+      const upstream = connect(this.upstream.port, this.upstream.host);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on("close", () => this.sockets.delete(socket));
+        socket.on("error", () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    this.server = server;
+    return listen(server, port);
+  }
+
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    const closed = new Promise((resolve) => server.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
 }

@@ -8,8 +8,19 @@ const keyPrefix = `${uniqueName("test-online")}:`;
 
 onlineStoreContract("redis", {
   open: () => createOnlineStore({ kind: "redis", url: services().REDIS_URL, keyPrefix }),
-  unreachable: (timeoutMs, port) =>
-    createOnlineStore({ kind: "redis", url: `redis://127.0.0.1:${port}`, keyPrefix, timeoutMs }),
+  remote: {
+    get upstream() {
+      const url = new URL(services().REDIS_URL);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    },
+    at: (port, timeoutMs) => {
+      // Same credentials and database as the real server, another address.
+      const url = new URL(services().REDIS_URL);
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      return createOnlineStore({ kind: "redis", url: url.toString(), keyPrefix, timeoutMs });
+    },
+  },
 });
 
 describe("redis online store: layout and flush", () => {
