@@ -1,0 +1,3 @@
+export { ConfigError, envName, type JsonSchema, type LoadConfigOptions, loadConfig } from "./config.js";
+export { createLogger, type Logger, onShutdown } from "./lifecycle.js";
+export { type OpsOptions, type OpsServer, opsRoutes, type Readiness, startOpsServer } from "./ops.js";

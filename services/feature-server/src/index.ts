@@ -1,0 +1,2 @@
+// Public entry points of this service; its issue fills them in.
+export {};
