@@ -123,7 +123,7 @@ export function smirnovSf(n: number, x: number): number {
   if (x === 1) return 0;
   if (n === 1) return 1 - x;
   const nx = n * x;
-  if (nx <= 1) return 1 - x * (1 + x) ** (n - 1); // only the v = 0 term lies below the line
+  if (nx <= 1) return 1 - x * (1 + x) ** (n - 1); // closed form of the sum for x ≤ 1/n
   if (-2 * n * x * x < MIN_LOG) return 0;
   if (nx >= n - 1) return (1 - x) ** n;
   if (n > 1_000_000) return Math.exp(-((6 * nx + 1) ** 2) / 18 / n);
