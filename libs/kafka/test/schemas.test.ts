@@ -20,6 +20,7 @@ describe("Avro schemas", () => {
         "label.avsc",
         "payment_transaction.avsc",
         "prediction.avsc",
+        "served_features.avsc",
       ].sort(),
     );
   });
