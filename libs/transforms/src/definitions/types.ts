@@ -56,6 +56,12 @@ export interface ViewSpec {
   derive?: DeriveSpec[];
   filter?: FilterSpec;
   features: FeatureSpec[];
+  /**
+   * On-demand features: computed by the feature server at request time from this view's finalised
+   * features (by name) and the request's `context` map; a CEL expression (`expr`) or a pure
+   * TypeScript function (`fn`) of that row. Not stored, so not part of the view version.
+   */
+  onDemand?: DeriveSpec[];
 }
 
 export interface DefinitionsSpec {
@@ -100,6 +106,8 @@ export interface View {
   derive: Derive[];
   filter?: Derive;
   features: Feature[];
+  /** On-demand features (see ViewSpec.onDemand); absent when the view has none. */
+  onDemand?: Derive[];
   /** State TTL: the largest window plus its hop. Older tiles are dropped; older events are late. */
   retentionMs: number;
 }

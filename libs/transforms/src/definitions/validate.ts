@@ -20,7 +20,7 @@ export class DefinitionError extends Error {
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SOURCE_KEYS = ["name", "topic", "entity", "timestamp", "schema", "offset"];
-const VIEW_KEYS = ["name", "source", "derive", "filter", "features"];
+const VIEW_KEYS = ["name", "source", "derive", "filter", "features", "onDemand"];
 const FEATURE_KEYS = ["name", "op", "column", "window", "hop", "k", "quantile"];
 
 type Obj = Record<string, unknown>;
@@ -207,6 +207,24 @@ export function validateDefinitions(input: unknown): Definitions {
       if (fName && OPS.includes(op) && windowMs && hopMs) features.push(feature as Feature);
     });
 
+    // On-demand features share the view's namespace: `view:name` must name one thing.
+    const onDemand: Derive[] = [];
+    list(raw, "onDemand", path, false).forEach((d, j) => {
+      const dPath = `${path}.onDemand[${j}]`;
+      if (!isObject(d)) {
+        fail(dPath, "must be a mapping with name and expr (or fn)");
+        return;
+      }
+      unknownKeys(d, ["name", "expr", "fn"], dPath);
+      const dName = name(d, dPath);
+      if (dName && featureNames.has(dName))
+        fail(`${dPath}.name`, `duplicate feature "${dName}" in this view`);
+      if (dName) featureNames.add(dName);
+      const body = d.fn ?? d.expr;
+      const compiled = rowFunction(body, `${dPath}.${d.fn !== undefined ? "fn" : "expr"}`, dName ?? "");
+      if (dName && compiled) onDemand.push(compiled);
+    });
+
     if (viewName && source && features.length === rawFeatures.length && features.length > 0) {
       const view: View = {
         name: viewName,
@@ -217,6 +235,7 @@ export function validateDefinitions(input: unknown): Definitions {
         retentionMs: Math.max(...features.map((f) => f.windowMs + f.hopMs)),
       };
       if (filter) view.filter = filter;
+      if (onDemand.length > 0) view.onDemand = onDemand;
       views.push(view);
     }
   });
