@@ -23,6 +23,7 @@ export {
   TesseraKafkaError,
   UnknownTopicError,
 } from "./errors.js";
+export { MemoryBroker, murmur2, partitionForKey } from "./memory.js";
 export { type KafkaMetrics, kafkaMetrics } from "./metrics.js";
 export { type ProducerOptions, type PublishOptions, TesseraProducer } from "./producer.js";
 export {

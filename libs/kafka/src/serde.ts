@@ -5,8 +5,10 @@
 import {
   AvroDeserializer,
   AvroSerializer,
+  type Client,
   JsonDeserializer,
   JsonSerializer,
+  MockClient,
   SchemaRegistryClient,
   SerdeType,
 } from "@confluentinc/schemaregistry";
@@ -35,22 +37,35 @@ function status(error: unknown): number | undefined {
 }
 
 export class SchemaRegistry {
-  readonly client: SchemaRegistryClient;
+  readonly client: Client;
 
-  constructor(readonly url: string = registryUrlFromEnv()) {
-    this.client = new SchemaRegistryClient({
-      baseURLs: [url],
-      maxRetries: 2,
-      retriesWaitMs: 200,
-      retriesMaxWaitMs: 1000,
-      createAxiosDefaults: { timeout: 5000 },
-    });
+  constructor(
+    readonly url: string = registryUrlFromEnv(),
+    client?: Client,
+  ) {
+    this.client =
+      client ??
+      new SchemaRegistryClient({
+        baseURLs: [url],
+        maxRetries: 2,
+        retriesWaitMs: 200,
+        retriesMaxWaitMs: 1000,
+        createAxiosDefaults: { timeout: 5000 },
+      });
+  }
+
+  /** A registry that lives in this process: for the embedded demo and unit tests. */
+  static inMemory(): SchemaRegistry {
+    return new SchemaRegistry(
+      "memory://schema-registry",
+      new MockClient({ baseURLs: ["memory://schema-registry"] }),
+    );
   }
 
   async register(subject: string, schema: string | object, type: SchemaType = "AVRO"): Promise<number> {
     const text = typeof schema === "string" ? schema : JSON.stringify(schema);
     try {
-      return await this.client.register(subject, { schema: text, schemaType: type });
+      return await this.client.register(subject, { schema: text, schemaType: type }, false);
     } catch (error) {
       const hint = status(error) === 409 ? " (incompatible with the registered versions)" : "";
       throw new SchemaRegistryError(

@@ -1,0 +1,130 @@
+/**
+ * What Tessera relies on from Kafka, as one suite: run against a real broker (integration) and
+ * against the in-memory MemoryBroker (unit), so the demo's bus behaves like the real one.
+ */
+import type { Kafka } from "kafkajs";
+import { describe, expect, it } from "vitest";
+import { ensureTopics, partitionForKey } from "../../libs/kafka/src/index.js";
+
+type Received = { partition: number; offset: string; key: string; value: string };
+
+async function consumeUntil(
+  kafka: Kafka,
+  options: {
+    topic: string;
+    groupId: string;
+    count: number;
+    onJoin?: (consumer: ReturnType<Kafka["consumer"]>) => void;
+  },
+): Promise<Received[]> {
+  const consumer = kafka.consumer({ groupId: options.groupId });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [options.topic], fromBeginning: true });
+  if (options.onJoin) consumer.on(consumer.events.GROUP_JOIN, () => options.onJoin!(consumer));
+  const received: Received[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`only ${received.length}/${options.count} received`)),
+      30_000,
+    );
+    void consumer.run({
+      eachBatch: async ({ batch, resolveOffset }) => {
+        for (const m of batch.messages) {
+          received.push({
+            partition: batch.partition,
+            offset: m.offset,
+            key: String(m.key),
+            value: String(m.value),
+          });
+          resolveOffset(m.offset);
+        }
+        if (received.length >= options.count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return received;
+}
+
+export function busContract(name: string, makeKafka: () => Kafka, unique: (prefix: string) => string): void {
+  describe(`bus contract: ${name}`, () => {
+    it("creates topics idempotently and refuses to produce to a missing one", async () => {
+      const kafka = makeKafka();
+      const topic = unique("contract-admin");
+      expect((await ensureTopics(kafka, [{ topic, partitions: 3 }])).created).toEqual([topic]);
+      expect((await ensureTopics(kafka, [{ topic, partitions: 3 }])).created).toEqual([]);
+      const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 1 } });
+      await producer.connect();
+      await expect(producer.send({ topic: unique("missing"), messages: [{ value: "x" }] })).rejects.toThrow();
+      await producer.disconnect();
+    });
+
+    it("places keys on Kafka's murmur2 partition and keeps per-partition order", async () => {
+      const kafka = makeKafka();
+      const topic = unique("contract-keys");
+      await ensureTopics(kafka, [{ topic, partitions: 4 }]);
+      const producer = kafka.producer();
+      await producer.connect();
+      const keys = Array.from({ length: 40 }, (_, i) => `card-${i % 10}`);
+      await producer.send({ topic, messages: keys.map((key, i) => ({ key, value: String(i) })) });
+      await producer.disconnect();
+
+      const received = await consumeUntil(kafka, {
+        topic,
+        groupId: unique("contract-keys-g"),
+        count: keys.length,
+      });
+      for (const r of received) expect(r.partition).toBe(partitionForKey(r.key, 4));
+      for (let p = 0; p < 4; p++) {
+        const mine = received.filter((r) => r.partition === p);
+        expect(mine.map((r) => Number(r.offset))).toEqual(mine.map((_, i) => i));
+        const values = mine.map((r) => Number(r.value));
+        expect(values).toEqual([...values].sort((a, b) => a - b));
+      }
+    });
+
+    it("resumes a group after its committed offset", async () => {
+      const kafka = makeKafka();
+      const topic = unique("contract-commit");
+      const groupId = unique("contract-commit-g");
+      await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+      const producer = kafka.producer();
+      await producer.connect();
+      await producer.send({ topic, messages: ["a", "b", "c"].map((value) => ({ value })) });
+      const first = await consumeUntil(kafka, { topic, groupId, count: 3 });
+      expect(first.map((r) => r.value)).toEqual(["a", "b", "c"]);
+      await producer.send({ topic, messages: ["d", "e"].map((value) => ({ value })) });
+      await producer.disconnect();
+      const second = await consumeUntil(kafka, { topic, groupId, count: 2 });
+      expect(second.map((r) => `${r.value}@${r.offset}`)).toEqual(["d@3", "e@4"]);
+
+      const admin = kafka.admin();
+      await admin.connect();
+      const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const [high] = await admin.fetchTopicOffsets(topic);
+      await admin.disconnect();
+      expect(offsets!.partitions[0]!.offset).toBe("5");
+      expect(high!.high).toBe("5");
+    });
+
+    it("seeks on join: delivery starts at the sought offset", async () => {
+      const kafka = makeKafka();
+      const topic = unique("contract-seek");
+      await ensureTopics(kafka, [{ topic, partitions: 1 }]);
+      const producer = kafka.producer();
+      await producer.connect();
+      await producer.send({ topic, messages: ["0", "1", "2", "3"].map((value) => ({ value })) });
+      await producer.disconnect();
+      const received = await consumeUntil(kafka, {
+        topic,
+        groupId: unique("contract-seek-g"),
+        count: 2,
+        onJoin: (consumer) => consumer.seek({ topic, partition: 0, offset: "2" }),
+      });
+      expect(received.map((r) => r.value)).toEqual(["2", "3"]);
+    });
+  });
+}
