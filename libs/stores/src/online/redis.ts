@@ -1,5 +1,13 @@
 import { Redis, ReplyError, type Result } from "ioredis";
-import { bytes, sortTiles, tileAlive, ViewRegistry, validateBatch, validateRange } from "./common.js";
+import {
+  bytes,
+  sortTiles,
+  tileAlive,
+  ViewRegistry,
+  validateBatch,
+  validateRange,
+  viewKey,
+} from "./common.js";
 import { OnlineStoreError, StoreRequestError, StoreUnavailableError, withTimeout } from "./errors.js";
 import type { EntityTiles, OnlineStore, OnlineView, WriteBatch } from "./types.js";
 
@@ -44,13 +52,17 @@ for i = 1, n do
   a = a + 3
   local oldest = tonumber(redis.call('HGET', key, 'm'))
   local newest = nil
+  local fv = {}
   for _ = 1, count do
     local start = tonumber(ARGV[a + 1])
-    redis.call('HSET', key, ARGV[a], ARGV[a + 2])
+    fv[#fv + 1] = ARGV[a]
+    fv[#fv + 1] = ARGV[a + 2]
+    if #fv == 1000 then redis.call('HSET', key, unpack(fv)); fv = {} end
     if not oldest or start < oldest then oldest = start end
     if not newest or start > newest then newest = start end
     a = a + 3
   end
+  if #fv > 0 then redis.call('HSET', key, unpack(fv)) end
   if fresh ~= '' then redis.call('HSET', key, 'f', fresh) end
   -- A tile is alive while start + retention > now: drop the expired ones, find the new oldest.
   if oldest and oldest + retention <= now then
@@ -158,13 +170,18 @@ export class RedisOnlineStore implements OnlineStore {
   async writeBatch(batch: WriteBatch): Promise<void> {
     validateBatch("redis", this.views, batch);
     const now = Date.now();
-    const hashes = new Map<string, { retentionMs: number; fresh: string; tiles: (string | Buffer)[] }>();
+    // Grouped by a cheap composite first; the (URI-encoded) key is built once per entity.
+    const hashes = new Map<
+      string,
+      { key: string; retentionMs: number; fresh: string; tiles: (string | Buffer)[] }
+    >();
     const hash = (view: string, version: string, entity: string) => {
-      const key = tileKey(this.prefix, view, version, entity);
-      let found = hashes.get(key);
+      const id = `${viewKey(view, version)}\u0000${entity}`;
+      let found = hashes.get(id);
       if (!found) {
-        found = { retentionMs: this.views.get(view, version).retentionMs, fresh: "", tiles: [] };
-        hashes.set(key, found);
+        const { retentionMs } = this.views.get(view, version);
+        found = { key: tileKey(this.prefix, view, version, entity), retentionMs, fresh: "", tiles: [] };
+        hashes.set(id, found);
       }
       return found;
     };
@@ -189,7 +206,7 @@ export class RedisOnlineStore implements OnlineStore {
       pairs.push(String(o.partition), String(o.offset));
     }
 
-    const keys = [...hashes.keys(), ...offsets.keys()];
+    const keys = [...[...hashes.values()].map((h) => h.key), ...offsets.keys()];
     if (keys.length === 0) return;
     const args: (string | Buffer)[] = [String(now), String(hashes.size)];
     for (const h of hashes.values())
@@ -211,15 +228,21 @@ export class RedisOnlineStore implements OnlineStore {
     if (entities.length === 0) return result;
     const replies = await this.call("readTiles", async () => {
       const pipeline = this.redis.pipeline();
-      for (const entity of entities) pipeline.hgetallBuffer(tileKey(this.prefix, view, version, entity));
+      // HGETALL as a flat [field, value, …] array of Buffers: about twice as fast to decode as
+      // ioredis' object-building hgetallBuffer on 140-field hashes.
+      for (const entity of entities)
+        pipeline.callBuffer("HGETALL", tileKey(this.prefix, view, version, entity));
       return (await pipeline.exec()) ?? [];
     });
     const now = Date.now();
     entities.forEach((entity, i) => {
-      const [err, hash] = replies[i] ?? [new Error("no reply"), null];
+      const [err, reply] = replies[i] ?? [new Error("no reply"), null];
       if (err) throw translate(err, "readTiles");
+      const flat = reply as Buffer[];
       const out: EntityTiles = { tiles: [], newestEventTime: null };
-      for (const [field, value] of Object.entries(hash as Record<string, Buffer>)) {
+      for (let j = 0; j < flat.length; j += 2) {
+        const field = flat[j]!.toString();
+        const value = flat[j + 1]!;
         const sep = field.lastIndexOf("|");
         if (sep < 0) {
           if (field === FRESHNESS) {
