@@ -37,6 +37,8 @@ export interface ConsumerLoopOptions {
   consumerConfig?: Partial<ConsumerConfig>;
   /** Leave false to commit only what your handler resolved and committed (exactly-once-effect services). */
   autoCommit?: boolean;
+  /** Partitions whose batches are handled at the same time (kafkajs default 1). */
+  partitionsConsumedConcurrently?: number;
   metricsRegistry?: Registry;
 }
 
@@ -94,6 +96,7 @@ export class ConsumerLoop {
     await this.consumer.run({
       autoCommit: this.options.autoCommit ?? true,
       eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 1,
       eachBatch: (payload) => this.runBatch(payload),
     });
   }
