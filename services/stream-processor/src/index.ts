@@ -1,2 +1,12 @@
-// Public entry points of this service; its issue fills them in.
-export {};
+export { type DeadReason, RegistryUnavailableError } from "./codec.js";
+export {
+  ConfigError,
+  configSchema,
+  ENV_PREFIX,
+  loadProcessorConfig,
+  type ProcessorConfig,
+  storeConfig,
+} from "./config.js";
+export { DefinitionsLoadError, loadDefinitions, selectViews } from "./definitions.js";
+export { type Processor, type ProcessorDeps, startProcessor } from "./processor.js";
+export { PENDING } from "./state.js";

@@ -1,0 +1,185 @@
+/**
+ * The processor's configuration: a YAML/JSON file plus TESSERA_PROCESSOR_* variables, validated
+ * at start (libs/runtime). Connection settings default to the usual environment variables.
+ */
+import { ConfigError, type JsonSchema, loadConfig } from "@tessera/runtime";
+import type { OnlineStoreConfig } from "@tessera/stores";
+
+export interface ProcessorConfig {
+  /** Consumer group suffix: the group id is `tessera-processor-<name>`. */
+  name: string;
+  /** Feature definitions file (.yaml, .yml, .json, .ts, .js, .mjs). */
+  definitions: string;
+  /** Views to run (default: every view in the definitions). */
+  views: string[];
+  kafka: { brokers: string[]; schemaRegistryUrl: string; clientId: string };
+  store: {
+    kind: "redis" | "cassandra" | "memory";
+    redisUrl: string;
+    cassandraContactPoints: string[];
+    cassandraLocalDc: string;
+    keyspace: string;
+    keyPrefix: string;
+    timeoutMs: number;
+  };
+  topics: { deadLetter: string; features: string };
+  /** Publish FeatureUpdate records after each flush (drift workers read them). */
+  publishFeatures: boolean;
+  flush: { maxEvents: number; maxDelayMs: number };
+  /** How far ahead of the processing clock an event may be stamped before it is "future". */
+  maxSkewMs: number;
+  /** Entity keys longer than this (UTF-16 units) are dead-lettered: a hostile key must not reach the store. */
+  maxEntityKeyLength: number;
+  memory: { maxEntities: number };
+  /** Partitions handled at the same time (store round trips overlap). */
+  concurrency: number;
+  /** Ready when every assigned partition is within this many records of its end. */
+  readyMaxLag: number;
+  ops: { host: string; port: number };
+  fromBeginning: boolean;
+}
+
+const env = process.env;
+const list = (value: string | undefined) => (value ? value.split(",").map((s) => s.trim()) : undefined);
+
+/** The JSON Schema of the config; defaults come from the environment the process was started in. */
+export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
+  const str = (description: string, dflt?: string): JsonSchema =>
+    dflt === undefined
+      ? { type: "string", minLength: 1, description }
+      : { type: "string", description, default: dflt };
+  const int = (description: string, dflt: number, minimum = 1): JsonSchema => ({
+    type: "integer",
+    minimum,
+    default: dflt,
+    description,
+  });
+  const strings = (description: string, dflt?: string[]): JsonSchema => ({
+    type: "array",
+    items: { type: "string", minLength: 1 },
+    description,
+    ...(dflt ? { default: dflt } : {}),
+  });
+  return {
+    type: "object",
+    additionalProperties: false,
+    required: ["name", "definitions"],
+    properties: {
+      name: { type: "string", pattern: "^[A-Za-z0-9._-]+$", description: "consumer group suffix" },
+      definitions: str("feature definitions file"),
+      views: strings("views to run (empty: all)", []),
+      kafka: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: {
+          brokers: strings(
+            "Kafka brokers host:port",
+            list(environment["KAFKA_BROKERS"]) ?? ["127.0.0.1:9092"],
+          ),
+          schemaRegistryUrl: str(
+            "schema registry URL",
+            environment["SCHEMA_REGISTRY_URL"] ?? "http://127.0.0.1:8081",
+          ),
+          clientId: str("Kafka client id", "tessera-processor"),
+        },
+      },
+      store: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: {
+          kind: { type: "string", enum: ["redis", "cassandra", "memory"], default: "redis" },
+          redisUrl: str("Redis URL", environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"),
+          cassandraContactPoints: strings(
+            "Cassandra contact points",
+            list(environment["CASSANDRA_CONTACT_POINTS"]) ?? ["127.0.0.1:9042"],
+          ),
+          cassandraLocalDc: str(
+            "Cassandra local data centre",
+            environment["CASSANDRA_LOCAL_DC"] ?? "datacenter1",
+          ),
+          keyspace: str("Cassandra keyspace", "tessera"),
+          keyPrefix: str("Redis key prefix", "tessera:"),
+          timeoutMs: int("store call timeout", 2000),
+        },
+      },
+      topics: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: {
+          deadLetter: str("dead-letter topic", "tessera.dead-letter"),
+          features: str("FeatureUpdate topic", "tessera.features"),
+        },
+      },
+      publishFeatures: { type: "boolean", default: true },
+      flush: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: {
+          maxEvents: int("flush after this many applied events", 5000),
+          maxDelayMs: int("flush at least this often while events arrive (ms)", 200),
+        },
+      },
+      maxSkewMs: int("allowed future skew (ms)", 5 * 60_000, 0),
+      maxEntityKeyLength: int("longest entity key accepted", 1024),
+      memory: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: { maxEntities: int("entities held in memory (all partitions and views)", 200_000) },
+      },
+      concurrency: int("partitions processed concurrently", 2),
+      readyMaxLag: int("ready when lag is at most this many records", 10_000, 0),
+      ops: {
+        type: "object",
+        additionalProperties: false,
+        default: {},
+        properties: {
+          host: str("ops server bind address", "127.0.0.1"),
+          port: int("ops server port (0: any free port)", 9101, 0),
+        },
+      },
+      fromBeginning: { type: "boolean", default: true },
+    },
+  };
+}
+
+export const ENV_PREFIX = "TESSERA_PROCESSOR";
+
+/** Load and validate: file (optional) < environment < overrides. Throws ConfigError naming each bad field. */
+export function loadProcessorConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {},
+): ProcessorConfig {
+  const environment = options.env ?? env;
+  return loadConfig<ProcessorConfig>({
+    schema: configSchema(environment),
+    envPrefix: ENV_PREFIX,
+    file: options.file,
+    env: environment,
+    overrides: options.overrides,
+  });
+}
+
+/** The store config libs/stores takes. */
+export function storeConfig(config: ProcessorConfig): OnlineStoreConfig {
+  const s = config.store;
+  switch (s.kind) {
+    case "redis":
+      return { kind: "redis", url: s.redisUrl, keyPrefix: s.keyPrefix, timeoutMs: s.timeoutMs };
+    case "cassandra":
+      return {
+        kind: "cassandra",
+        contactPoints: s.cassandraContactPoints,
+        localDataCenter: s.cassandraLocalDc,
+        keyspace: s.keyspace,
+        timeoutMs: s.timeoutMs,
+      };
+    case "memory":
+      return { kind: "memory" };
+  }
+}
+
+export { ConfigError };
