@@ -173,6 +173,34 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       }
     });
 
+    it("never shows a reader half of an entity's flush", async () => {
+      const v = view();
+      await store.applyView(v);
+      const starts = [minuteAgo(2), minuteAgo(1)];
+      const aggregations = ["a", "b", "c", "d", "e"];
+      let writing = true;
+      const writer = (async () => {
+        for (let i = 1; i <= 30; i++) {
+          await store.writeBatch({
+            tiles: starts.flatMap((s) => aggregations.map((a) => tile(v, "e", a, s, state(i)))),
+            freshness: [{ view: v.name, version: v.version, entity: "e", eventTime: i }],
+            offsets: [],
+          });
+        }
+        writing = false;
+      })();
+      const seen = new Set<string>();
+      while (writing) {
+        const e = (await store.readTiles(v.name, v.version, ["e"], 0)).get("e")!;
+        const values = new Set([e.newestEventTime ?? 0, ...e.tiles.map((t) => t.state[0])]);
+        seen.add(`${e.tiles.length}:${[...values].join(",")}`);
+      }
+      await writer;
+      // Every read saw nothing, or all ten tiles and the freshness of one and the same flush.
+      for (const read of seen) expect(read).toMatch(/^(0:0|10:\d+)$/);
+      expect([...seen].some((read) => read.startsWith("10:"))).toBe(true);
+    });
+
     it("writes nothing of a batch that fails", async () => {
       const good = view();
       await store.applyView(good);
