@@ -1,2 +1,277 @@
-// Public entry points of this service; its issue fills them in.
-export {};
+/**
+ * @tessera/feature-server: `startFeatureServer(config, deps)` runs the HTTP and gRPC servers in the
+ * calling process (main.ts for the real service; the embedded demo with a memory store).
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import jwt from "@fastify/jwt";
+import { TesseraProducer } from "@tessera/kafka";
+import { createLogger, type Logger } from "@tessera/runtime";
+import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
+import type { Definitions } from "@tessera/transforms";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from "fastify";
+import { collectDefaultMetrics, Registry } from "prom-client";
+import { type ApiKeyEntry, Authenticator, readKeysFile } from "./auth.js";
+import { Catalog } from "./catalog.js";
+import type { FeatureServerConfig } from "./config.js";
+import { loadDefinitions } from "./definitions.js";
+import { FeatureLogger, type FeatureLogSink, type ServedFeaturesRecord } from "./feature-log.js";
+import { type GrpcServer, startGrpc } from "./grpc.js";
+import { buildHttp } from "./http.js";
+import { serverMetrics } from "./metrics.js";
+import { FeatureService } from "./serve.js";
+
+export { type ApiKeyEntry, hashKey, readKeysFile } from "./auth.js";
+export { Catalog } from "./catalog.js";
+export {
+  configSchema,
+  type FeatureServerConfig,
+  featureServerConfig,
+  loadFeatureServerConfig,
+} from "./config.js";
+export { loadDefinitions } from "./definitions.js";
+export { ServeError, type ServeErrorKind } from "./errors.js";
+export type { FeatureLogSink, ServedFeaturesRecord } from "./feature-log.js";
+export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
+export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";
+
+export interface FeatureServerDeps {
+  /** The online store; default: from config.store and REDIS_URL / CASSANDRA_* (closed on stop). */
+  store?: OnlineStore;
+  /** Default: loaded from config.definitions. */
+  definitions?: Definitions;
+  /** API keys besides (or instead of) config.auth.keysFile. */
+  apiKeys?: ApiKeyEntry[];
+  /** Prometheus registry; default a new one with the process metrics. */
+  registry?: Registry;
+  logger?: Logger;
+  /** Where audit lines go (one per request); default the service logger. */
+  auditLog?: Logger;
+  /** Where sampled served vectors go; default the served-features topic when sampleRate > 0. */
+  featureLogSink?: FeatureLogSink;
+  /** Extra Fastify plugins (routes, pages) mounted on the HTTP server, e.g. the demo's dashboard. */
+  plugins?: FastifyPluginAsync[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface FeatureServerHandle {
+  app: FastifyInstance;
+  /** Base URL of the HTTP server. */
+  url: string;
+  /** Bound gRPC port, or null when gRPC is disabled. */
+  grpcPort: number | null;
+  registry: Registry;
+  /** Graceful: refuses new requests (503), drains in-flight ones, then closes what it opened. */
+  stop(): Promise<void>;
+}
+
+const SERVED_FEATURES_SCHEMA = fileURLToPath(
+  new URL("../../../schemas/avro/served_features.avsc", import.meta.url),
+);
+
+function storeFromEnv(config: FeatureServerConfig, env: NodeJS.ProcessEnv): OnlineStoreConfig {
+  const { store, reliability } = config;
+  const need = (name: string) => {
+    const value = env[name];
+    if (!value) throw new Error(`${name} is not set (needed by store.kind=${store.kind})`);
+    return value;
+  };
+  switch (store.kind) {
+    case "redis":
+      return {
+        kind: "redis",
+        url: need("REDIS_URL"),
+        keyPrefix: store.keyPrefix,
+        timeoutMs: reliability.storeTimeoutMs,
+      };
+    case "cassandra":
+      return {
+        kind: "cassandra",
+        contactPoints: need("CASSANDRA_CONTACT_POINTS").split(","),
+        localDataCenter: need("CASSANDRA_LOCAL_DC"),
+        keyspace: store.keyspace,
+        timeoutMs: reliability.storeTimeoutMs,
+      };
+    case "memory":
+      return { kind: "memory" };
+  }
+}
+
+/** The served-features topic through the validated producer (schema registered on first use). */
+function kafkaSink(topic: string): FeatureLogSink {
+  const producer = new TesseraProducer({
+    clientId: "tessera-feature-server",
+    schemas: { [topic]: readFileSync(SERVED_FEATURES_SCHEMA, "utf8") },
+  });
+  return {
+    send: async (records: ServedFeaturesRecord[]) => {
+      await producer.publishBatch(
+        topic,
+        records.map((value) => ({ value, key: value.entity })),
+      );
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+export async function startFeatureServer(
+  config: FeatureServerConfig,
+  deps: FeatureServerDeps = {},
+): Promise<FeatureServerHandle> {
+  const env = deps.env ?? process.env;
+  const logger = deps.logger ?? createLogger("feature-server");
+  const auditLog = deps.auditLog ?? logger;
+  const registry = deps.registry ?? new Registry();
+  if (!deps.registry) collectDefaultMetrics({ register: registry });
+  const metrics = serverMetrics(registry);
+
+  let definitions = deps.definitions;
+  if (!definitions) {
+    if (!config.definitions)
+      throw new Error("definitions: set a definitions file (or pass definitions in-process)");
+    definitions = await loadDefinitions(config.definitions);
+  }
+  const catalog = new Catalog(definitions);
+  const ownsStore = deps.store === undefined;
+  const store = deps.store ?? createOnlineStore(storeFromEnv(config, env));
+  const closeOwned: Array<() => Promise<void>> = [];
+  if (ownsStore) closeOwned.push(() => store.close());
+  try {
+    for (const view of definitions.views) {
+      await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
+    }
+
+    const { auth, limits, reliability, tls } = config;
+    const keys = [...(deps.apiKeys ?? []), ...(auth.keysFile ? readKeysFile(auth.keysFile) : [])];
+    const tlsFiles =
+      tls.certFile && tls.keyFile
+        ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+        : undefined;
+
+    const common = {
+      logger: false as const,
+      bodyLimit: config.http.bodyLimitBytes,
+      return503OnClosing: true,
+      // Strict types: no coercion ("5" is not 5), unknown fields are refused rather than dropped.
+      ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    };
+    const app = (tlsFiles
+      ? Fastify({ ...common, https: tlsFiles })
+      : Fastify(common)) as unknown as FastifyInstance;
+
+    const jwtEnabled = auth.jwtSecret !== undefined || auth.jwtPublicKeyFile !== undefined;
+    if (jwtEnabled) {
+      const secret = auth.jwtPublicKeyFile
+        ? { public: readFileSync(auth.jwtPublicKeyFile) }
+        : auth.jwtSecret!;
+      const verify: Record<string, unknown> = {};
+      if (auth.jwtIssuer) verify["allowedIss"] = auth.jwtIssuer;
+      if (auth.jwtAudience) verify["allowedAud"] = auth.jwtAudience;
+      await app.register(jwt, { secret, verify });
+    }
+    const authenticator = new Authenticator({
+      keys,
+      verifyJwt: jwtEnabled ? (token) => app.jwt.verify<Record<string, unknown>>(token) : undefined,
+      allowAnonymous: auth.allowAnonymous,
+      ratePerSecond: limits.ratePerSecond,
+      burst: limits.burst,
+    });
+    if (!auth.allowAnonymous && keys.length === 0 && !jwtEnabled) {
+      logger.warn(
+        "no API keys and no JWT configured: every request will get 401 (set auth.allowAnonymous for a local demo)",
+      );
+    }
+
+    const service = new FeatureService({
+      catalog,
+      store,
+      maxEntities: limits.maxEntities,
+      storeTimeoutMs: reliability.storeTimeoutMs,
+      breakerFailures: reliability.breakerFailures,
+      breakerCooldownMs: reliability.breakerCooldownMs,
+      fallback: reliability.fallback,
+      lastKnownEntries: reliability.lastKnownEntries,
+      retryAfterSeconds: reliability.retryAfterSeconds,
+      metrics,
+    });
+
+    let featureLog: FeatureLogger | undefined;
+    if (config.featureLog.sampleRate > 0) {
+      featureLog = new FeatureLogger({
+        sink: deps.featureLogSink ?? kafkaSink(config.featureLog.topic),
+        sampleRate: config.featureLog.sampleRate,
+        maxQueue: config.featureLog.maxQueue,
+        flushIntervalMs: config.featureLog.flushIntervalMs,
+        metrics,
+        logger,
+      });
+      closeOwned.unshift(() => featureLog!.close());
+    }
+
+    let stopping = false;
+    await buildHttp(app, {
+      config,
+      service,
+      auth: authenticator,
+      metrics,
+      registry,
+      featureLog,
+      auditLog,
+      readiness: () => ({
+        ready: !stopping,
+        detail: { stopping, storeCircuitOpen: service.breaker.open, views: catalog.views.size },
+      }),
+      plugins: deps.plugins ?? [],
+    });
+    const url = await app.listen({ host: config.http.host, port: config.http.port });
+
+    let grpcServer: GrpcServer | undefined;
+    if (config.grpc.enabled) {
+      try {
+        grpcServer = await startGrpc({
+          host: config.grpc.host,
+          port: config.grpc.port,
+          tls: tlsFiles,
+          service,
+          auth: authenticator,
+          metrics,
+          featureLog,
+          auditLog,
+          underPressure: () => (app.hasDecorator("isUnderPressure") ? app.isUnderPressure() : false),
+          retryAfterSeconds: reliability.retryAfterSeconds,
+          maxEntities: limits.maxEntities,
+        });
+      } catch (error) {
+        await app.close();
+        throw error;
+      }
+    }
+    logger.info(
+      { url, grpcPort: grpcServer?.port ?? null, views: [...catalog.views.keys()] },
+      "feature server listening",
+    );
+
+    let stopped: Promise<void> | undefined;
+    return {
+      app,
+      url,
+      grpcPort: grpcServer?.port ?? null,
+      registry,
+      stop: () => {
+        stopped ??= (async () => {
+          stopping = true;
+          const drain = reliability.drainTimeoutMs;
+          const httpClosed = app.close();
+          const timer = setTimeout(() => app.server.closeAllConnections?.(), drain);
+          await Promise.all([httpClosed, grpcServer?.stop(drain)]);
+          clearTimeout(timer);
+          for (const close of closeOwned) await close().catch((err) => logger.warn({ err }, "close failed"));
+        })();
+        return stopped;
+      },
+    };
+  } catch (error) {
+    for (const close of closeOwned) await close().catch(() => {});
+    throw error;
+  }
+}

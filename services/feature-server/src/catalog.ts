@@ -1,0 +1,120 @@
+/**
+ * The views a server serves and how a request's feature references resolve against them. A plan is
+ * pure data about the definitions, so it is cached per distinct feature list.
+ */
+import type { Definitions, Derive, View, ViewRuntime } from "@tessera/transforms";
+import { viewRuntime } from "@tessera/transforms";
+import { invalid } from "./errors.js";
+
+export interface ServedView {
+  view: View;
+  runtime: ViewRuntime;
+  /** Entity key column of the view's source (what request `entities` are keyed by). */
+  entityKey: string;
+  onDemand: Derive[];
+  /** Feature name → index into view.features. */
+  featureIndex: Map<string, number>;
+}
+
+/** One output column: a stored feature (finalised) or an on-demand feature, of one view. */
+export interface Column {
+  name: string;
+  view: number; // index into Plan.views
+  kind: "feature" | "onDemand";
+  index: number;
+}
+
+export interface EntityGroupPlan {
+  entityKey: string;
+  names: string[];
+  columns: Column[];
+}
+
+export interface Plan {
+  views: ServedView[];
+  /** Per entity key, the columns in request order ("view:*" expanded, duplicates dropped). */
+  groups: EntityGroupPlan[];
+  /** Per view (same order as `views`), whether any of its on-demand features is requested. */
+  needsOnDemand: boolean[];
+  /** For ACL errors: the first reference that named each view. */
+  firstRef: number[];
+}
+
+const PLAN_CACHE_SIZE = 1024;
+
+export class Catalog {
+  readonly views = new Map<string, ServedView>();
+  private readonly plans = new Map<string, Plan>();
+
+  constructor(definitions: Definitions) {
+    for (const view of definitions.views) {
+      this.views.set(view.name, {
+        view,
+        runtime: viewRuntime(view),
+        entityKey: view.source.entity,
+        onDemand: view.onDemand ?? [],
+        featureIndex: new Map(view.features.map((f, i) => [f.name, i])),
+      });
+    }
+  }
+
+  /** Resolves `view:feature` / `view:*` references; throws an `invalid` error naming `features[i]`. */
+  resolve(features: readonly string[]): Plan {
+    const cacheKey = features.join("\n");
+    const cached = this.plans.get(cacheKey);
+    if (cached) return cached;
+    const plan: Plan = { views: [], groups: [], needsOnDemand: [], firstRef: [] };
+    const viewSlot = new Map<string, number>();
+    const seen = new Set<string>();
+    const add = (served: ServedView, slot: number, name: string, kind: Column["kind"], index: number) => {
+      const full = `${served.view.name}:${name}`;
+      if (seen.has(full)) return;
+      seen.add(full);
+      let group = plan.groups.find((g) => g.entityKey === served.entityKey);
+      if (!group) {
+        group = { entityKey: served.entityKey, names: [], columns: [] };
+        plan.groups.push(group);
+      }
+      group.names.push(full);
+      group.columns.push({ name: full, view: slot, kind, index });
+      if (kind === "onDemand") plan.needsOnDemand[slot] = true;
+    };
+    for (const [i, ref] of features.entries()) {
+      const field = `features[${i}]`;
+      const colon = ref.indexOf(":");
+      if (colon <= 0 || colon === ref.length - 1) {
+        throw invalid(field, `${JSON.stringify(ref)} is not "view:feature" or "view:*"`);
+      }
+      const viewName = ref.slice(0, colon);
+      const name = ref.slice(colon + 1);
+      const served = this.views.get(viewName);
+      if (!served) {
+        throw invalid(
+          field,
+          `unknown view ${JSON.stringify(viewName)} (served: ${[...this.views.keys()].join(", ")})`,
+        );
+      }
+      let slot = viewSlot.get(viewName);
+      if (slot === undefined) {
+        slot = plan.views.length;
+        viewSlot.set(viewName, slot);
+        plan.views.push(served);
+        plan.needsOnDemand.push(false);
+        plan.firstRef.push(i);
+      }
+      if (name === "*") {
+        for (const [index, f] of served.view.features.entries()) add(served, slot, f.name, "feature", index);
+        for (const [index, d] of served.onDemand.entries()) add(served, slot, d.name, "onDemand", index);
+        continue;
+      }
+      const index = served.featureIndex.get(name);
+      const odf = served.onDemand.findIndex((d) => d.name === name);
+      if (index !== undefined) add(served, slot, name, "feature", index);
+      else if (odf >= 0) add(served, slot, name, "onDemand", odf);
+      else throw invalid(field, `view ${viewName} has no feature ${JSON.stringify(name)}`);
+    }
+    if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value!);
+    this.plans.set(cacheKey, plan);
+    return plan;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Feature server configuration: a YAML/JSON file and TESSERA_FEATURE_SERVER_* variables, validated
+ * by @tessera/runtime's loadConfig. Connection settings come from the shared variables (REDIS_URL,
+ * CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC, KAFKA_BROKERS, SCHEMA_REGISTRY_URL).
+ */
+import { type JsonSchema, loadConfig } from "@tessera/runtime";
+
+export type Fallback = "error" | "stale";
+
+export interface FeatureServerConfig {
+  /** Feature definitions: YAML, or a TypeScript/JavaScript module (default export). Not needed when
+   * the caller passes `definitions` to startFeatureServer. */
+  definitions?: string;
+  http: { host: string; port: number; bodyLimitBytes: number };
+  grpc: { enabled: boolean; host: string; port: number };
+  /** PEM files; when both are set, HTTP is served over HTTPS and gRPC over TLS. */
+  tls: { certFile?: string; keyFile?: string };
+  store: {
+    kind: "redis" | "cassandra" | "memory";
+    /** Redis key prefix (several deployments can share a server). */
+    keyPrefix: string;
+    /** Cassandra keyspace. */
+    keyspace: string;
+  };
+  auth: {
+    /** YAML/JSON file of API keys (hashed); see docs/security.md. */
+    keysFile?: string;
+    /** HS256 shared secret, or a PEM public key file (RS256/ES256) for JWTs. */
+    jwtSecret?: string;
+    jwtPublicKeyFile?: string;
+    jwtIssuer?: string;
+    jwtAudience?: string;
+    /** Serve without credentials (local demo only): every view, the default rate limit. */
+    allowAnonymous: boolean;
+  };
+  limits: {
+    maxEntities: number;
+    maxFeatures: number;
+    /** Per key (API key id or JWT subject) unless the key sets its own. */
+    ratePerSecond: number;
+    burst: number;
+  };
+  reliability: {
+    /** Bound on one store read; past it the request fails (503) or falls back. */
+    storeTimeoutMs: number;
+    /** Consecutive store failures that open the circuit, and how long it stays open. */
+    breakerFailures: number;
+    breakerCooldownMs: number;
+    /** What a request gets while the store is down: an error (503), or last known values marked stale. */
+    fallback: Fallback;
+    /** Entities per view kept for the stale fallback. */
+    lastKnownEntries: number;
+    /** Load shedding (@fastify/under-pressure); 0 disables a check. */
+    maxEventLoopDelayMs: number;
+    maxHeapUsedBytes: number;
+    retryAfterSeconds: number;
+    /** Graceful shutdown: how long in-flight requests may take to finish. */
+    drainTimeoutMs: number;
+  };
+  featureLog: {
+    /** Share of served vectors logged to the topic (0 disables). */
+    sampleRate: number;
+    topic: string;
+    /** Records waiting to be sent; beyond it new samples are dropped (and counted). */
+    maxQueue: number;
+    flushIntervalMs: number;
+  };
+}
+
+const str = (description: string, extra: JsonSchema = {}): JsonSchema => ({
+  type: "string",
+  description,
+  ...extra,
+});
+const int = (fallback: number, description: string, minimum = 0): JsonSchema => ({
+  type: "integer",
+  minimum,
+  default: fallback,
+  description,
+});
+const obj = (properties: Record<string, JsonSchema>): JsonSchema => ({
+  type: "object",
+  additionalProperties: false,
+  default: {},
+  properties,
+});
+
+export const configSchema: JsonSchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    definitions: str("Path of the feature definitions (.yaml, .yml, .ts, .js)", { minLength: 1 }),
+    http: obj({
+      host: str("HTTP bind address", { default: "127.0.0.1" }),
+      port: int(8080, "HTTP port (0: any free port)"),
+      bodyLimitBytes: int(1_048_576, "Largest request body", 1),
+    }),
+    grpc: obj({
+      enabled: { type: "boolean", default: true },
+      host: str("gRPC bind address", { default: "127.0.0.1" }),
+      port: int(50051, "gRPC port (0: any free port)"),
+    }),
+    tls: obj({ certFile: str("PEM certificate chain"), keyFile: str("PEM private key") }),
+    store: obj({
+      kind: { type: "string", enum: ["redis", "cassandra", "memory"], default: "redis" },
+      keyPrefix: str("Redis key prefix", { default: "tessera:" }),
+      keyspace: str("Cassandra keyspace", { default: "tessera" }),
+    }),
+    auth: obj({
+      keysFile: str("API keys file"),
+      jwtSecret: str("HS256 secret for JWTs"),
+      jwtPublicKeyFile: str("PEM public key for RS256/ES256 JWTs"),
+      jwtIssuer: str("Required JWT issuer"),
+      jwtAudience: str("Required JWT audience"),
+      allowAnonymous: { type: "boolean", default: false },
+    }),
+    limits: obj({
+      maxEntities: int(1000, "Entity ids per request", 1),
+      maxFeatures: int(500, "Feature references per request", 1),
+      ratePerSecond: int(1000, "Requests per second per key", 1),
+      burst: int(2000, "Requests a key may make at once", 1),
+    }),
+    reliability: obj({
+      storeTimeoutMs: int(250, "Bound on one store read", 1),
+      breakerFailures: int(5, "Consecutive failures that open the circuit", 1),
+      breakerCooldownMs: int(2000, "How long the circuit stays open", 1),
+      fallback: { type: "string", enum: ["error", "stale"], default: "error" },
+      lastKnownEntries: int(100_000, "Entities per view kept for the stale fallback"),
+      maxEventLoopDelayMs: int(200, "Shed load above this event-loop delay (0: off)"),
+      maxHeapUsedBytes: int(0, "Shed load above this heap size (0: off)"),
+      retryAfterSeconds: int(1, "Retry-After on 503", 1),
+      drainTimeoutMs: int(10_000, "Graceful shutdown bound", 0),
+    }),
+    featureLog: obj({
+      sampleRate: { type: "number", minimum: 0, maximum: 1, default: 0 },
+      topic: str("Served-features topic", { default: "tessera.served-features" }),
+      maxQueue: int(10_000, "Pending records before samples are dropped", 1),
+      flushIntervalMs: int(200, "How often queued records are sent", 1),
+    }),
+  },
+};
+
+export function loadFeatureServerConfig(
+  options: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Record<string, unknown> } = {},
+): FeatureServerConfig {
+  return loadConfig<FeatureServerConfig>({
+    schema: configSchema,
+    envPrefix: "TESSERA_FEATURE_SERVER",
+    ...options,
+  });
+}
+
+/** A full config from a partial one (defaults filled, validated): for in-process use and tests. */
+export function featureServerConfig(partial: Record<string, unknown>): FeatureServerConfig {
+  return loadFeatureServerConfig({ env: {}, overrides: partial });
+}

@@ -1,0 +1,265 @@
+/**
+ * gRPC: tessera.v1.FeatureService/GetOnlineFeatures (schemas/proto/feature_service.proto) over
+ * @grpc/grpc-js, with the HTTP route's semantics; ServeError kinds map to gRPC status codes.
+ */
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import type { Logger } from "@tessera/runtime";
+import type { FeatureValue } from "@tessera/transforms";
+import type { Authenticator } from "./auth.js";
+import { ServeError, type ServeErrorKind } from "./errors.js";
+import type { FeatureLogger } from "./feature-log.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { FeatureRequest, FeatureResponse, FeatureService, Status } from "./serve.js";
+
+export const PROTO_PATH = fileURLToPath(
+  new URL("../../../schemas/proto/feature_service.proto", import.meta.url),
+);
+
+const GRPC_CODE: Record<ServeErrorKind, grpc.status> = {
+  invalid: grpc.status.INVALID_ARGUMENT,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  forbidden: grpc.status.PERMISSION_DENIED,
+  limited: grpc.status.RESOURCE_EXHAUSTED,
+  unavailable: grpc.status.UNAVAILABLE,
+};
+
+const STATUS: Record<Status, string> = {
+  present: "PRESENT",
+  missing: "MISSING",
+  stale: "STALE",
+  error: "ERROR",
+};
+
+interface ProtoValue {
+  number?: number;
+  text?: string;
+  flag?: boolean;
+  list?: { items?: ProtoValue[] };
+  kind?: string;
+}
+
+interface ProtoRequest {
+  features?: string[];
+  entities?: Record<string, { ids?: string[] }>;
+  at_ms?: number;
+  context?: Record<string, ProtoValue>;
+}
+
+function toProto(value: unknown): ProtoValue {
+  if (typeof value === "number") return { number: value };
+  if (typeof value === "string") return { text: value };
+  if (typeof value === "boolean") return { flag: value };
+  if (Array.isArray(value)) return { list: { items: value.map(toProto) } };
+  return {}; // null: no oneof set
+}
+
+function fromProto(value: ProtoValue | undefined): unknown {
+  switch (value?.kind) {
+    case "number":
+      return value.number;
+    case "text":
+      return value.text;
+    case "flag":
+      return value.flag;
+    case "list":
+      return (value.list?.items ?? []).map(fromProto);
+    default:
+      return null;
+  }
+}
+
+export function loadServiceDefinition(): grpc.ServiceDefinition {
+  const definition = protoLoader.loadSync(PROTO_PATH, {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: false,
+    oneofs: true,
+  });
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+    tessera: { v1: { FeatureService: { service: grpc.ServiceDefinition } } };
+  };
+  return pkg.tessera.v1.FeatureService.service;
+}
+
+export interface GrpcOptions {
+  service: FeatureService;
+  auth: Authenticator;
+  metrics: ServerMetrics;
+  featureLog: FeatureLogger | undefined;
+  auditLog: Logger;
+  /** Load shedding shares the HTTP server's pressure measurement. */
+  underPressure: () => boolean;
+  retryAfterSeconds: number;
+  maxEntities: number;
+}
+
+function responseToProto(response: FeatureResponse, names: string[]) {
+  const results: unknown[] = [];
+  for (const [entityKey, group] of Object.entries(response.entities)) {
+    for (const row of group.results) {
+      const features: Record<string, { value: ProtoValue; status: string }> = {};
+      group.features.forEach((name, c) => {
+        features[name] = { value: toProto(row.values[c] as FeatureValue), status: STATUS[row.statuses[c]!] };
+      });
+      results.push({ entity_key: entityKey, entity_id: row.id, features });
+    }
+  }
+  const viewTimes: Record<string, number> = {};
+  for (const [view, info] of Object.entries(response.views)) {
+    if (info.newestEventTime !== null) viewTimes[view] = info.newestEventTime;
+  }
+  return { results, as_of_ms: response.asOf, view_event_time_ms: viewTimes, feature_names: names };
+}
+
+export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplementation {
+  const { service, auth, metrics, auditLog } = options;
+  const first = (metadata: grpc.Metadata, key: string) => {
+    const value = metadata.get(key)[0];
+    return value === undefined ? undefined : String(value);
+  };
+
+  const GetOnlineFeatures: grpc.handleUnaryCall<ProtoRequest, unknown> = (call, callback) => {
+    const started = performance.now();
+    let key: string | null = null;
+    let views: string[] = [];
+    let entities = 0;
+    const finish = (code: grpc.status, error?: ServeError | Error, body?: unknown) => {
+      const seconds = (performance.now() - started) / 1000;
+      metrics.requestDuration.observe(
+        { protocol: "grpc", route: "GetOnlineFeatures", code: grpc.status[code] },
+        seconds,
+      );
+      auditLog.info({
+        audit: true,
+        protocol: "grpc",
+        key,
+        views,
+        entities,
+        status: grpc.status[code],
+        ms: Math.round(seconds * 100_000) / 100,
+      });
+      if (code === grpc.status.OK) return callback(null, body);
+      const trailer = new grpc.Metadata();
+      if (error instanceof ServeError) {
+        if (error.field) trailer.set("field", error.field);
+        if (error.retryAfterSeconds !== undefined)
+          trailer.set("retry-after", String(error.retryAfterSeconds));
+      }
+      callback({ code, details: error?.message ?? grpc.status[code], metadata: trailer });
+    };
+    const fail = (error: unknown) => {
+      if (error instanceof ServeError) {
+        if (error.kind === "unauthenticated" || error.kind === "forbidden") {
+          metrics.denied.inc({
+            protocol: "grpc",
+            reason: error.kind === "forbidden" ? "forbidden" : "unauthenticated",
+          });
+        }
+        if (error.kind === "limited") metrics.limited.inc({ protocol: "grpc" });
+        return finish(GRPC_CODE[error.kind], error);
+      }
+      auditLog.error({ err: error }, "gRPC request failed");
+      finish(grpc.status.INTERNAL, new Error("internal error"));
+    };
+
+    try {
+      if (options.underPressure()) {
+        metrics.shed.inc({ protocol: "grpc" });
+        throw new ServeError(
+          "unavailable",
+          "server under pressure; retry later",
+          undefined,
+          options.retryAfterSeconds,
+        );
+      }
+      const principal = auth.admit({
+        apiKey: first(call.metadata, "x-api-key"),
+        authorization: first(call.metadata, "authorization"),
+      });
+      key = principal.id;
+      const request = call.request;
+      const features = request.features ?? [];
+      if (features.length === 0)
+        throw new ServeError("invalid", "at least one feature is required", "features");
+      const ids: Record<string, string[]> = {};
+      for (const [name, list] of Object.entries(request.entities ?? {})) {
+        ids[name] = list.ids ?? [];
+        entities += ids[name].length;
+        // Checked before anything is resolved, so a huge request costs nothing more.
+        if (entities > options.maxEntities) {
+          throw new ServeError(
+            "invalid",
+            `more than ${options.maxEntities} entity ids in one request`,
+            "entities",
+          );
+        }
+      }
+      if (Object.keys(ids).length === 0)
+        throw new ServeError("invalid", "at least one entity key is required", "entities");
+      views = [...new Set(features.map((f) => f.slice(0, Math.max(0, f.indexOf(":")))))];
+      const body: FeatureRequest = { features, entities: ids };
+      if (request.at_ms !== undefined && request.at_ms !== null) body.at = Number(request.at_ms);
+      if (request.context) {
+        body.context = Object.fromEntries(Object.entries(request.context).map(([k, v]) => [k, fromProto(v)]));
+      }
+      const plan = service.plan(features);
+      service.get(body, principal).then((response) => {
+        metrics.entities.inc({ protocol: "grpc" }, entities);
+        options.featureLog?.offer(response);
+        finish(
+          grpc.status.OK,
+          undefined,
+          responseToProto(
+            response,
+            plan.groups.flatMap((g) => g.names),
+          ),
+        );
+      }, fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+  return { GetOnlineFeatures };
+}
+
+export interface GrpcServer {
+  port: number;
+  /** Stops accepting calls, lets in-flight ones finish within `timeoutMs`, then cuts the rest. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
+export async function startGrpc(
+  options: GrpcOptions & { host: string; port: number; tls?: { cert: Buffer; key: Buffer } },
+): Promise<GrpcServer> {
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  server.addService(loadServiceDefinition(), grpcHandlers(options));
+  const credentials = options.tls
+    ? grpc.ServerCredentials.createSsl(
+        null,
+        [{ cert_chain: options.tls.cert, private_key: options.tls.key }],
+        false,
+      )
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
+  );
+  return {
+    port,
+    stop: (timeoutMs) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, timeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,316 @@
+/**
+ * HTTP/JSON: POST /v1/features, GET /v1/features/:entityKey/:entityId, OpenAPI at /docs, and the
+ * ops routes (/metrics, /healthz, /readyz). JSON schemas validate every request and serialise every
+ * response; every refusal names the offending field.
+ */
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import underPressure from "@fastify/under-pressure";
+import type { Logger, Readiness } from "@tessera/runtime";
+import { opsRoutes } from "@tessera/runtime";
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from "fastify";
+import type { Registry } from "prom-client";
+import type { Authenticator } from "./auth.js";
+import type { FeatureServerConfig } from "./config.js";
+import { HTTP_STATUS, ServeError } from "./errors.js";
+import type { FeatureLogger } from "./feature-log.js";
+import type { ServerMetrics } from "./metrics.js";
+import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal: Principal | null;
+    audit: { views: string[]; entities: number } | null;
+  }
+}
+
+export interface HttpOptions {
+  config: FeatureServerConfig;
+  service: FeatureService;
+  auth: Authenticator;
+  metrics: ServerMetrics;
+  registry: Registry;
+  featureLog: FeatureLogger | undefined;
+  auditLog: Logger;
+  readiness: () => Readiness;
+  plugins: FastifyPluginAsync[];
+}
+
+const ID = { type: "string", minLength: 1, maxLength: 256 } as const;
+
+const errorSchema = {
+  type: "object",
+  properties: {
+    statusCode: { type: "integer" },
+    error: { type: "string" },
+    message: { type: "string" },
+    field: { type: "string", description: "The offending part of the request, e.g. entities.card_id[3]" },
+  },
+} as const;
+
+const responseSchema = {
+  type: "object",
+  properties: {
+    asOf: { type: "integer", description: "The time the windows were evaluated at (epoch ms)" },
+    views: {
+      type: "object",
+      description: "Per view: its definition version and the newest event time seen (freshness)",
+      additionalProperties: {
+        type: "object",
+        properties: { version: { type: "string" }, newestEventTime: { type: ["integer", "null"] } },
+      },
+    },
+    entities: {
+      type: "object",
+      description: "Per entity key of the request",
+      additionalProperties: {
+        type: "object",
+        properties: {
+          features: { type: "array", items: { type: "string" } },
+          results: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                id: { type: "string" },
+                values: { type: "array", items: {}, description: "Aligned with `features`" },
+                statuses: {
+                  type: "array",
+                  items: { type: "string", enum: ["present", "missing", "stale", "error"] },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const errorResponses = {
+  400: errorSchema,
+  401: errorSchema,
+  403: errorSchema,
+  413: errorSchema,
+  429: errorSchema,
+  503: errorSchema,
+};
+
+/** Ajv's error path (`/entities/card_id/0`) as the field name clients see (`entities.card_id[0]`). */
+function fieldOf(error: FastifyError): string {
+  const first = error.validation?.[0];
+  if (!first) return "body";
+  const parts = first.instancePath
+    .split("/")
+    .filter(Boolean)
+    .map((p) => p.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const params = first.params as Record<string, unknown>;
+  if (first.keyword === "required") parts.push(String(params["missingProperty"]));
+  if (first.keyword === "additionalProperties") parts.push(String(params["additionalProperty"]));
+  const path = parts.reduce((out, p) => (/^\d+$/.test(p) ? `${out}[${p}]` : out ? `${out}.${p}` : p), "");
+  return path || (error.validationContext === "body" ? "body" : String(error.validationContext ?? "request"));
+}
+
+export async function buildHttp(app: FastifyInstance, options: HttpOptions): Promise<void> {
+  const { config, service, auth, metrics, registry, featureLog, auditLog } = options;
+  app.decorateRequest("principal", null);
+  app.decorateRequest("audit", null);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const protocol = "http";
+    if (error instanceof ServeError) {
+      if (error.kind === "unauthenticated") metrics.denied.inc({ protocol, reason: "unauthenticated" });
+      if (error.kind === "forbidden") metrics.denied.inc({ protocol, reason: "forbidden" });
+      if (error.kind === "limited") metrics.limited.inc({ protocol });
+      if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
+      const statusCode = HTTP_STATUS[error.kind];
+      return reply
+        .code(statusCode)
+        .send({ statusCode, error: error.kind, message: error.message, field: error.field });
+    }
+    if (error.validation) {
+      const field = fieldOf(error);
+      return reply.code(400).send({
+        statusCode: 400,
+        error: "invalid",
+        message: `${field}: ${error.validation[0]?.message ?? error.message}`,
+        field,
+      });
+    }
+    const statusCode = error.statusCode ?? 500;
+    if (statusCode >= 400 && statusCode < 500) {
+      // Body parsing: malformed JSON, too large, wrong content type.
+      const field = error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE" ? "content-type" : "body";
+      return reply
+        .code(statusCode)
+        .send({ statusCode, error: "invalid", message: `${field}: ${error.message}`, field });
+    }
+    request.log.error(error);
+    auditLog.error({ err: error, url: request.url }, "request failed");
+    return reply.code(statusCode).send({ statusCode, error: "internal", message: "internal error" });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: "Tessera feature server",
+        version: "1",
+        description: "Feature vectors finalised at request time. See docs/api.md.",
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: "apiKey", in: "header", name: "x-api-key" },
+          bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+  await app.register(opsRoutes, { registry, readiness: options.readiness });
+
+  // The feature routes, with load shedding and authentication scoped to them (not to /healthz).
+  await app.register(async (scope) => {
+    const { reliability } = config;
+    if (reliability.maxEventLoopDelayMs > 0 || reliability.maxHeapUsedBytes > 0) {
+      await scope.register(underPressure, {
+        maxEventLoopDelay: reliability.maxEventLoopDelayMs,
+        maxHeapUsedBytes: reliability.maxHeapUsedBytes,
+        retryAfter: reliability.retryAfterSeconds,
+        pressureHandler: (_request, reply, type) => {
+          metrics.shed.inc({ protocol: "http" });
+          reply
+            .code(503)
+            .header("retry-after", String(reliability.retryAfterSeconds))
+            .send({
+              statusCode: 503,
+              error: "unavailable",
+              message: `server under pressure (${type}); retry later`,
+            });
+        },
+      });
+    }
+
+    scope.addHook("onRequest", async (request) => {
+      request.principal = auth.admit({
+        apiKey: request.headers["x-api-key"] as string | undefined,
+        authorization: request.headers.authorization,
+      });
+    });
+    scope.addHook("onResponse", async (request, reply) => {
+      const route = request.routeOptions.url ?? "unknown";
+      metrics.requestDuration.observe(
+        { protocol: "http", route, code: String(reply.statusCode) },
+        reply.elapsedTime / 1000,
+      );
+      // The audit line: who, which views, how many entities, the outcome. Never values or secrets.
+      auditLog.info({
+        audit: true,
+        protocol: "http",
+        key: request.principal?.id ?? null,
+        views: request.audit?.views ?? [],
+        entities: request.audit?.entities ?? 0,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      });
+    });
+
+    const serve = async (request: FastifyRequest, body: FeatureRequest) => {
+      request.audit = {
+        views: [...new Set(body.features.map((f) => f.slice(0, Math.max(0, f.indexOf(":")))))],
+        entities: Object.values(body.entities).reduce(
+          (n, ids) => n + (Array.isArray(ids) ? ids.length : 0),
+          0,
+        ),
+      };
+      const response = await service.get(body, request.principal!);
+      metrics.entities.inc({ protocol: "http" }, request.audit.entities);
+      featureLog?.offer(response);
+      return response;
+    };
+
+    scope.post(
+      "/v1/features",
+      {
+        schema: {
+          summary: "Feature vectors for a set of entities",
+          description:
+            "Windowed features finalised at request time (or at `at`, within the views' retention), with a status per value and per-view freshness.",
+          body: {
+            type: "object",
+            additionalProperties: false,
+            required: ["features", "entities"],
+            properties: {
+              features: {
+                type: "array",
+                minItems: 1,
+                maxItems: config.limits.maxFeatures,
+                items: { type: "string", minLength: 1, maxLength: 512 },
+                description: '"view:feature" or "view:*"',
+              },
+              entities: {
+                type: "object",
+                minProperties: 1,
+                description: "Entity key name → ids",
+                additionalProperties: {
+                  type: "array",
+                  minItems: 1,
+                  maxItems: config.limits.maxEntities,
+                  items: ID,
+                },
+              },
+              at: { type: "integer", minimum: 0, description: "Evaluate at this time (epoch ms)" },
+              context: { type: "object", description: "Request context for on-demand features" },
+            },
+          },
+          response: { 200: responseSchema, ...errorResponses },
+        },
+      },
+      async (request) => serve(request, request.body as FeatureRequest),
+    );
+
+    scope.get(
+      "/v1/features/:entityKey/:entityId",
+      {
+        schema: {
+          summary: "Feature vector for one entity",
+          params: {
+            type: "object",
+            required: ["entityKey", "entityId"],
+            properties: { entityKey: { type: "string", minLength: 1 }, entityId: ID },
+          },
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            required: ["features"],
+            properties: {
+              features: {
+                type: "string",
+                minLength: 1,
+                description: 'Comma-separated "view:feature" or "view:*"',
+              },
+              at: {
+                type: "string",
+                pattern: "^[0-9]{1,16}$",
+                description: "Evaluate at this time (epoch ms)",
+              },
+            },
+          },
+          response: { 200: responseSchema, ...errorResponses },
+        },
+      },
+      async (request) => {
+        const { entityKey, entityId } = request.params as { entityKey: string; entityId: string };
+        const query = request.query as { features: string; at?: string };
+        const body: FeatureRequest = {
+          features: query.features.split(",").map((f) => f.trim()),
+          entities: { [entityKey]: [entityId] },
+        };
+        if (query.at !== undefined) body.at = Number(query.at);
+        return serve(request, body);
+      },
+    );
+  });
+
+  for (const plugin of options.plugins) await app.register(plugin);
+}

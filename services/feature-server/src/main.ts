@@ -1,0 +1,40 @@
+/**
+ * Process entry: `node services/feature-server/dist/main.js --config <file>` (settings also from
+ * TESSERA_FEATURE_SERVER_* variables). `--hash-key <key>` prints the sha256 to put in a keys file.
+ * Exits 2 on a bad configuration or definitions, 1 when it cannot start; SIGTERM/SIGINT drain
+ * in-flight requests before exiting.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, createLogger, onShutdown } from "@tessera/runtime";
+import { DefinitionError } from "@tessera/transforms";
+import { type FeatureServerConfig, hashKey, loadFeatureServerConfig, startFeatureServer } from "./index.js";
+
+const logger = createLogger("feature-server");
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { config: { type: "string", short: "c" }, "hash-key": { type: "string" } },
+  });
+  if (values["hash-key"] !== undefined) {
+    console.log(hashKey(values["hash-key"]));
+    return;
+  }
+  let config: FeatureServerConfig;
+  try {
+    config = loadFeatureServerConfig({ file: values.config });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`feature-server: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const server = await startFeatureServer(config, { logger }).catch((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`feature-server: cannot start: ${message}`);
+    process.exit(error instanceof DefinitionError ? 2 : 1);
+  });
+  onShutdown(() => server.stop(), { logger, timeoutMs: config.reliability.drainTimeoutMs + 5000 });
+}
+
+void main();

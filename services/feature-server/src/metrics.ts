@@ -1,0 +1,60 @@
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+// Sub-millisecond resolution where the targets are (p99 ≤ 2 ms), coarse beyond.
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export function serverMetrics(registry: Registry) {
+  return {
+    requestDuration: new Histogram({
+      name: "tessera_feature_server_request_duration_seconds",
+      help: "Request latency by protocol, route and outcome (HTTP status or gRPC code)",
+      labelNames: ["protocol", "route", "code"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    storeDuration: new Histogram({
+      name: "tessera_feature_server_store_read_duration_seconds",
+      help: "One online-store round trip (one view of one request)",
+      labelNames: ["view", "outcome"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    entities: new Counter({
+      name: "tessera_feature_server_entities_total",
+      help: "Entity ids served",
+      labelNames: ["protocol"] as const,
+      registers: [registry],
+    }),
+    shed: new Counter({
+      name: "tessera_feature_server_shed_total",
+      help: "Requests refused with 503 / UNAVAILABLE because the process is under pressure",
+      labelNames: ["protocol"] as const,
+      registers: [registry],
+    }),
+    limited: new Counter({
+      name: "tessera_feature_server_rate_limited_total",
+      help: "Requests refused by the per-key rate limit",
+      labelNames: ["protocol"] as const,
+      registers: [registry],
+    }),
+    denied: new Counter({
+      name: "tessera_feature_server_denied_total",
+      help: "Requests refused for missing/bad credentials or a view outside the key's list",
+      labelNames: ["protocol", "reason"] as const,
+      registers: [registry],
+    }),
+    breakerOpen: new Gauge({
+      name: "tessera_feature_server_store_circuit_open",
+      help: "1 while the online-store circuit breaker is open",
+      registers: [registry],
+    }),
+    featureLog: new Counter({
+      name: "tessera_feature_server_feature_log_records_total",
+      help: "Sampled served vectors: sent, dropped (queue full) or failed (send error)",
+      labelNames: ["outcome"] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type ServerMetrics = ReturnType<typeof serverMetrics>;
