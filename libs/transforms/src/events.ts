@@ -4,6 +4,7 @@ import { parseTimestamp } from "./time.js";
 
 /** An event reduced to what the aggregators need: entity key, event time, log position, one input per feature. */
 export interface PreparedEvent {
+  ok: true;
   entity: string;
   ts: number;
   seq: number;
@@ -12,7 +13,7 @@ export interface PreparedEvent {
 }
 
 export type Prepared =
-  | { ok: true; event: PreparedEvent }
+  | PreparedEvent
   /** `column` names the offending column when one is to blame (entity key, event time). */
   | { ok: false; filtered: boolean; reason: string; column?: string };
 
@@ -20,8 +21,8 @@ export type Prepared =
 export interface ViewRuntime {
   view: View;
   aggregators: Aggregator[];
-  /** Distinct hops, and for each feature the index of its hop: features sharing a hop share tile keys. */
-  hops: number[];
+  /** Features grouped by hop (features sharing a hop share tile keys), and each feature's group. */
+  groups: { hopMs: number; features: number[] }[];
   hopOf: number[];
   prepare(row: Row, seq: number): Prepared;
 }
@@ -50,6 +51,7 @@ export function viewRuntime(view: View): ViewRuntime {
   const readers = view.features.map(readInput);
   const hops = [...new Set(view.features.map((f) => f.hopMs))];
   const hopOf = view.features.map((f) => hops.indexOf(f.hopMs));
+  const groups = hops.map((hopMs, g) => ({ hopMs, features: hopOf.flatMap((h, i) => (h === g ? [i] : [])) }));
   const { entity: entityKey, timestamp: tsKey } = view.source;
   const transforms = view.derive.length > 0 || view.filter !== undefined;
 
@@ -83,9 +85,9 @@ export function viewRuntime(view: View): ViewRuntime {
       };
     }
     const inputs = readers.map((read) => read(row));
-    return { ok: true, event: { entity: String(key), ts, seq, inputs } };
+    return { ok: true, entity: String(key), ts, seq, inputs };
   };
-  return { view, aggregators, hops, hopOf, prepare };
+  return { view, aggregators, groups, hopOf, prepare };
 }
 
 /** Finalised values of one entity at one time, keyed by feature name. */

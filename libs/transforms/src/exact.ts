@@ -20,7 +20,8 @@ export function addExact(partials: number[], x: number): void {
     if (lo !== 0) partials[i++] = lo;
     x = hi;
   }
-  partials.length = i + 1;
+  // Setting length is slow even when unchanged: only shrink when a partial was absorbed.
+  if (partials.length !== i + 1) partials.length = i + 1;
   partials[i] = x;
 }
 

@@ -2,14 +2,17 @@ import type { FeatureValue } from "./aggregators/index.js";
 import { ByteReader, ByteWriter } from "./bytes.js";
 import type { Row, View } from "./definitions/types.js";
 import { type FeatureVector, type PreparedEvent, type ViewRuntime, viewRuntime } from "./events.js";
-import { DEFAULT_MAX_SKEW_MS, isExpired, isLate, tileStart, windowStart } from "./windows.js";
+import { DEFAULT_MAX_SKEW_MS, isExpired, isLate, windowStart } from "./windows.js";
 
 /** What happened to one event. Everything but "applied" and "filtered" belongs on the dead-letter topic. */
 export type ApplyResult =
-  | { status: "applied"; entity: string }
+  | { status: "applied" }
   | { status: "filtered"; reason: string }
   | { status: "late" | "future"; entity: string; reason: string }
   | { status: "invalid"; reason: string };
+
+/** One shared object: the hot path allocates nothing for an applied event. */
+const APPLIED: ApplyResult = Object.freeze({ status: "applied" });
 
 /** One tile of one feature, as the online store keeps it: opaque bytes under (feature, tile start). */
 export interface StoredTile {
@@ -30,14 +33,6 @@ export function tileExpiresAt(tileStartMs: number, hopMs: number, retentionMs: n
   return tileStartMs + hopMs + retentionMs;
 }
 
-interface HopGroup {
-  hopMs: number;
-  /** Feature indexes (into view.features) whose tiles share this hop. */
-  features: number[];
-  /** tile start → one aggregator state per feature of the group. */
-  tiles: Map<number, unknown[]>;
-}
-
 /**
  * The incremental evaluator for one entity: tiles per hop, applied in any arrival order.
  *
@@ -46,21 +41,34 @@ interface HopGroup {
  * keeps `valueAt(t)` exact — only events with ts < t — for every t ≥ the latest `now` seen, which is
  * how the feature server reads (t = request time). For t earlier than that, tiles may include events
  * in [t, now): serve with the request clock, never a stale one.
+ *
+ * Memory matters here (one of these per live entity), so all hop groups share one Map keyed by
+ * `k·G + g` (tile index k of group g, G groups): small integers, one Map per entity.
  */
 export class EntityTiles {
-  private readonly groups: HopGroup[];
+  private readonly tiles = new Map<number, unknown[]>();
   private pending: PreparedEvent[] = [];
-  /** Per group, tile starts touched since the last takeDirty(). */
-  private readonly dirty: Set<number>[];
+  /** Tile keys touched since the last takeDirty(). */
+  private dirty: Set<number> | undefined;
   private pendingDirty = false;
+  /** Per group, the key and states of the tile the last event went to: most events land there again. */
+  private readonly lastKey: number[];
+  private readonly lastStates: (unknown[] | undefined)[];
 
   constructor(private readonly runtime: ViewRuntime) {
-    this.groups = runtime.hops.map((hopMs, g) => ({
-      hopMs,
-      features: runtime.hopOf.flatMap((h, i) => (h === g ? [i] : [])),
-      tiles: new Map(),
-    }));
-    this.dirty = this.groups.map(() => new Set());
+    this.lastKey = runtime.groups.map(() => Number.NaN);
+    this.lastStates = runtime.groups.map(() => undefined);
+  }
+
+  private keyOf(start: number, g: number): number {
+    return (start / this.runtime.groups[g]!.hopMs) * this.runtime.groups.length + g;
+  }
+
+  /** Key → [group, tile start]. */
+  private decode(key: number): [number, number] {
+    const G = this.runtime.groups.length;
+    const g = ((key % G) + G) % G;
+    return [g, ((key - g) / G) * this.runtime.groups[g]!.hopMs];
   }
 
   /** Adds an event already judged on time (not late, not beyond the skew) at processing time `now`. */
@@ -75,23 +83,33 @@ export class EntityTiles {
   }
 
   private addToTiles(event: PreparedEvent): void {
-    const { aggregators } = this.runtime;
-    for (let g = 0; g < this.groups.length; g++) {
-      const group = this.groups[g]!;
-      const start = tileStart(event.ts, group.hopMs);
-      let states = group.tiles.get(start);
-      if (!states) {
-        states = group.features.map((f) => aggregators[f]!.init());
-        group.tiles.set(start, states);
+    const { aggregators, groups } = this.runtime;
+    for (let g = 0; g < groups.length; g++) {
+      const { hopMs, features } = groups[g]!;
+      const key = Math.floor(event.ts / hopMs) * groups.length + g;
+      let states = this.lastStates[g];
+      if (key !== this.lastKey[g] || !states) {
+        states = this.tiles.get(key);
+        if (!states) {
+          states = features.map((f) => aggregators[f]!.init());
+          this.tiles.set(key, states);
+        }
+        this.lastKey[g] = key;
+        this.lastStates[g] = states;
+        (this.dirty ??= new Set()).add(key);
       }
-      for (let j = 0; j < group.features.length; j++) {
-        const f = group.features[j]!;
+      for (let j = 0; j < features.length; j++) {
+        const f = features[j]!;
         const input = event.inputs[f];
         if (input !== null && input !== undefined)
           states[j] = aggregators[f]!.add(states[j], input, event.ts, event.seq);
       }
-      this.dirty[g]!.add(start);
     }
+  }
+
+  /** Forget the last-tile shortcut (after takeDirty or prune, so the next event marks its tile again). */
+  private resetLast(): void {
+    this.lastStates.fill(undefined);
   }
 
   /** Moves pending events stamped before `now` into their tiles. */
@@ -106,49 +124,49 @@ export class EntityTiles {
 
   /** Drops tiles no value at t ≥ now can read. Returns whether anything is left. */
   prune(now: number): boolean {
-    let left = this.pending.length > 0;
-    for (const group of this.groups) {
-      for (const start of group.tiles.keys()) {
-        if (isExpired(start, group.hopMs, now, this.runtime.view.retentionMs)) group.tiles.delete(start);
-      }
-      if (group.tiles.size > 0) left = true;
+    for (const key of this.tiles.keys()) {
+      const [g, start] = this.decode(key);
+      const { hopMs } = this.runtime.groups[g]!;
+      if (isExpired(start, hopMs, now, this.runtime.view.retentionMs)) this.tiles.delete(key);
     }
-    return left;
+    this.resetLast();
+    return this.tiles.size > 0 || this.pending.length > 0;
   }
 
   /** Feature values at time t: each feature aggregates exactly its events with windowStart(t) ≤ ts < t. */
   valueAt(t: number): FeatureVector {
-    const { view, aggregators } = this.runtime;
+    const { view, aggregators, groups } = this.runtime;
     const out: FeatureVector = {};
-    for (const group of this.groups) {
-      for (let j = 0; j < group.features.length; j++) {
-        const f = group.features[j]!;
-        const feature = view.features[f]!;
-        const aggregator = aggregators[f]!;
-        const from = windowStart(t, feature.windowMs, group.hopMs);
-        let acc = aggregator.init();
-        for (const [start, states] of group.tiles) {
-          if (start >= from && start < t) acc = aggregator.merge(acc, states[j]);
-        }
-        for (const e of this.pending) {
-          const input = e.inputs[f];
-          if (e.ts >= from && e.ts < t && input !== null && input !== undefined) {
-            acc = aggregator.add(acc, input, e.ts, e.seq);
-          }
-        }
-        out[feature.name] = aggregator.finalize(acc) as FeatureValue;
-      }
+    const accs = view.features.map((_, f) => aggregators[f]!.init());
+    const froms = view.features.map((f) => windowStart(t, f.windowMs, f.hopMs));
+    for (const [key, states] of this.tiles) {
+      const [g, start] = this.decode(key);
+      if (start >= t) continue;
+      groups[g]!.features.forEach((f, j) => {
+        if (start >= froms[f]!) accs[f] = aggregators[f]!.merge(accs[f], states[j]);
+      });
     }
+    for (const e of this.pending) {
+      if (e.ts >= t) continue;
+      view.features.forEach((_, f) => {
+        const input = e.inputs[f];
+        if (e.ts >= froms[f]! && input !== null && input !== undefined) {
+          accs[f] = aggregators[f]!.add(accs[f], input, e.ts, e.seq);
+        }
+      });
+    }
+    view.features.forEach((feature, f) => {
+      out[feature.name] = aggregators[f]!.finalize(accs[f]) as FeatureValue;
+    });
     return out;
   }
 
   /** The tiles changed since the last call (and the pending list, when it changed). */
   takeDirty(): EntityState {
     const tiles: StoredTile[] = [];
-    this.dirty.forEach((starts, g) => {
-      for (const start of starts) tiles.push(...this.encodeTile(g, start));
-      starts.clear();
-    });
+    for (const key of this.dirty ?? []) tiles.push(...this.encodeTile(key));
+    this.dirty = undefined;
+    this.resetLast();
     const pending = this.pendingDirty ? this.encodePending() : null;
     this.pendingDirty = false;
     return { tiles, pending };
@@ -157,19 +175,17 @@ export class EntityTiles {
   /** Everything, for a full snapshot of the entity. */
   exportState(): EntityState {
     const tiles: StoredTile[] = [];
-    this.groups.forEach((group, g) => {
-      for (const start of group.tiles.keys()) tiles.push(...this.encodeTile(g, start));
-    });
+    for (const key of this.tiles.keys()) tiles.push(...this.encodeTile(key));
     return { tiles, pending: this.pending.length > 0 ? this.encodePending() : null };
   }
 
-  private encodeTile(g: number, start: number): StoredTile[] {
-    const group = this.groups[g]!;
-    const states = group.tiles.get(start);
+  private encodeTile(key: number): StoredTile[] {
+    const states = this.tiles.get(key);
     if (!states) return []; // pruned since it was touched
-    return group.features.map((f, j) => ({
+    const [g, tileStart] = this.decode(key);
+    return this.runtime.groups[g]!.features.map((f, j) => ({
       feature: this.runtime.view.features[f]!.name,
-      tileStart: start,
+      tileStart,
       bytes: this.runtime.aggregators[f]!.serialize(states[j]),
     }));
   }
@@ -190,11 +206,16 @@ export class EntityTiles {
     for (const stored of state.tiles) {
       const f = featureIndex.get(stored.feature);
       if (f === undefined) continue; // a feature of another version: keys carry the version, so only by misuse
-      const group = tiles.groups[runtime.hopOf[f]!]!;
-      let states = group.tiles.get(stored.tileStart);
+      const g = runtime.hopOf[f]!;
+      const group = runtime.groups[g]!;
+      if (stored.tileStart % group.hopMs !== 0) {
+        throw new RangeError(`tile start ${stored.tileStart} is not a multiple of the hop ${group.hopMs}`);
+      }
+      const key = tiles.keyOf(stored.tileStart, g);
+      let states = tiles.tiles.get(key);
       if (!states) {
         states = group.features.map((i) => runtime.aggregators[i]!.init());
-        group.tiles.set(stored.tileStart, states);
+        tiles.tiles.set(key, states);
       }
       states[group.features.indexOf(f)] = runtime.aggregators[f]!.deserialize(stored.bytes);
     }
@@ -205,7 +226,7 @@ export class EntityTiles {
         const ts = input.f64();
         const seq = input.f64();
         const inputs = runtime.view.features.map(() => input.value());
-        tiles.pending.push({ entity, ts, seq, inputs });
+        tiles.pending.push({ ok: true, entity, ts, seq, inputs });
       }
     }
     return tiles;
@@ -242,7 +263,7 @@ export class ViewState {
         ? { status: "filtered", reason: prepared.reason }
         : { status: "invalid", reason: prepared.reason };
     }
-    return this.applyPrepared(prepared.event, position.now);
+    return this.applyPrepared(prepared, position.now);
   }
 
   applyPrepared(event: PreparedEvent, now: number): ApplyResult {
@@ -270,7 +291,7 @@ export class ViewState {
     }
     tiles.add(event, this.now);
     this.dirty.add(event.entity);
-    return { status: "applied", entity: event.entity };
+    return APPLIED;
   }
 
   /** The entity's feature values at t (t ≥ processing time for exactness; see EntityTiles). */

@@ -82,7 +82,7 @@ describe("incremental == batch == reference, every op", () => {
             .map((e) => {
               const p = runtime.prepare({ id: e.entity, ts: e.ts, v: e.value }, e.seq);
               if (!p.ok) throw new Error(p.reason);
-              return p.event;
+              return p;
             });
           const batch = pointInTime(runtime, prepared, times);
           times.forEach((t, i) => {
@@ -123,7 +123,7 @@ describe("incremental == batch == reference, every op", () => {
             state.apply({ id: "e", ts: e.ts, v: e.v }, { offset: e.seq, now: 60 });
           }
           const prepared = logged.map(
-            (e) => (runtime.prepare({ id: "e", ts: e.ts, v: e.v }, e.seq) as { event: PreparedEvent }).event,
+            (e) => runtime.prepare({ id: "e", ts: e.ts, v: e.v }, e.seq) as PreparedEvent,
           );
           const [batch] = pointInTime(runtime, prepared, [t]);
           const incremental = state.valueAt("e", t);

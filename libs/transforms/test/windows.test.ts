@@ -36,7 +36,7 @@ function both(events: Ev[], times: number[], entity = "c1") {
   const prepared = events.map((row, seq) => {
     const p = runtime.prepare(row, seq);
     if (!p.ok) throw new Error(p.reason);
-    return p.event;
+    return p;
   });
   const batch = pointInTime(
     runtime,

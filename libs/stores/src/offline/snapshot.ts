@@ -323,14 +323,14 @@ class EventBuilder {
         prepared.column ? { ...where, column: prepared.column } : where,
       );
     }
-    const entity = spineIds.get(prepared.event.entity);
+    const entity = spineIds.get(prepared.entity);
     if (entity === undefined) return; // no spine row can read it
     if (this.n === this.ts.length) this.grow();
     this.entityIds[this.n] = entity;
-    this.ts[this.n] = prepared.event.ts;
+    this.ts[this.n] = prepared.ts;
     this.seq[this.n] = seq;
     for (let f = 0; f < this.kinds.length; f++) {
-      const input = prepared.event.inputs[f];
+      const input = prepared.inputs[f];
       const column = this.inputs[f];
       if (column instanceof Float64Array) column[this.n] = input === null ? Number.NaN : (input as number);
       else if (column) column.push(input);

@@ -242,15 +242,17 @@ export function validateDefinitions(input: unknown): Definitions {
 
   if (issues.length > 0) throw new DefinitionError(issues);
   const definitions = { sources: [...sources.values()], views };
-  validated.add(definitions);
+  Object.defineProperty(definitions, VALIDATED, { value: true, enumerable: false });
   return definitions;
 }
 
-const validated = new WeakSet<object>();
+// A registry symbol, not a WeakSet: a definitions module may load its own copy of this library
+// (tsx gives imported TypeScript its own module graph).
+const VALIDATED = Symbol.for("tessera.definitions.validated");
 
 /** A module's export → Definitions: already validated (from defineDefinitions) or a spec to validate. */
 export function resolveDefinitions(value: unknown): Definitions {
-  return typeof value === "object" && value !== null && validated.has(value)
-    ? (value as Definitions)
+  return typeof value === "object" && value !== null && VALIDATED in value
+    ? (value as unknown as Definitions)
     : validateDefinitions(value);
 }
