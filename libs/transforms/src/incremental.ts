@@ -96,7 +96,8 @@ export class EntityTiles {
         }
         this.lastKey[g] = key;
         this.lastStates[g] = states;
-        (this.dirty ??= new Set()).add(key);
+        this.dirty ??= new Set();
+        this.dirty.add(key);
       }
       for (let j = 0; j < features.length; j++) {
         const f = features[j]!;
