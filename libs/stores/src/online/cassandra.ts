@@ -71,9 +71,11 @@ function translate(err: unknown, what: string): OnlineStoreError {
     err instanceof errors.OperationTimedOutError ||
     err instanceof errors.BusyConnectionError ||
     (err instanceof errors.ResponseError && TRANSIENT_CODES.has((err as { code: number }).code));
-  return transient
-    ? new StoreUnavailableError("cassandra", `${what}: ${message}`, { cause: err })
-    : new StoreRequestError("cassandra", `${what}: ${message}`, { cause: err });
+  if (transient) return new StoreUnavailableError("cassandra", `${what}: ${message}`, { cause: err });
+  const hint = /batch too large/i.test(message)
+    ? " (the flush exceeds the server's batch_size_fail_threshold: flush fewer tiles at a time)"
+    : "";
+  return new StoreRequestError("cassandra", `${what}: ${message}${hint}`, { cause: err });
 }
 
 /** How many partition reads one readTiles keeps in flight (the driver refuses past ~2048 per connection). */
