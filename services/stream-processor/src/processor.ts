@@ -433,9 +433,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     }
     let stage = "dead_letter";
     try {
-      if (part.deadLetters.length > 0) {
-        await deadLetters.publish(part.deadLetters);
-        part.deadLetters = [];
+      while (part.deadLetters.length > 0) {
+        const chunk = letterChunk(part.deadLetters);
+        await deadLetters.publish(chunk);
+        part.deadLetters = part.deadLetters.slice(chunk.length);
       }
       stage = "store";
       if (part.applied > part.stored || part.writes.size > 0) {
@@ -479,6 +480,17 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       part.lastPrune = Date.now();
     }
     evict(part);
+  }
+
+  /** Leading letters of at most ~256 kB: a produce request must stay under the broker's size limit. */
+  function letterChunk(letters: DeadLetter[]): DeadLetter[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < letters.length && (n === 0 || bytes < 256 * 1024)) {
+      bytes += (letters[n]!.key?.length ?? 0) + (letters[n]!.value?.length ?? 0);
+      n++;
+    }
+    return letters.slice(0, n);
   }
 
   function collectUpdates(part: PartitionState, t: number): void {
