@@ -103,15 +103,25 @@ export class KllSketch {
 
   /** The stored items sorted by value with their weights (summing to n): a weighted sample. */
   weightedItems(): { values: Float64Array; weights: Float64Array } {
-    const pairs: [number, number][] = [];
-    this.levels.forEach((items, h) => {
-      for (const v of items) pairs.push([v, 2 ** h]);
-    });
-    pairs.sort((a, b) => a[0] - b[0]);
-    return {
-      values: Float64Array.from(pairs, (p) => p[0]),
-      weights: Float64Array.from(pairs, (p) => p[1]),
-    };
+    // Each level sorted with a typed sort, then merged; ties go to the lower level first, which is
+    // the order a stable sort of (value, weight) pairs listed level by level gives.
+    const levels = this.levels.map((items) => Float64Array.from(items).sort());
+    const heads = new Array<number>(levels.length).fill(0);
+    const values = new Float64Array(this.size);
+    const weights = new Float64Array(this.size);
+    for (let out = 0; out < this.size; out++) {
+      let best = -1;
+      for (let h = 0; h < levels.length; h++) {
+        if (
+          heads[h]! < levels[h]!.length &&
+          (best < 0 || levels[h]![heads[h]!]! < levels[best]![heads[best]!]!)
+        )
+          best = h;
+      }
+      values[out] = levels[best]![heads[best]!++]!;
+      weights[out] = 2 ** best;
+    }
+    return { values, weights };
   }
 
   toJSON(): KllSketchJSON {
