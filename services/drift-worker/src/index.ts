@@ -1,2 +1,226 @@
-// Public entry points of this service; its issue fills them in.
-export {};
+/**
+ * startDriftWorker(config, deps): the drift worker as a library. In a process of its own it reads
+ * Kafka (main.ts); in the embedded demo `input: "push"` skips Kafka and records are handed to
+ * `handle.ingest` directly, with alerts going to the sinks given in deps.
+ */
+import { readFile } from "node:fs/promises";
+import { createKafka, DeadLetterPublisher, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import { createLogger, type Logger, opsRoutes } from "@tessera/runtime";
+import type { ReferenceProfile } from "@tessera/stats";
+import Fastify from "fastify";
+import type { Kafka } from "kafkajs";
+import { Registry } from "prom-client";
+import type { Label, Prediction } from "./accuracy.js";
+import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
+import type { DriftWorkerConfig } from "./config.js";
+import { KafkaInput } from "./kafka-input.js";
+import { workerMetrics } from "./metrics.js";
+import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+
+export { binary, type Label, outcomeOf, type Prediction, rocAuc } from "./accuracy.js";
+export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, WebhookSink } from "./alerts.js";
+export { configSchema, type DriftWorkerConfig, defaultConfig } from "./config.js";
+export { adjust } from "./evaluate.js";
+export { AlertTracker, type DriftAlert, type Observation } from "./hysteresis.js";
+export { DriftMonitor, type DriftStatus, type FeatureUpdate, type LagReading } from "./monitor.js";
+
+export interface DriftWorkerDeps {
+  /** The reference profile; default: read config.reference.path. */
+  profile?: ReferenceProfile;
+  /** "kafka" (default) consumes the topics; "push" takes records through handle.ingest only. */
+  input?: "kafka" | "push";
+  kafka?: Kafka;
+  registry?: SchemaRegistry;
+  /** Alerts to the alert topic (default true with Kafka input). */
+  publishAlerts?: boolean;
+  /** More alert sinks (the demo's in-memory topic, a test's callback). */
+  sinks?: AlertSink[];
+  metricsRegistry?: Registry;
+  logger?: Logger;
+  /** Serve /v1/status and the ops routes (default true). */
+  http?: boolean;
+  /** Run evaluations on the config's interval (default true); tests call handle.evaluate(). */
+  schedule?: boolean;
+  now?: () => number;
+}
+
+export interface DriftWorkerHandle {
+  monitor: DriftMonitor;
+  ingest: {
+    featureUpdate(update: FeatureUpdate): void;
+    prediction(prediction: Prediction): void;
+    label(label: Label): void;
+  };
+  evaluate(): void;
+  /** Resolves once every queued alert has been delivered or given up. */
+  flushAlerts(): Promise<void>;
+  /** The HTTP server's address, when it runs. */
+  url?: string;
+  stop(): Promise<void>;
+}
+
+export async function loadProfile(path: string): Promise<ReferenceProfile> {
+  const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new Error(`reference profile ${path}: ${error.code ?? error.message}`);
+  });
+  let profile: ReferenceProfile;
+  try {
+    profile = JSON.parse(text) as ReferenceProfile;
+  } catch (error) {
+    throw new Error(`reference profile ${path} is not JSON: ${(error as Error).message}`);
+  }
+  if (profile?.version !== 1 || typeof profile.features !== "object" || profile.features === null)
+    throw new Error(`reference profile ${path} is not a Tessera profile (version 1 with "features")`);
+  return profile;
+}
+
+export async function startDriftWorker(
+  config: DriftWorkerConfig,
+  deps: DriftWorkerDeps = {},
+): Promise<DriftWorkerHandle> {
+  const logger = deps.logger ?? createLogger("drift-worker");
+  const metricsRegistry = deps.metricsRegistry ?? new Registry();
+  const metrics = workerMetrics(metricsRegistry);
+  let profile = deps.profile;
+  if (!profile) {
+    if (!config.reference.path) throw new Error("reference.path: a reference profile is required");
+    profile = await loadProfile(config.reference.path);
+  }
+  if (config.window.mode === "count" && config.window.size < config.thresholds.minSamples)
+    logger.warn(
+      { size: config.window.size, minSamples: config.thresholds.minSamples },
+      "window.size is below thresholds.minSamples: windows will get no verdict",
+    );
+
+  const useKafka = (deps.input ?? "kafka") === "kafka";
+  const kafka = useKafka ? (deps.kafka ?? createKafka({ clientId: "tessera-drift-worker" })) : undefined;
+  const registry = useKafka ? (deps.registry ?? new SchemaRegistry()) : undefined;
+  const producer =
+    kafka && registry
+      ? new TesseraProducer({
+          kafka,
+          registry,
+          metricsRegistry,
+          schemas: { [config.topics.alerts]: driftAlertSchema },
+        })
+      : undefined;
+
+  const sinks: AlertSink[] = [...(deps.sinks ?? [])];
+  if (producer && (deps.publishAlerts ?? true))
+    sinks.push(new KafkaAlertSink(producer, config.topics.alerts));
+  let url: string | undefined;
+  const webhook = config.webhook.url
+    ? new WebhookSink(config.webhook.url, config.webhook.timeoutMs)
+    : undefined;
+  if (webhook) sinks.push(webhook);
+  const dispatcher = new AlertDispatcher(sinks, {
+    retries: config.webhook.retries,
+    maxQueue: config.webhook.maxQueue,
+    logger,
+    metrics,
+  });
+  const monitor = new DriftMonitor({
+    config,
+    profile,
+    metrics,
+    now: deps.now,
+    emit: (alert) => {
+      logger.info({ alert }, alert.message);
+      dispatcher.publish(alert);
+    },
+  });
+
+  let input: KafkaInput | undefined;
+  if (kafka && registry && producer) {
+    await producer.connect();
+    const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await dlqProducer.connect();
+    input = new KafkaInput({
+      kafka,
+      registry,
+      config,
+      monitor,
+      logger,
+      metricsRegistry,
+      deadLetters: new DeadLetterPublisher({
+        producer: dlqProducer,
+        registry,
+        service: "drift-worker",
+        topic: config.topics.deadLetter,
+        metricsRegistry,
+      }),
+    });
+    input.loop.done.catch((error) => logger.error({ err: error }, "consumer stopped on a fatal error"));
+    await input.start();
+    const stopInput = input.stop.bind(input);
+    input.stop = async () => {
+      await stopInput();
+      await dlqProducer.disconnect().catch(() => {});
+    };
+  }
+
+  const evaluate = () => {
+    try {
+      monitor.evaluate();
+    } catch (error) {
+      logger.error({ err: error }, "evaluation failed");
+    }
+  };
+  const timers: NodeJS.Timeout[] = [];
+  if (deps.schedule ?? true) {
+    timers.push(setInterval(evaluate, config.evaluation.intervalMs));
+    if (input) {
+      const poll = () =>
+        input!.pollLag().then(
+          (readings) => monitor.setLag(readings),
+          (error) => logger.warn({ err: error }, "consumer lag poll failed"),
+        );
+      timers.push(setInterval(poll, Math.max(config.evaluation.intervalMs, 5000)));
+    }
+  }
+  if (webhook) {
+    // Alertmanager ends an alert it has not heard of for resolve_timeout: repeat the open ones.
+    timers.push(
+      setInterval(() => {
+        for (const alert of monitor.activeAlerts()) dispatcher.publish(alert, (sink) => sink === webhook);
+      }, config.webhook.repeatMs),
+    );
+  }
+  for (const timer of timers) timer.unref();
+
+  let app: ReturnType<typeof Fastify> | undefined;
+  if (deps.http ?? true) {
+    app = Fastify({ logger: false });
+    await app.register(opsRoutes, {
+      registry: metricsRegistry,
+      readiness: () => ({
+        ready: input ? input.ready : true,
+        detail: input && !input.ready ? { consumer: "not yet in its group" } : {},
+      }),
+    });
+    app.get("/v1/status", async () => monitor.status());
+    url = await app.listen({ host: config.http.host, port: config.http.port });
+  }
+
+  return {
+    monitor,
+    ingest: {
+      featureUpdate: (update) => monitor.ingestFeatureUpdate(update),
+      prediction: (prediction) => monitor.ingestPrediction(prediction),
+      label: (label) => monitor.ingestLabel(label),
+    },
+    evaluate,
+    flushAlerts: () => dispatcher.flush(),
+    url,
+    async stop() {
+      for (const timer of timers) clearInterval(timer);
+      await input?.stop();
+      // Deliver what is queued, but a sink that is down must not hold shutdown for long.
+      await Promise.race([dispatcher.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      dispatcher.abort();
+      await producer?.disconnect();
+      if (registry && !deps.registry) registry.close();
+      await app?.close();
+    },
+  };
+}

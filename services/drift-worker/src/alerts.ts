@@ -1,0 +1,238 @@
+/**
+ * Alert delivery that never holds up the worker: each sink has its own queue, drained in the
+ * background with retries and backoff. A sink that stays down loses its oldest alerts past
+ * `maxQueue` (counted in tessera_alert_delivery_failures_total), never the worker's progress.
+ */
+import { readFileSync } from "node:fs";
+import type { TesseraProducer } from "@tessera/kafka";
+import type { Logger } from "@tessera/runtime";
+import type { DriftAlert } from "./hysteresis.js";
+import type { WorkerMetrics } from "./metrics.js";
+
+/** The DriftAlert Avro schema, the same relative path from src/ and dist/. */
+export const driftAlertSchema: object = JSON.parse(
+  readFileSync(new URL("../../../schemas/avro/drift_alert.avsc", import.meta.url), "utf8"),
+);
+
+export interface AlertSink {
+  readonly name: string;
+  send(alert: DriftAlert): Promise<void>;
+}
+
+/** An error a sink will not get past by retrying (a 4xx from the webhook). */
+export class PermanentDeliveryError extends Error {
+  override name = "PermanentDeliveryError";
+}
+
+/** DriftAlert records on the alert topic, keyed by subject (one partition per subject keeps order). */
+export class KafkaAlertSink implements AlertSink {
+  readonly name = "kafka";
+  constructor(
+    private readonly producer: TesseraProducer,
+    private readonly topic: string,
+  ) {}
+
+  async send(alert: DriftAlert): Promise<void> {
+    await this.producer.publish(this.topic, alert, { key: alert.subject });
+  }
+}
+
+const ALERT_NAMES: Record<DriftAlert["kind"], string> = {
+  FEATURE_DRIFT: "TesseraFeatureDrift",
+  PREDICTION_DRIFT: "TesseraPredictionDrift",
+  FRESHNESS: "TesseraDataFreshness",
+  ACCURACY: "TesseraModelAccuracy",
+};
+
+/**
+ * Alertmanager's POST /api/v2/alerts body. Labels identify the alert, so a RESOLVED carries the
+ * labels its FIRING had (severity included) and sets endsAt.
+ */
+export function alertmanagerPayload(
+  alert: DriftAlert,
+  fired: { severity: string; startsAt: number },
+  generatorURL?: string,
+) {
+  const resolved = alert.status === "RESOLVED";
+  return [
+    {
+      labels: {
+        alertname: ALERT_NAMES[alert.kind],
+        service: "tessera-drift-worker",
+        kind: alert.kind,
+        subject: alert.subject,
+        statistic: alert.statistic,
+        severity: fired.severity === "CRITICAL" ? "critical" : "warning",
+      },
+      annotations: {
+        summary: alert.message,
+        value: String(alert.value),
+        threshold: String(alert.threshold),
+        alert_id: alert.alert_id,
+        reference: alert.reference,
+        runbook: "docs/operations.md",
+      },
+      startsAt: new Date(fired.startsAt).toISOString(),
+      ...(resolved ? { endsAt: new Date(alert.at).toISOString() } : {}),
+      ...(generatorURL ? { generatorURL } : {}),
+    },
+  ];
+}
+
+export class WebhookSink implements AlertSink {
+  readonly name = "webhook";
+  /** alert_id → severity it fired with, so the RESOLVED matches the FIRING's labels. */
+  private readonly fired = new Map<string, { severity: string; startsAt: number }>();
+
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs: number,
+    private readonly generatorURL?: string,
+  ) {}
+
+  async send(alert: DriftAlert): Promise<void> {
+    let fired = this.fired.get(alert.alert_id);
+    if (alert.status === "FIRING" && !fired) {
+      fired = { severity: alert.severity, startsAt: alert.at };
+      this.fired.set(alert.alert_id, fired);
+      if (this.fired.size > 10_000) this.fired.delete(this.fired.keys().next().value!);
+    }
+    const body = alertmanagerPayload(
+      alert,
+      fired ?? { severity: alert.severity, startsAt: alert.at },
+      this.generatorURL,
+    );
+    const response = await fetch(this.url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    await response.body?.cancel();
+    if (alert.status === "RESOLVED" && response.ok) this.fired.delete(alert.alert_id);
+    if (response.status >= 400 && response.status < 500 && response.status !== 429) {
+      throw new PermanentDeliveryError(`webhook ${this.url} answered ${response.status}`);
+    }
+    if (!response.ok) throw new Error(`webhook ${this.url} answered ${response.status}`);
+  }
+}
+
+/** A sink for in-process use (the embedded demo, tests): a callback. */
+export class CallbackSink implements AlertSink {
+  constructor(
+    readonly name: string,
+    private readonly callback: (alert: DriftAlert) => void | Promise<void>,
+  ) {}
+  async send(alert: DriftAlert): Promise<void> {
+    await this.callback(alert);
+  }
+}
+
+interface Queue {
+  sink: AlertSink;
+  items: DriftAlert[];
+  draining?: Promise<void>;
+}
+
+export class AlertDispatcher {
+  private readonly queues: Queue[];
+  private stopped = false;
+  private readonly wake = new AbortController();
+
+  constructor(
+    sinks: AlertSink[],
+    private readonly options: {
+      retries: number;
+      maxQueue: number;
+      initialBackoffMs?: number;
+      logger?: Logger;
+      metrics?: WorkerMetrics;
+    },
+  ) {
+    this.queues = sinks.map((sink) => ({ sink, items: [] }));
+  }
+
+  /** Queues the alert on every sink and returns at once. */
+  publish(alert: DriftAlert, only?: (sink: AlertSink) => boolean): void {
+    if (this.stopped) return;
+    for (const queue of this.queues) {
+      if (only && !only(queue.sink)) continue;
+      queue.items.push(alert);
+      if (queue.items.length > this.options.maxQueue) {
+        const dropped = queue.items.shift()!;
+        this.options.metrics?.deliveryFailures.inc({ sink: queue.sink.name, outcome: "dropped" });
+        this.options.logger?.error(
+          { sink: queue.sink.name, alert: dropped.alert_id },
+          "alert queue full: dropped oldest",
+        );
+      }
+      queue.draining ??= this.drain(queue).finally(() => {
+        queue.draining = undefined;
+      });
+    }
+  }
+
+  /** Resolves when every queue is empty (or its sink gave up). */
+  async flush(): Promise<void> {
+    while (this.queues.some((q) => q.draining)) await Promise.all(this.queues.map((q) => q.draining));
+  }
+
+  /** Delivers what is queued (bounded by the caller's shutdown timeout), then takes no more. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.flush();
+  }
+
+  /** Stops at once: pending retries give up. */
+  abort(): void {
+    this.stopped = true;
+    this.wake.abort();
+  }
+
+  private async drain(queue: Queue): Promise<void> {
+    while (queue.items.length > 0) {
+      const alert = queue.items[0]!;
+      await this.deliver(queue.sink, alert);
+      queue.items.shift();
+    }
+  }
+
+  private async deliver(sink: AlertSink, alert: DriftAlert): Promise<void> {
+    const initial = this.options.initialBackoffMs ?? 500;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await sink.send(alert);
+        return;
+      } catch (error) {
+        this.options.metrics?.deliveryFailures.inc({ sink: sink.name, outcome: "failed" });
+        const permanent = error instanceof PermanentDeliveryError;
+        if (permanent || attempt >= this.options.retries || this.wake.signal.aborted) {
+          this.options.metrics?.deliveryFailures.inc({ sink: sink.name, outcome: "dropped" });
+          this.options.logger?.error(
+            { sink: sink.name, alert: alert.alert_id, attempts: attempt + 1, err: error },
+            "alert not delivered",
+          );
+          return;
+        }
+        this.options.logger?.warn(
+          { sink: sink.name, attempt: attempt + 1, err: error },
+          "alert delivery failed: retrying",
+        );
+        await sleep(Math.min(30_000, initial * 2 ** attempt) * (0.8 + Math.random() * 0.4), this.wake.signal);
+      }
+    }
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });

@@ -1,0 +1,130 @@
+/**
+ * One page per incident. An alert fires when a subject first goes bad (warn or critical), stays
+ * open while it is bad or only partly recovered, and resolves once it has been clearly fine
+ * (below threshold × clear factor) for `resolveAfter` windows in a row and for the cool-down.
+ * A statistic flapping around its threshold therefore fires once and resolves once.
+ */
+import { randomUUID } from "node:crypto";
+import type { Severity } from "@tessera/stats";
+
+export type AlertKind = "FEATURE_DRIFT" | "PREDICTION_DRIFT" | "FRESHNESS" | "ACCURACY";
+
+/** The DriftAlert Avro record (schemas/avro/drift_alert.avsc). */
+export interface DriftAlert {
+  alert_id: string;
+  status: "FIRING" | "RESOLVED";
+  kind: AlertKind;
+  severity: "OK" | "WARN" | "CRITICAL";
+  subject: string;
+  statistic: string;
+  value: number;
+  threshold: number;
+  p_value: number | null;
+  window_start: number;
+  window_end: number;
+  sample_size: number;
+  reference: string;
+  message: string;
+  at: number;
+}
+
+/** One evaluation of one subject. */
+export interface Observation {
+  kind: AlertKind;
+  subject: string;
+  severity: Severity;
+  /** Fine with margin (below threshold × clear factor). Not bad and not clear keeps an alert open. */
+  clear: boolean;
+  /** The worst check when bad. */
+  statistic: string;
+  value: number;
+  threshold: number;
+  pValue?: number;
+  /** Every statistic of this evaluation, so a RESOLVED can report the value that fired. */
+  values: Record<string, number>;
+  windowStart: number;
+  windowEnd: number;
+  sampleSize: number;
+  /** What went wrong, for a human. */
+  detail: string;
+}
+
+export interface ActiveAlert {
+  alert: DriftAlert;
+  /** Worst severity seen during the incident. */
+  worst: Severity;
+  lastBadAt: number;
+  clearStreak: number;
+}
+
+export interface HysteresisOptions {
+  resolveAfter: number;
+  coolDownMs: number;
+  reference: string;
+  newId?: () => string;
+}
+
+const SEVERITY = { ok: "OK", warn: "WARN", critical: "CRITICAL" } as const;
+
+export class AlertTracker {
+  private readonly open = new Map<string, ActiveAlert>();
+
+  constructor(private readonly options: HysteresisOptions) {}
+
+  /** The alert to publish for this observation, if any (at most one FIRING per incident). */
+  observe(o: Observation, now: number): DriftAlert | undefined {
+    const key = `${o.kind}\u0000${o.subject}`;
+    const active = this.open.get(key);
+    const bad = o.severity !== "ok";
+    if (!active) {
+      if (!bad) return undefined;
+      const alert: DriftAlert = {
+        alert_id: (this.options.newId ?? randomUUID)(),
+        status: "FIRING",
+        kind: o.kind,
+        severity: SEVERITY[o.severity],
+        subject: o.subject,
+        statistic: o.statistic,
+        value: o.value,
+        threshold: o.threshold,
+        p_value: o.pValue ?? null,
+        window_start: o.windowStart,
+        window_end: o.windowEnd,
+        sample_size: o.sampleSize,
+        reference: this.options.reference,
+        message: `${o.severity.toUpperCase()} ${o.subject}: ${o.detail}`,
+        at: now,
+      };
+      this.open.set(key, { alert, worst: o.severity, lastBadAt: now, clearStreak: 0 });
+      return alert;
+    }
+    if (bad) {
+      active.lastBadAt = now;
+      active.clearStreak = 0;
+      if (o.severity === "critical") active.worst = "critical";
+      return undefined;
+    }
+    active.clearStreak = o.clear ? active.clearStreak + 1 : 0;
+    if (active.clearStreak < this.options.resolveAfter || now - active.lastBadAt < this.options.coolDownMs) {
+      return undefined;
+    }
+    this.open.delete(key);
+    const fired = active.alert;
+    return {
+      ...fired,
+      status: "RESOLVED",
+      severity: "OK",
+      value: o.values[fired.statistic] ?? o.value,
+      p_value: null,
+      window_start: o.windowStart,
+      window_end: o.windowEnd,
+      sample_size: o.sampleSize,
+      message: `RESOLVED ${fired.subject}: ${fired.statistic} back within threshold for ${active.clearStreak} window(s)`,
+      at: now,
+    };
+  }
+
+  active(): ActiveAlert[] {
+    return [...this.open.values()];
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The drift worker process: `node services/drift-worker/dist/main.js [--config <file>]`.
+ * Settings from the file and TESSERA_DRIFT_WORKER_* (see config.ts); Kafka and the registry from
+ * KAFKA_BROKERS and SCHEMA_REGISTRY_URL.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, createLogger, loadConfig, onShutdown } from "@tessera/runtime";
+import { configSchema, type DriftWorkerConfig } from "./config.js";
+import { startDriftWorker } from "./index.js";
+
+const logger = createLogger("drift-worker");
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: "string" } } });
+  const config = loadConfig<DriftWorkerConfig>({
+    schema: configSchema,
+    envPrefix: "TESSERA_DRIFT_WORKER",
+    file: values.config,
+  });
+  const worker = await startDriftWorker(config, { logger });
+  logger.info(
+    { url: worker.url, topics: config.topics, reference: config.reference.path },
+    "drift worker started",
+  );
+  onShutdown(() => worker.stop(), { logger });
+}
+
+main().catch((error) => {
+  if (error instanceof ConfigError) process.stderr.write(`drift-worker: ${error.message}\n`);
+  else logger.error({ err: error }, "drift worker failed to start");
+  process.exit(error instanceof ConfigError ? 2 : 1);
+});

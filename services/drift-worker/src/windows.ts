@@ -1,0 +1,93 @@
+/**
+ * The current window of one monitored subject (a feature or a model output): a quantile sketch
+ * or a category counter, plus nulls, in bounded memory whatever the window length.
+ */
+import { CategoryCounter, type FeatureProfile, KllSketch } from "@tessera/stats";
+import type { WindowConfig } from "./config.js";
+
+export class FeatureWindow {
+  readonly sketch?: KllSketch;
+  readonly counter?: CategoryCounter;
+  /** Non-null values. */
+  count = 0;
+  nulls = 0;
+  /** Values of the wrong type for the profile (text for a numerical feature): shown, not tested. */
+  mismatched = 0;
+  firstEventTime = Number.POSITIVE_INFINITY;
+  lastEventTime = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly profile: FeatureProfile,
+    /** Processing time the window opened at (time-based windows close on it). */
+    readonly openedAt: number,
+  ) {
+    if (profile.type === "numerical") this.sketch = new KllSketch();
+    else this.counter = new CategoryCounter(profile.counts.capacity);
+  }
+
+  get observations(): number {
+    return this.count + this.nulls;
+  }
+
+  add(value: unknown, eventTime: number): void {
+    if (eventTime < this.firstEventTime) this.firstEventTime = eventTime;
+    if (eventTime > this.lastEventTime) this.lastEventTime = eventTime;
+    if (value === null || value === undefined || value === "" || Number.isNaN(value)) {
+      this.nulls++;
+      return;
+    }
+    if (this.sketch) {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        this.mismatched++;
+        return;
+      }
+      this.sketch.update(value);
+    } else {
+      // As in a reference profile: numbers in a categorical column count as their decimal text.
+      if (typeof value === "object") {
+        this.mismatched++;
+        return;
+      }
+      this.counter!.add(String(value));
+    }
+    this.count++;
+  }
+}
+
+/** One subject's windows: the open one and those closed but not yet tested. */
+export class WindowSeries {
+  current: FeatureWindow;
+  readonly closed: FeatureWindow[] = [];
+
+  constructor(
+    readonly subject: string,
+    readonly dataset: string,
+    readonly profile: FeatureProfile,
+    private readonly config: WindowConfig,
+    now: number,
+  ) {
+    this.current = new FeatureWindow(profile, now);
+  }
+
+  add(value: unknown, eventTime: number, now: number): void {
+    this.current.add(value, eventTime);
+    if (this.config.mode === "count" && this.current.observations >= this.config.size) this.close(now);
+  }
+
+  /** Closes a time-based window whose duration has passed. */
+  tick(now: number): void {
+    if (this.config.mode === "time" && now - this.current.openedAt >= this.config.durationMs) this.close(now);
+  }
+
+  /** Closed windows, oldest first, handed over once. */
+  take(): FeatureWindow[] {
+    return this.closed.splice(0);
+  }
+
+  private close(now: number): void {
+    if (this.current.observations > 0) this.closed.push(this.current);
+    // Bounded even if evaluation stalls: the oldest untested windows go first.
+    if (this.closed.length > 100) this.closed.shift();
+    this.current = new FeatureWindow(this.profile, now);
+  }
+}
