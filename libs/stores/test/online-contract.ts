@@ -424,6 +424,20 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
         expect((error as StoreUnavailableError).retriable, name).toBe(true);
         expect(Date.now() - started, name).toBeLessThan(timeoutMs + 500);
       };
+      // The caller retries on StoreUnavailableError, as the processor and the feature server will;
+      // the first connection may take longer than one call's timeout.
+      const retrying = async (call: () => Promise<void>) => {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          try {
+            return await call();
+          } catch (err) {
+            expect(err).toBeInstanceOf(StoreUnavailableError);
+            if (Date.now() > deadline) throw err;
+            await sleep(200);
+          }
+        }
+      };
       const expectAllUnavailable = async (port: number) => {
         const down = remote.at(port, timeoutMs);
         try {
@@ -454,6 +468,38 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
         }
       });
 
+      it("times out while the server stalls, and carries on when it resumes", async () => {
+        const proxy = new CuttableProxy(remote.upstream);
+        const through = remote.at(await proxy.up(), timeoutMs);
+        const group = unique("g");
+        const v = view();
+        const t = minuteAgo(1);
+        const flush = (offset: number) =>
+          through.writeBatch({
+            tiles: [tile(v, "e", "count", t, state(offset))],
+            freshness: [],
+            offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset }],
+          });
+        try {
+          await retrying(() => through.applyView(v));
+          await retrying(() => flush(1));
+          proxy.stall();
+          await expectUnavailable("readOffsets", () => through.readOffsets(group, "t"));
+          await expectUnavailable("readTiles", () => through.readTiles(v.name, v.version, ["e"], t));
+          // Its outcome is unknown: it may land when the server resumes, before anything sent later.
+          await expectUnavailable("writeBatch", () => flush(2));
+          proxy.resume();
+          await retrying(() => flush(3));
+          expect(await through.readOffsets(group, "t")).toEqual(new Map([[0, 3]]));
+          const read = await through.readTiles(v.name, v.version, ["e"], t);
+          expect(plain(read.get("e"))?.tiles).toEqual([{ aggregation: "count", tileStart: t, state: [3] }]);
+        } finally {
+          proxy.resume();
+          await through.close();
+          await proxy.down();
+        }
+      });
+
       it("fails fast while the server is gone and recovers by itself when it is back", async () => {
         const proxy = new CuttableProxy(remote.upstream);
         const port = await proxy.up();
@@ -467,20 +513,6 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
             freshness: [],
             offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset }],
           });
-        // The caller retries on StoreUnavailableError, as the processor and the feature server will;
-        // the first connection may take longer than one call's timeout.
-        const retrying = async (call: () => Promise<void>) => {
-          const deadline = Date.now() + 15_000;
-          for (;;) {
-            try {
-              return await call();
-            } catch (err) {
-              expect(err).toBeInstanceOf(StoreUnavailableError);
-              if (Date.now() > deadline) throw err;
-              await sleep(200);
-            }
-          }
-        };
         try {
           await retrying(() => through.applyView(v));
           await retrying(() => flush(1));
@@ -509,10 +541,15 @@ function listen(server: Server, port = 0): Promise<number> {
   });
 }
 
-/** A TCP proxy to the real server that can drop every connection and stop listening, then come back on the same port. */
+/**
+ * A TCP proxy to the real server that can stall (hold all traffic), or drop every connection and stop
+ * listening, then come back on the same port.
+ */
 class CuttableProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private stalled = false;
+  private readonly held: [Socket, Buffer][] = [];
 
   constructor(private readonly upstream: { host: string; port: number }) {}
 
@@ -527,10 +564,30 @@ class CuttableProxy {
           upstream.destroy();
         });
       }
-      client.pipe(upstream).pipe(client);
+      this.forward(client, upstream);
+      this.forward(upstream, client);
     });
     this.server = server;
     return listen(server, port);
+  }
+
+  /** Holds every byte in both directions, connections open: a stalled server or a partition. */
+  stall(): void {
+    this.stalled = true;
+  }
+
+  /** Delivers what was held, in order, and forwards again. */
+  resume(): void {
+    this.stalled = false;
+    for (const [to, chunk] of this.held.splice(0)) if (!to.destroyed) to.write(chunk);
+  }
+
+  private forward(from: Socket, to: Socket): void {
+    from.on("data", (chunk: Buffer) => {
+      if (this.stalled) this.held.push([to, chunk]);
+      else to.write(chunk);
+    });
+    from.on("end", () => to.end());
   }
 
   async down(): Promise<void> {
