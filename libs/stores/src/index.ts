@@ -1,6 +1,16 @@
 // ── Offline: tabular files (CSV, JSONL, Parquet) ─────────────────────────────────────────────
 
 export {
+  ARCHIVE_COLUMNS,
+  type ArchiveFile,
+  type ArchiveRange,
+  archiveFileName,
+  HOUR_MS,
+  isArchiveDir,
+  listArchive,
+  spineEventRange,
+} from "./offline/archive.js";
+export {
   runSnapshot,
   type SnapshotOptions,
   type SnapshotProgress,

@@ -1,2 +1,4 @@
-// Public entry points of this service; its issue fills them in.
-export {};
+export { type ArchiverDeps, type ArchiverHandle, startArchiver } from "./archiver.js";
+export { AvroMappingError, arrowFieldsOf, type MappedField } from "./avro-arrow.js";
+export { type ArchiverConfig, configSchema } from "./config.js";
+export { type ArchivedRow, finishRoll, type Roll, recoverPartition, writeRoll } from "./files.js";

@@ -1,0 +1,126 @@
+/**
+ * The Parquet archive's layout, shared by its writer (services/archiver) and its readers (snapshot,
+ * backfill, consistency). One directory per topic, Hive-partitioned by event date and hour (UTC):
+ *
+ *   <root>/<topic>/date=YYYY-MM-DD/hour=HH/part-<partition>-<firstOffset>-<lastOffset>.parquet
+ *
+ * Partition and offsets are zero-padded (5 and 19 digits) so that sorted path order is log order
+ * within an hour, and any Hive-aware engine (DuckDB, Spark, Trino, polars) reads the tree as is.
+ * Names starting with "." or "_" (temp files, the in-flight markers under `_inflight/`) are not data.
+ */
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { TableReadError } from "./errors.js";
+
+/** Metadata columns the archiver adds to every row, after the event's own fields. */
+export const ARCHIVE_COLUMNS = {
+  partition: "_kafka_partition",
+  offset: "_kafka_offset",
+  /** The Kafka record timestamp: the broker's append time on topics with LogAppendTime. */
+  appendTime: "_kafka_timestamp",
+} as const;
+
+export const HOUR_MS = 3_600_000;
+
+export interface ArchiveFile {
+  path: string;
+  /** Start of the event-time hour the file holds (epoch ms, UTC). */
+  hour: number;
+  partition: number;
+  firstOffset: number;
+  lastOffset: number;
+}
+
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+/** Path of a data file relative to the topic directory. */
+export function archiveFileName(
+  hour: number,
+  partition: number,
+  firstOffset: number,
+  lastOffset: number,
+): string {
+  const iso = new Date(hour).toISOString();
+  return join(
+    `date=${iso.slice(0, 10)}`,
+    `hour=${iso.slice(11, 13)}`,
+    `part-${pad(partition, 5)}-${pad(firstOffset, 19)}-${pad(lastOffset, 19)}.parquet`,
+  );
+}
+
+const DATE_DIR = /^date=(\d{4}-\d{2}-\d{2})$/;
+const HOUR_DIR = /^hour=(\d{2})$/;
+const PART_FILE = /^part-(\d+)-(\d+)-(\d+)\.parquet$/;
+
+/** Whether `dir` looks like an archive topic directory (it has `date=` subdirectories). */
+export async function isArchiveDir(dir: string): Promise<boolean> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) return false;
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries.some((e) => e.isDirectory() && DATE_DIR.test(e.name));
+}
+
+export interface ArchiveRange {
+  /** Only hours that can hold events with ts ≥ from (inclusive). */
+  from?: number;
+  /** Only hours that can hold events with ts < to (exclusive). */
+  to?: number;
+}
+
+/**
+ * The data files of an archive topic directory, in log order within each hour (hours ascending,
+ * then partition, then offset). With a range, whole date and hour directories outside it are never
+ * opened: that is the partition pruning a snapshot or backfill relies on.
+ */
+export async function listArchive(dir: string, range: ArchiveRange = {}): Promise<ArchiveFile[]> {
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new TableReadError("no such archive directory", { file: dir });
+  const from = range.from ?? Number.NEGATIVE_INFINITY;
+  const to = range.to ?? Number.POSITIVE_INFINITY;
+  const out: ArchiveFile[] = [];
+  const dates = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory());
+  for (const date of dates) {
+    const day = DATE_DIR.exec(date.name);
+    if (!day) continue;
+    const dayStart = Date.parse(`${day[1]}T00:00:00Z`);
+    if (!overlaps(dayStart, 24 * HOUR_MS, from, to)) continue;
+    const hours = await readdir(join(dir, date.name), { withFileTypes: true });
+    for (const hourDir of hours) {
+      const h = HOUR_DIR.exec(hourDir.name);
+      if (!h || !hourDir.isDirectory()) continue;
+      const hour = dayStart + Number(h[1]) * HOUR_MS;
+      if (!overlaps(hour, HOUR_MS, from, to)) continue;
+      for (const name of await readdir(join(dir, date.name, hourDir.name))) {
+        const part = PART_FILE.exec(name);
+        if (!part) continue;
+        out.push({
+          path: join(dir, date.name, hourDir.name, name),
+          hour,
+          partition: Number(part[1]),
+          firstOffset: Number(part[2]),
+          lastOffset: Number(part[3]),
+        });
+      }
+    }
+  }
+  return out.sort((a, b) => a.hour - b.hour || a.partition - b.partition || a.firstOffset - b.firstOffset);
+}
+
+function overlaps(start: number, length: number, from: number, to: number): boolean {
+  return start + length > from && start < to;
+}
+
+/**
+ * The event-time range a point-in-time computation over spine times [minT, maxT] can read: a
+ * feature at t aggregates events in [floor((t − W)/H)·H, t), so the earliest is floor((minT − W)/H)·H
+ * for the longest W + H, and nothing at or after maxT counts.
+ */
+export function spineEventRange(
+  minT: number,
+  maxT: number,
+  features: readonly { windowMs: number; hopMs: number }[],
+): Required<ArchiveRange> {
+  let from = minT;
+  for (const f of features) from = Math.min(from, Math.floor((minT - f.windowMs) / f.hopMs) * f.hopMs);
+  return { from, to: maxT };
+}

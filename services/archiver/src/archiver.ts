@@ -1,0 +1,391 @@
+/**
+ * The archiver: source topics → Parquet files, exactly once (see files.ts for the crash rule).
+ *
+ * Each partition's records are buffered in offset order until the partition rolls (by record count,
+ * payload bytes, age, or a change of writer schema); a roll writes one file per event-time hour,
+ * then commits the partition's offset. Offsets are never committed for records not yet in a file.
+ * Records that cannot be archived (not Confluent-framed, unknown schema id, undecodable, no usable
+ * event time) go to the dead-letter topic with a reason before the offset covering them is committed.
+ */
+import {
+  ConsumerLoop,
+  createKafka,
+  type DeadLetter,
+  DeadLetterPublisher,
+  deadLetterOf,
+  SchemaRegistry,
+  schemaIdOf,
+  valueSubject,
+} from "@tessera/kafka";
+import { createLogger, type Logger, type OpsServer, startOpsServer } from "@tessera/runtime";
+import { parseTimestamp } from "@tessera/transforms";
+import type { Batch, Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { arrowFieldsOf, type MappedField } from "./avro-arrow.js";
+import type { ArchiverConfig } from "./config.js";
+import { type ArchivedRow, finishRoll, recoverPartition, writeRoll } from "./files.js";
+
+export interface ArchiverDeps {
+  kafka?: Kafka;
+  registry?: SchemaRegistry;
+  metricsRegistry?: Registry;
+  logger?: Logger;
+  /** Start the ops HTTP server (default true; tests embedding several services may skip it). */
+  ops?: boolean;
+}
+
+export interface ArchiverHandle {
+  /** Settles when the archiver stops: resolves after stop(), rejects on a fatal error. */
+  done: Promise<void>;
+  opsUrl?: string;
+  /** Rolls every buffered partition, commits, and leaves the group. */
+  stop(): Promise<void>;
+}
+
+interface Schema {
+  id: number;
+  text: string;
+  fields: MappedField[];
+}
+
+/** One partition's open roll. */
+interface Pending {
+  topic: string;
+  partition: number;
+  /** First offset not yet committed (the roll's first offset), or undefined when nothing is buffered. */
+  first: number | undefined;
+  /** Last offset seen: records at or below it are skipped when a batch is handed over again. */
+  last: number;
+  rows: ArchivedRow[];
+  bytes: number;
+  openedAt: number;
+  schema: Schema | undefined;
+}
+
+class Metrics {
+  readonly records: Counter<"topic">;
+  readonly files: Counter<"topic">;
+  readonly bytes: Counter<"topic">;
+  readonly rollSeconds: Histogram<"topic">;
+  readonly buffered: Gauge<"topic">;
+  readonly recovered: Counter<"topic">;
+
+  constructor(registers: Registry[]) {
+    this.records = new Counter({
+      name: "tessera_archiver_records_total",
+      help: "Records written to committed Parquet files, by topic.",
+      labelNames: ["topic"],
+      registers,
+    });
+    this.files = new Counter({
+      name: "tessera_archiver_files_total",
+      help: "Parquet files written, by topic.",
+      labelNames: ["topic"],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: "tessera_archiver_bytes_total",
+      help: "Parquet bytes written, by topic.",
+      labelNames: ["topic"],
+      registers,
+    });
+    this.rollSeconds = new Histogram({
+      name: "tessera_archiver_roll_seconds",
+      help: "Time to write, rename and commit one roll.",
+      labelNames: ["topic"],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+      registers,
+    });
+    this.buffered = new Gauge({
+      name: "tessera_archiver_buffered_records",
+      help: "Records consumed but not yet in a committed file, by topic.",
+      labelNames: ["topic"],
+      registers,
+    });
+    this.recovered = new Counter({
+      name: "tessera_archiver_recovered_files_total",
+      help: "Files of uncommitted rolls removed on partition assignment (rewritten from the replay).",
+      labelNames: ["topic"],
+      registers,
+    });
+  }
+}
+
+export async function startArchiver(
+  config: ArchiverConfig,
+  deps: ArchiverDeps = {},
+): Promise<ArchiverHandle> {
+  const logger = deps.logger ?? createLogger("archiver");
+  const kafka = deps.kafka ?? createKafka({ clientId: "tessera-archiver" });
+  const registry = deps.registry ?? new SchemaRegistry();
+  const metricsRegistry = deps.metricsRegistry ?? new Registry();
+  const metrics = new Metrics([metricsRegistry]);
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  const admin = kafka.admin();
+  await Promise.all([producer.connect(), admin.connect()]);
+  const deadLetters = new DeadLetterPublisher({
+    producer,
+    registry,
+    service: "archiver",
+    topic: config.deadLetterTopic,
+    metricsRegistry,
+  });
+  const deserializer = registry.avroDeserializer();
+  const schemas = new Map<number, Promise<Schema>>();
+  const pending = new Map<string, Pending>();
+  let assigned = 0;
+  let joined = false;
+
+  // Batches and the age timer both roll partitions: one at a time.
+  let lock: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = lock.then(work);
+    lock = next.catch(() => {});
+    return next;
+  };
+
+  const schemaOf = (topic: string, id: number): Promise<Schema> => {
+    let schema = schemas.get(id);
+    if (!schema) {
+      schema = registry.client.getBySubjectAndId(valueSubject(topic), id).then((info) => ({
+        id,
+        text: info.schema!,
+        fields: arrowFieldsOf(JSON.parse(info.schema!)),
+      }));
+      schemas.set(id, schema);
+      schema.catch(() => schemas.delete(id));
+    }
+    return schema;
+  };
+
+  async function committedOffset(topic: string, partition: number): Promise<number> {
+    const [offsets] = await admin.fetchOffsets({ groupId: config.groupId, topics: [topic] });
+    const entry = offsets?.partitions.find((p) => p.partition === partition);
+    return entry ? Number(entry.offset) : -1;
+  }
+
+  async function pendingOf(topic: string, partition: number): Promise<Pending> {
+    const key = `${topic}\u0000${partition}`;
+    let state = pending.get(key);
+    if (!state) {
+      const committed = await committedOffset(topic, partition);
+      const removed = await recoverPartition(config.root, topic, partition, committed);
+      if (removed.length > 0) {
+        metrics.recovered.inc({ topic }, removed.length);
+        logger.info({ topic, partition, committed, removed }, "removed the files of an uncommitted roll");
+      }
+      state = {
+        topic,
+        partition,
+        first: undefined,
+        last: -1,
+        rows: [],
+        bytes: 0,
+        openedAt: 0,
+        schema: undefined,
+      };
+      pending.set(key, state);
+    }
+    return state;
+  }
+
+  async function roll(state: Pending, consumer: Consumer): Promise<void> {
+    if (state.first === undefined) return;
+    const started = performance.now();
+    const { topic, partition } = state;
+    const rows = state.rows;
+    if (rows.length > 0) {
+      const schema = state.schema!;
+      const { files, bytes } = await writeRoll(config.root, {
+        topic,
+        partition,
+        firstOffset: state.first,
+        lastOffset: state.last,
+        schemaId: schema.id,
+        schemaText: schema.text,
+        fields: schema.fields,
+        rows,
+      });
+      metrics.files.inc({ topic }, files.length);
+      metrics.bytes.inc({ topic }, bytes);
+    }
+    await consumer.commitOffsets([{ topic, partition, offset: String(state.last + 1) }]);
+    await finishRoll(config.root, topic, partition);
+    metrics.records.inc({ topic }, rows.length);
+    metrics.buffered.dec({ topic }, rows.length);
+    metrics.rollSeconds.observe({ topic }, (performance.now() - started) / 1000);
+    state.first = undefined;
+    state.rows = [];
+    state.bytes = 0;
+  }
+
+  const due = (state: Pending, now: number) =>
+    state.first !== undefined &&
+    (state.rows.length >= config.roll.maxRecords ||
+      state.bytes >= config.roll.maxBytes ||
+      now - state.openedAt >= config.roll.maxAgeMs);
+
+  async function decode(
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+  ): Promise<{ row: ArchivedRow; schema: Schema } | DeadLetter> {
+    const source = { topic, partition, message };
+    const id = schemaIdOf(message.value);
+    if (id === undefined) {
+      return deadLetterOf(
+        source,
+        "decode_error",
+        "value is not in the Confluent wire format (magic byte 0 + schema id)",
+      );
+    }
+    let schema: Schema;
+    try {
+      schema = await schemaOf(topic, id);
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      if (status === 404 || (error as Error).name === "AvroMappingError") {
+        return deadLetterOf(source, "schema_mismatch", `schema id ${id}: ${(error as Error).message}`);
+      }
+      throw Object.assign(new Error(`schema registry: ${(error as Error).message}`), { retriable: true });
+    }
+    let value: Record<string, unknown>;
+    try {
+      value = (await deserializer.deserialize(topic, message.value!)) as Record<string, unknown>;
+    } catch (error) {
+      return deadLetterOf(source, "decode_error", `Avro decoding failed: ${(error as Error).message}`);
+    }
+    const eventTime = parseTimestamp(value?.[config.timestampField]);
+    if (eventTime === undefined) {
+      return deadLetterOf(
+        source,
+        "missing_field",
+        `${config.timestampField}: no event time (epoch ms or ISO-8601) to place the record by date and hour`,
+      );
+    }
+    return {
+      schema,
+      row: { value, offset: Number(message.offset), timestamp: Number(message.timestamp), eventTime },
+    };
+  }
+
+  async function handleBatch(batch: Batch, consumer: Consumer): Promise<void> {
+    const state = await pendingOf(batch.topic, batch.partition);
+    let letters: DeadLetter[] = [];
+    const flushLetters = async () => {
+      await deadLetters.publish(letters);
+      letters = [];
+    };
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (offset <= state.last) continue; // handed over again after a retry
+      const decoded = await decode(batch.topic, batch.partition, message);
+      if ("reason" in decoded) {
+        letters.push(decoded);
+      } else {
+        if (state.schema && state.first !== undefined && decoded.schema.id !== state.schema.id) {
+          // One file, one schema: close the roll before the first record of another schema.
+          await flushLetters();
+          await roll(state, consumer);
+        }
+        state.schema = decoded.schema;
+        state.rows.push(decoded.row);
+        state.bytes += message.value?.length ?? 0;
+        metrics.buffered.inc({ topic: batch.topic });
+      }
+      if (state.first === undefined) {
+        state.first = offset;
+        state.openedAt = Date.now();
+      }
+      state.last = offset;
+    }
+    await flushLetters();
+    if (due(state, Date.now())) await roll(state, consumer);
+  }
+
+  const loop: ConsumerLoop = new ConsumerLoop({
+    kafka,
+    groupId: config.groupId,
+    topics: config.topics,
+    fromBeginning: true,
+    autoCommit: false,
+    handleSignals: false,
+    metricsRegistry,
+    consumerConfig: {
+      sessionTimeout: config.sessionTimeoutMs,
+      heartbeatInterval: Math.max(100, Math.floor(config.sessionTimeoutMs / 10)),
+    },
+    // Our own commits only: a roll is committed after its files are in place.
+    handleBatch: (batch) => exclusive(() => handleBatch(batch, loop.consumer)),
+    onError: (error, info) => logger.error({ err: error, ...info }, "batch failed"),
+  });
+  loop.consumer.on(loop.consumer.events.GROUP_JOIN, (event) => {
+    joined = true;
+    const assignment = event.payload.memberAssignment as Record<string, number[]>;
+    assigned = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
+    // Forget revoked partitions: their new owner replays them from the committed offset.
+    void exclusive(async () => {
+      for (const [key, state] of pending) {
+        if (!assignment[state.topic]?.includes(state.partition)) {
+          metrics.buffered.dec({ topic: state.topic }, state.rows.length);
+          pending.delete(key);
+        }
+      }
+    });
+    logger.info({ assignment }, "partitions assigned");
+  });
+  loop.consumer.on(loop.consumer.events.CRASH, () => {
+    joined = false;
+  });
+
+  const timer = setInterval(
+    () => {
+      void exclusive(async () => {
+        const now = Date.now();
+        for (const state of pending.values()) if (due(state, now)) await roll(state, loop.consumer);
+      }).catch((error) => {
+        logger.error({ err: error }, "timed roll failed: stopping (a restart replays from the last commit)");
+        void loop.stop();
+        failure = failure ?? error;
+      });
+    },
+    Math.max(10, Math.min(1000, config.roll.maxAgeMs / 2)),
+  );
+  let failure: unknown;
+
+  let ops: OpsServer | undefined;
+  if (deps.ops ?? true) {
+    ops = await startOpsServer({
+      host: config.ops.host,
+      port: config.ops.port,
+      registry: metricsRegistry,
+      readiness: () => ({
+        ready: joined && failure === undefined,
+        detail: { joined, assignedPartitions: assigned, bufferedPartitions: pending.size },
+      }),
+    });
+  }
+  await loop.start();
+  logger.info({ topics: config.topics, root: config.root, groupId: config.groupId }, "archiver started");
+
+  const done = loop.done.then(() => {
+    if (failure !== undefined) throw failure;
+  });
+  done.catch(() => {});
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      clearInterval(timer);
+      // Finish what is buffered while we still own the partitions, then leave the group.
+      await exclusive(async () => {
+        for (const state of pending.values()) await roll(state, loop.consumer);
+      }).catch((error) => logger.error({ err: error }, "final roll failed; the next owner replays it"));
+      await loop.stop().catch(() => {});
+      await Promise.allSettled([producer.disconnect(), admin.disconnect(), ops?.close()]);
+      if (!deps.registry) registry.close();
+    })();
+    return stopping;
+  };
+  return { done, ...(ops ? { opsUrl: ops.url } : {}), stop };
+}
