@@ -22,8 +22,8 @@ export interface RedisOnlineStoreConfig {
 }
 
 // One hash per (view, version, entity): fields `${aggregation}|${tileStart in base 36}` hold tile
-// states, `f` "newest event time:visible until", `m` the oldest tile start in the hash (so pruning only scans
-// the hash when something has expired). Names are URI-encoded, so ':' '|' '{' '}' never come from
+// states, `f` "newest event time:visible until", `m` the oldest tile start in the hash (so pruning
+// only scans the hash when something has expired). Names are URI-encoded, so ':' '|' '{' '}' never come from
 // user data. The entity is the hash tag: all of an entity's views share a Redis Cluster slot.
 const tileKey = (prefix: string, view: string, version: string, entity: string) =>
   `${prefix}t:${encodeURIComponent(view)}:${encodeURIComponent(version)}:{${encodeURIComponent(entity)}}`;
@@ -34,7 +34,7 @@ const FRESHNESS = "f";
 // The flush, atomic because Redis runs a script as one command. Every key is type-checked before
 // the first write, since Redis does not roll a script back: a failing batch writes nothing.
 // KEYS: n tile hashes, then offset hashes. ARGV: now, n, then per tile hash: retentionMs,
-// newest event time or "", tile count, (field, tileStart, state)…; then per offsets hash:
+// the `f` value or "", tile count, (field, tileStart, state)…; then per offsets hash:
 // count, (partition, offset)….
 const FLUSH = `
 for _, key in ipairs(KEYS) do
@@ -153,8 +153,12 @@ export class RedisOnlineStore implements OnlineStore {
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
     });
+    // Kept to say why a call found no connection.
     this.redis.on("error", (err: Error) => {
       this.lastError = err;
+    });
+    this.redis.on("ready", () => {
+      this.lastError = undefined;
     });
     this.redis.defineCommand("tesseraFlush", { lua: FLUSH });
   }
