@@ -96,14 +96,16 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
       for (const [index, e] of events.entries()) {
         this.validate(topic, binding, e.value, events.length > 1 ? index : undefined);
       }
-      const messages = await Promise.all(
-        events.map(async (e) => ({
-          key: e.key ?? null,
-          value: await binding.serializer.serialize(topic, e.value),
-          headers: e.headers,
-          partition: e.partition,
-        })),
-      );
+      const toMessage = async (e: (typeof events)[number]) => ({
+        key: e.key ?? null,
+        value: await binding.serializer.serialize(topic, e.value),
+        headers: e.headers,
+        partition: e.partition,
+      });
+      // The serde looks the subject up in the registry on first use and caches it only once the
+      // answer is in: the first event goes alone so a large batch makes one request, not one each.
+      const messages = events.length > 0 ? [await toMessage(events[0]!)] : [];
+      messages.push(...(await Promise.all(events.slice(1).map(toMessage))));
       const metadata = await this.producer.send({ topic, acks: -1, messages });
       this.metrics.produced.inc({ topic }, events.length);
       return metadata;
