@@ -115,7 +115,7 @@ describe("incidents", () => {
     const generator = new Generator(21);
     feed(t, generator, 3);
     expect(t.alerts).toEqual([]);
-    const injectedAt = generator.next().update.event_time + 1;
+    const injectedAt = generator.nextTime;
     feed(t, generator, 4, { [incident]: true });
     feed(t, generator, 4);
     const { kind, subject } = INCIDENT_SUBJECTS[incident];

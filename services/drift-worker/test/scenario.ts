@@ -61,6 +61,11 @@ export class Generator {
     this.random = rng(seed);
   }
 
+  /** The event time the next event will carry. */
+  get nextTime(): number {
+    return this.startTime + this.n;
+  }
+
   private normal(mean: number, sd: number): number {
     const u = 1 - this.random();
     const v = this.random();
