@@ -247,6 +247,7 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       expect(await startsIn(starts[2]!)).toEqual(starts.slice(2));
       expect(await startsIn(starts[0]! + 1, starts[1]! + 1)).toEqual([starts[1]]);
       expect(await startsIn(starts[4]! + 1)).toEqual([]);
+      expect(await startsIn(starts[3]!, starts[1]!)).toEqual([]);
     });
 
     it("reads many entities in one call, with unknown and repeated ones", async () => {
