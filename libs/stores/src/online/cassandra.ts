@@ -222,7 +222,9 @@ export class CassandraOnlineStore implements OnlineStore {
 
   async readOffsets(consumerGroup: string, topic: string): Promise<Map<number, number>> {
     const offsets = new Map<number, number>();
-    await this.call("readOffsets", this.timeoutMs, async () => {
+    // The first call may have to create the offsets table: give it the schema timeout.
+    const ms = this.keyspaceReady ? this.timeoutMs : this.schemaTimeoutMs;
+    await this.call("readOffsets", ms, async () => {
       await this.ensureKeyspace();
       const rows = await this.client.execute(
         `SELECT kafka_partition, last_offset FROM ${this.keyspace}.offsets WHERE consumer_group = ? AND topic = ?`,
