@@ -144,3 +144,42 @@ export function spawnArchiver(env: Record<string, string>): { child: ChildProces
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs an in-process archiver until `count` records of the topic are in the archive, then stops it. */
+export async function archiveAll(
+  source: Source,
+  root: string,
+  count: number,
+  startArchiver: typeof import("../src/index.js").startArchiver,
+  configSchemaDefaults: { groupId: string },
+): Promise<void> {
+  const { readRows } = await import("@tessera/stores");
+  const { existsSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const archiver = await startArchiver(
+    {
+      topics: [source.topic],
+      root,
+      groupId: configSchemaDefaults.groupId,
+      timestampField: "event_time",
+      roll: { maxRecords: 2000, maxBytes: 64 << 20, maxAgeMs: 300 },
+      deadLetterTopic: "tessera.dead-letter",
+      sessionTimeoutMs: 6000,
+      ops: { host: "127.0.0.1", port: 0 },
+    },
+    { kafka: source.kafka, registry: source.registry, ops: false },
+  );
+  try {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      let n = 0;
+      if (existsSync(join(root, source.topic)))
+        for await (const _ of readRows(join(root, source.topic), { columns: ["_kafka_offset"] })) n++;
+      if (n >= count) return;
+      if (Date.now() > deadline) throw new Error(`archiver wrote ${n} of ${count} records in 60 s`);
+      await sleep(300);
+    }
+  } finally {
+    await archiver.stop();
+  }
+}

@@ -1,9 +1,19 @@
 import type { Command } from "commander";
+import { register as backfill } from "./backfill.js";
 import { register as drift } from "./drift.js";
+import { register as profile } from "./profile.js";
 import { register as schemas } from "./schemas.js";
 import { register as snapshot } from "./snapshot.js";
 import { register as topics } from "./topics.js";
 import { register as validate } from "./validate.js";
 
 /** Each command module exports one `register(program)`; add new commands here. */
-export const commands: Array<(program: Command) => void> = [drift, validate, snapshot, schemas, topics];
+export const commands: Array<(program: Command) => void> = [
+  backfill,
+  drift,
+  validate,
+  snapshot,
+  schemas,
+  topics,
+  profile,
+];
