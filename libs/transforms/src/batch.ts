@@ -1,6 +1,5 @@
 import type { FeatureValue } from "./aggregators/index.js";
 import type { PreparedEvent, ViewRuntime } from "./events.js";
-import { tileStart, windowStart } from "./windows.js";
 
 /**
  * One entity's events as columns, for snapshots over millions of events without an object per event.
@@ -33,37 +32,52 @@ export function pointInTimeColumns(
   const { ts, seq, inputs } = columns;
   const sorted = Int32Array.from(rows).sort((a, b) => ts[a]! - ts[b]! || seq[a]! - seq[b]!);
   const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
-  // One tile map per feature (a tile holds one state): spine rows far outnumber hops, so this is cheap.
-  const tiles = features.map(() => new Map<number, unknown>());
+  const n = features.length;
+  const hops = features.map((f) => view.features[f]!.hopMs);
+  const windows = features.map((f) => view.features[f]!.windowMs);
+  const aggs = features.map((f) => aggregators[f]!);
+  const cols = features.map((f) => inputs[f]!);
+  // Per feature, its tiles in time order: events arrive sorted, so a tile is either the last one or a
+  // new one at the end, and windows only move forward, so expired tiles leave from the front.
+  const tileIndex: number[][] = features.map(() => []);
+  const tileState: unknown[][] = features.map(() => []);
+  const head = new Int32Array(n);
   const out: FeatureValue[][] = new Array(times.length);
   let next = 0;
   for (const row of order) {
     const t = times[row]!;
     for (; next < sorted.length && ts[sorted[next]!]! < t; next++) {
       const e = sorted[next]!;
-      for (let j = 0; j < features.length; j++) {
-        const f = features[j]!;
-        const column = inputs[f];
+      const time = ts[e]!;
+      for (let j = 0; j < n; j++) {
+        const column = cols[j];
         const input = column === null ? true : column![e];
         if (input === null || input === undefined || Number.isNaN(input)) continue;
-        const start = tileStart(ts[e]!, view.features[f]!.hopMs);
-        const held = tiles[j]!.get(start);
-        const state = held === undefined ? aggregators[f]!.init() : held;
-        tiles[j]!.set(start, aggregators[f]!.add(state, input, ts[e]!, seq[e]!));
+        const k = Math.floor(time / hops[j]!);
+        const index = tileIndex[j]!;
+        const states = tileState[j]!;
+        const last = index.length - 1;
+        if (last >= head[j]! && index[last] === k)
+          states[last] = aggs[j]!.add(states[last], input, time, seq[e]!);
+        else {
+          index.push(k);
+          states.push(aggs[j]!.add(aggs[j]!.init(), input, time, seq[e]!));
+        }
       }
     }
-    out[row] = features.map((f, j) => {
-      const feature = view.features[f]!;
-      const aggregator = aggregators[f]!;
-      const from = windowStart(t, feature.windowMs, feature.hopMs);
-      let acc = aggregator.init();
-      for (const [start, state] of tiles[j]!) {
-        // Spine times ascend, so tiles before this window are never read again.
-        if (start < from) tiles[j]!.delete(start);
-        else acc = aggregator.merge(acc, state);
-      }
-      return aggregator.finalize(acc);
-    });
+    const values: FeatureValue[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const from = Math.floor((t - windows[j]!) / hops[j]!); // windowStart(t) / hop
+      const index = tileIndex[j]!;
+      const states = tileState[j]!;
+      let h = head[j]!;
+      while (h < index.length && index[h]! < from) states[h++] = undefined; // release expired tiles
+      head[j] = h;
+      let acc = aggs[j]!.init();
+      for (let i = h; i < states.length; i++) acc = aggs[j]!.merge(acc, states[i]);
+      values[j] = aggs[j]!.finalize(acc);
+    }
+    out[row] = values;
   }
   return out;
 }

@@ -20,9 +20,12 @@ export function addExact(partials: number[], x: number): void {
     if (lo !== 0) partials[i++] = lo;
     x = hi;
   }
-  // Setting length is slow even when unchanged: only shrink when a partial was absorbed.
-  if (partials.length !== i + 1) partials.length = i + 1;
-  partials[i] = x;
+  // Writing `length` is a slow path in V8: grow with push, shrink only when partials were absorbed.
+  if (i === partials.length) partials.push(x);
+  else {
+    partials[i] = x;
+    if (partials.length > i + 1) partials.length = i + 1;
+  }
 }
 
 /** The correctly rounded (half-even) value of the partials' exact sum. */

@@ -56,7 +56,7 @@ const scenario = fc.record({
   queries: fc.array(fc.integer({ min: 0, max: 80 }), { minLength: 1, maxLength: 6 }),
 });
 
-describe("incremental == batch == reference, every op", () => {
+describe("incremental == batch == reference, every op", { timeout: 120_000 }, () => {
   it("agrees for any arrival order, processing time and query time", () => {
     fc.assert(
       fc.property(scenario, ({ events, arrivalKeys, now, skew, queries }) => {

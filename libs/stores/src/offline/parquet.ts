@@ -55,11 +55,43 @@ function plainValues(vector: Vector): ArrayLike<unknown> {
   const { typeId } = vector.type as DataType;
   if (vector.nullCount === 0 && (typeId === Type.Float || typeId === Type.Int)) {
     const raw = vector.toArray() as ArrayLike<number | bigint>;
-    if (raw instanceof BigInt64Array || raw instanceof BigUint64Array) return Float64Array.from(raw, Number);
+    if (raw instanceof BigInt64Array) return int64ToNumbers(raw);
+    if (raw instanceof BigUint64Array) return Float64Array.from(raw, Number);
     return raw as ArrayLike<number>;
+  }
+  if (typeId === Type.Utf8 && vector.data.length === 1) {
+    const ascii = asciiStrings(vector);
+    if (ascii) return ascii;
   }
   const out = new Array<unknown>(vector.length);
   for (let i = 0; i < vector.length; i++) out[i] = plainValue(vector.get(i));
+  return out;
+}
+
+/** int64 → number without a BigInt per value: high word · 2^32 + low word (exact below 2^53). */
+function int64ToNumbers(raw: BigInt64Array): Float64Array {
+  const words = new Int32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+  const out = new Float64Array(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = words[2 * i + 1]! * 4294967296 + (words[2 * i]! >>> 0);
+  return out;
+}
+
+/**
+ * Fast path for ASCII text columns (ids, codes): decode the whole buffer once and slice it, instead of
+ * one TextDecoder call per value. Undefined when any byte is non-ASCII (offsets would not be chars).
+ */
+function asciiStrings(vector: Vector): (string | null)[] | undefined {
+  const data = vector.data[0]!;
+  const bytes = data.values as Uint8Array;
+  const offsets = data.valueOffsets as Int32Array;
+  const start = offsets[0]!;
+  const end = offsets[data.length]!;
+  for (let i = start; i < end; i++) if (bytes[i]! > 0x7f) return undefined;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString("latin1");
+  const out = new Array<string | null>(data.length);
+  for (let i = 0; i < data.length; i++) {
+    out[i] = data.getValid(i) ? text.slice(offsets[i]! - start, offsets[i + 1]! - start) : null;
+  }
   return out;
 }
 

@@ -11,7 +11,7 @@ import {
   viewRuntime,
 } from "@tessera/transforms";
 import { TableReadError } from "./errors.js";
-import { readBatches, writeColumns } from "./tables.js";
+import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
 
 /** The features of one view to compute (indexes into view.features). */
@@ -83,33 +83,34 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
           `output column "${name}" clashes with a spine column or another feature: use --full-names`,
         );
       }
-      columns[name] = [];
-      schema[name] = outputType(feature.op);
+      columns[name] = new Array(spine.length).fill(null);
+      const type = outputType(feature.op);
+      if (type) schema[name] = type;
       names.push(name);
     }
   }
 
+  const jsonl = tableFormat(options.out) === "jsonl";
   let done = 0;
   const total = spine.length * plans.length;
   let column = 0;
   plans.forEach((plan, p) => {
     const outputs = plan.features.map((_, j) => columns[names[column + j]!] as FeatureValue[]);
-    for (const o of outputs) o.length = spine.length;
     const byEntity = groupBy(spine.entityIds[p]!, spine.entityCount[p]!);
     const eventsByEntity = groupBy(events[p]!.entityIds, spine.entityCount[p]!);
     for (let entity = 0; entity < spine.entityCount[p]!; entity++) {
       const rows = byEntity.rows(entity);
-      const times = Float64Array.from(rows, (r) => spine.times[r]!);
-      const values = pointInTimeColumns(
-        plan.runtime,
-        events[p]!.columns,
-        eventsByEntity.rows(entity),
-        times,
-        plan.features,
-      );
-      rows.forEach((r, i) => {
-        for (let j = 0; j < outputs.length; j++) outputs[j]![r] = listToText(values[i]![j]!, options.out);
-      });
+      const times = new Float64Array(rows.length);
+      for (let i = 0; i < rows.length; i++) times[i] = spine.times[rows[i]!]!;
+      const eventRows = eventsByEntity.rows(entity);
+      const values = pointInTimeColumns(plan.runtime, events[p]!.columns, eventRows, times, plan.features);
+      for (let i = 0; i < rows.length; i++) {
+        for (let j = 0; j < outputs.length; j++) {
+          const value = values[i]![j]!;
+          // Lists (last_k, top_k) stay lists in JSONL; Parquet and CSV get JSON text.
+          outputs[j]![rows[i]!] = Array.isArray(value) && !jsonl ? JSON.stringify(value) : value;
+        }
+      }
       done += rows.length;
       if (entity % 1024 === 0) progress({ phase: "features", done, total });
     }
@@ -159,14 +160,11 @@ function phaseClock(): () => number {
 }
 
 /** Counts are integers; list ops (last_k, top_k) go to Parquet/CSV as JSON text; first/last keep their type. */
-function outputType(op: Op): ColumnType {
+function outputType(op: Op): ColumnType | undefined {
   if (op === "count" || op === "approx_distinct") return "int64";
-  if (op === "first" || op === "last" || op === "last_k" || op === "top_k") return "string";
+  if (op === "last_k" || op === "top_k") return "string";
+  if (op === "first" || op === "last") return undefined; // inferred from the values
   return "float64";
-}
-
-function listToText(value: FeatureValue, out: string): FeatureValue {
-  return Array.isArray(value) && !out.endsWith("l") ? JSON.stringify(value) : value;
 }
 
 type Plan = SnapshotSelection & { runtime: ViewRuntime };
