@@ -190,11 +190,9 @@ export class AlertDispatcher {
   }
 
   private async drain(queue: Queue): Promise<void> {
-    while (queue.items.length > 0) {
-      const alert = queue.items[0]!;
+    // The alert in flight has left the queue: maxQueue bounds the ones still waiting.
+    for (let alert = queue.items.shift(); alert; alert = queue.items.shift())
       await this.deliver(queue.sink, alert);
-      queue.items.shift();
-    }
   }
 
   private async deliver(sink: AlertSink, alert: DriftAlert): Promise<void> {
