@@ -318,6 +318,9 @@ concurrent_writes: 8
 concurrent_counter_writes: 4
 auto_snapshot: false
 dynamic_snitch: false
+# A processor flush is one logged batch (tiles + offsets, atomic); the 50KiB default caps it at ~600 tiles.
+batch_size_warn_threshold: 1MiB
+batch_size_fail_threshold: 8MiB
 `,
       );
       const logback = join(conf, "logback.xml");
