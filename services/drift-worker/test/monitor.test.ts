@@ -166,6 +166,30 @@ describe("incidents", () => {
   });
 });
 
+describe("time-based windows", () => {
+  it("close on processing time: a full window gets a verdict, a thin one is marked insufficient, none is empty", () => {
+    const t = monitor({ window: { mode: "time", durationMs: 60_000 } });
+    const generator = new Generator(8);
+    feed(t, generator, 1, { meanShift: true }, 800); // advances 1 s: the window is still open
+    expect(t.m.status().drift.features["payments:amount_mean"]!.history).toEqual([]);
+    t.advance(60_000);
+    t.m.evaluate();
+    feed(t, generator, 1, {}, 300);
+    t.advance(60_000);
+    t.m.evaluate();
+    t.advance(60_000);
+    t.m.evaluate(); // nothing arrived: no window to test
+    const history = t.m.status().drift.features["payments:amount_mean"]!.history;
+    expect(history.map((h) => [h.window.observations, h.severity, h.insufficient])).toEqual([
+      [800, "critical", false],
+      [300, "ok", true],
+    ]);
+    expect(t.alerts.filter((a) => a.subject === "payments:amount_mean").map((a) => a.status)).toEqual([
+      "FIRING",
+    ]);
+  });
+});
+
 describe("freshness", () => {
   it("fires when the newest event gets old, once, and resolves when data flows again", () => {
     const t = monitor({ freshness: { warnSeconds: 60, criticalSeconds: 300 } });

@@ -201,6 +201,36 @@ describe("startDriftWorker in push mode", () => {
   });
 });
 
+describe("webhook repeat", () => {
+  it("open alerts are re-sent every repeatMs so Alertmanager keeps them active; the topic sinks get them once", async () => {
+    const hook = await receiver([]);
+    cleanup.push(hook.close);
+    const seen: DriftAlert[] = [];
+    const worker = await startDriftWorker(
+      defaultConfig({ webhook: { url: hook.url, repeatMs: 1000 }, hysteresis: { coolDownMs: 0 } }),
+      {
+        input: "push",
+        profile: referenceProfile(),
+        sinks: [new CallbackSink("memory", (a) => void seen.push(a))],
+        http: false,
+        schedule: false,
+      },
+    );
+    cleanup.push(() => worker.stop());
+    const generator = new Generator(6);
+    for (let i = 0; i < 1000; i++)
+      worker.ingest.featureUpdate(generator.next({ varianceChange: true }).update);
+    worker.evaluate();
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(seen).toHaveLength(1);
+    const ids = hook.bodies.map(
+      (b) => (b as Array<{ annotations: { alert_id: string } }>)[0]!.annotations.alert_id,
+    );
+    expect(ids.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(ids)).toEqual(new Set([seen[0]!.alert_id]));
+  });
+});
+
 describe("records", () => {
   it("wrong or missing fields are RecordErrors that name the field", () => {
     expect(() =>
