@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildProfile, compareToProfile, type ReferenceProfile } from "@tessera/stats";
+import { writeRows } from "@tessera/stores";
 import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { partitionRange, register } from "../src/commands/profile.js";
@@ -63,6 +64,19 @@ describe("tessera profile", () => {
       data.map((r) => r.amount),
     );
     expect(same.type === "numerical" && same.psi).toBeLessThan(1e-9);
+  });
+
+  it("a Parquet snapshot gives the same profile as the same rows in JSONL", async () => {
+    const data = rows(1500, Date.UTC(2026, 0, 1), 1000);
+    const parquet = join(dir, "snapshot.parquet");
+    const jsonl = join(dir, "same.jsonl");
+    await writeRows(parquet, data);
+    await writeFile(jsonl, `${data.map((r) => JSON.stringify(r)).join("\n")}\n`);
+    await run("--from", parquet, "--out", join(dir, "p.json"), "--exclude", "id,event_time");
+    await run("--from", jsonl, "--out", join(dir, "j.json"), "--exclude", "id,event_time");
+    const fromParquet = await readProfile(join(dir, "p.json"));
+    expect(Object.keys(fromParquet.features).sort()).toEqual(["amount", "country", "txn_count"]);
+    expect(fromParquet).toEqual(await readProfile(join(dir, "j.json")));
   });
 
   it("--since/--until over a Hive archive opens only the partitions in range and filters rows by time", async () => {
