@@ -33,6 +33,7 @@ export interface HttpOptions {
   featureLog: FeatureLogger | undefined;
   auditLog: Logger;
   readiness: () => Readiness;
+  draining: () => boolean;
   plugins: FastifyPluginAsync[];
 }
 
@@ -111,7 +112,12 @@ function fieldOf(error: FastifyError): string {
   return path || (error.validationContext === "body" ? "body" : String(error.validationContext ?? "request"));
 }
 
-export async function buildHttp(app: FastifyInstance, options: HttpOptions): Promise<void> {
+/** Builds the routes; returns the load-shedding state the gRPC server shares. */
+export async function buildHttp(
+  app: FastifyInstance,
+  options: HttpOptions,
+): Promise<{ underPressure: () => boolean }> {
+  let underPressureOf: () => boolean = () => false;
   const { config, service, auth, metrics, registry, featureLog, auditLog } = options;
   app.decorateRequest("principal", null);
   app.decorateRequest("audit", null);
@@ -189,6 +195,7 @@ export async function buildHttp(app: FastifyInstance, options: HttpOptions): Pro
             });
         },
       });
+      underPressureOf = () => scope.isUnderPressure();
     }
 
     scope.addHook("onRequest", async (request) => {
@@ -312,5 +319,11 @@ export async function buildHttp(app: FastifyInstance, options: HttpOptions): Pro
     );
   });
 
+  // While draining, answers close their connection, so keep-alive clients cannot hold shutdown open.
+  app.addHook("onSend", async (_request, reply) => {
+    if (options.draining()) reply.header("connection", "close");
+  });
+
   for (const plugin of options.plugins) await app.register(plugin);
+  return { underPressure: () => underPressureOf() };
 }

@@ -209,7 +209,7 @@ export async function startFeatureServer(
     }
 
     let stopping = false;
-    await buildHttp(app, {
+    const { underPressure } = await buildHttp(app, {
       config,
       service,
       auth: authenticator,
@@ -221,6 +221,7 @@ export async function startFeatureServer(
         ready: !stopping,
         detail: { stopping, storeCircuitOpen: service.breaker.open, views: catalog.views.size },
       }),
+      draining: () => stopping,
       plugins: deps.plugins ?? [],
     });
     const url = await app.listen({ host: config.http.host, port: config.http.port });
@@ -237,7 +238,7 @@ export async function startFeatureServer(
           metrics,
           featureLog,
           auditLog,
-          underPressure: () => (app.hasDecorator("isUnderPressure") ? app.isUnderPressure() : false),
+          underPressure,
           retryAfterSeconds: reliability.retryAfterSeconds,
           maxEntities: limits.maxEntities,
         });
