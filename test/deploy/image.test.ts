@@ -5,7 +5,7 @@
  * probe exits 0 only for a 2xx answer.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -60,6 +60,13 @@ describe("Dockerfile", () => {
     }
     expect(instructions.at(-4)).toBe("USER node");
     expect(dockerfile).toContain('ENTRYPOINT ["/app/deploy/docker/entrypoint.sh"]');
+  });
+
+  it("puts an executable tessera launcher on PATH (compose's init job calls `tessera`)", () => {
+    const link = /ln -s \/app\/(\S+) \/usr\/local\/bin\/tessera/.exec(dockerfile)?.[1];
+    expect(link).toBe("services/cli/bin/tessera.js");
+    expect(statSync(repoPath(link!)).mode & 0o111, `${link} is not executable`).not.toBe(0);
+    expect(readFileSync(repoPath(link!), "utf8")).toMatch(/^#!\/usr\/bin\/env node\n/);
   });
 
   it("keeps the build context small but keeps what the build needs", () => {

@@ -5,6 +5,7 @@
  * schema makes: selectors that select, ports that exist, probes, budgets, resources, references.
  */
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
+import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
@@ -13,6 +14,7 @@ import { type Doc, kubernetesVersions, kustomize, readYamlStream, repoPath, vali
 const crdModels: Record<string, (doc: Doc) => void> = {
   ScaledObject: (doc) => new ScaledObject(doc as never).validate(),
   ServiceMonitor: (doc) => new ServiceMonitor(doc as never).validate(),
+  PrometheusRule: (doc) => new PrometheusRule(doc as never).validate(),
 };
 /** Secrets an overlay expects to exist already (created out of band; docs/deploy.md). */
 const externalSecrets: Record<string, string[]> = {
@@ -154,6 +156,13 @@ function k8sProblems(objects: Doc[], external: string[] = []): string[] {
     if (!exists("Deployment", target))
       problems.push(`ScaledObject ${s["metadata"]["name"]}: no Deployment ${target}`);
     if (scaled.has(target)) problems.push(`Deployment ${target}: scaled by both an HPA and KEDA`);
+    scaled.set(target, "ScaledObject");
+  }
+  for (const [target, by] of scaled) {
+    // A fixed count would be re-applied on every `kubectl apply`, fighting the autoscaler.
+    if (named(objects, "Deployment", target)?.["spec"]["replicas"] !== undefined) {
+      problems.push(`Deployment ${target}: sets spec.replicas but its ${by} owns the count`);
+    }
   }
   for (const m of of(objects, "ServiceMonitor")) {
     const services = of(objects, "Service").filter((s) =>
@@ -233,13 +242,15 @@ describe("k8s validation catches mistakes", () => {
     podSpec(named(objects, "Deployment", "archiver")!)["containers"][0]["args"][2] =
       "/etc/tessera/archiver.yml";
     named(objects, "ServiceMonitor", "tessera")!["spec"]["endpoints"][0]["port"] = "prometheus";
+    named(objects, "Deployment", "feature-server")!["spec"]["replicas"] = 3;
     expect(k8sProblems(objects, externalSecrets.prod)).toEqual(
       expect.arrayContaining([
         "Service drift-worker: selects no pods",
         "Deployment stream-processor container stream-processor: no readinessProbe",
-        "Deployment stream-processor container create-topics: image cassandra:latest is not pinned",
+        "Deployment stream-processor container cassandra-keyspace: image cassandra:latest is not pinned",
         "Deployment archiver container archiver: --config /etc/tessera/archiver.yml is not a file of a mounted ConfigMap",
         "ServiceMonitor tessera: no Service port prometheus",
+        "Deployment feature-server: sets spec.replicas but its HorizontalPodAutoscaler owns the count",
       ]),
     );
     // The API key Secret is external in prod; left undeclared, the check reports it.
@@ -261,7 +272,11 @@ describe("k8s overlays", () => {
 
   it("dev runs one replica of everything, with a generated API key Secret", () => {
     const { objects } = rendered.dev!;
-    for (const d of of(objects, "Deployment")) expect(d["spec"]["replicas"], d["metadata"]["name"]).toBe(1);
+    for (const d of of(objects, "Deployment")) {
+      if (d["metadata"]["name"] !== "feature-server")
+        expect(d["spec"]["replicas"], d["metadata"]["name"]).toBe(1);
+    }
+    expect(named(objects, "HorizontalPodAutoscaler", "feature-server")!["spec"]["minReplicas"]).toBe(1);
     expect(of(objects, "Secret").map((s) => s["metadata"]["name"])).toEqual([
       expect.stringMatching(/^tessera-api-keys-/),
     ]);
@@ -277,12 +292,23 @@ describe("k8s overlays", () => {
     const server = configOf(objects, "feature-server.yaml");
     expect(processor["store"]).toMatchObject({ kind: "cassandra" });
     expect(server["store"]).toEqual(processor["store"]);
-    const inits = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"] as Doc[];
-    const keyspace = inits.find((c) => c["name"] === "cassandra-keyspace")!;
-    const statement = keyspace["args"].join(" ");
-    expect(statement).toContain(`CREATE KEYSPACE IF NOT EXISTS ${processor["store"]["keyspace"]} `);
-    expect(statement).toMatch(/'NetworkTopologyStrategy', '\$\{CASSANDRA_LOCAL_DC\}': 3\}/);
+    // Whichever Cassandra client starts first creates the keyspace: each must create it with RF 3.
+    const clients = of(objects, "Deployment").filter((d) => {
+      const args = podSpec(d)["containers"][0]["args"] as string[];
+      return configOf(objects, args[2]!.replace("/etc/tessera/", ""))["store"]?.["kind"] === "cassandra";
+    });
+    expect(clients.map((d) => d["metadata"]["name"]).sort()).toEqual(["feature-server", "stream-processor"]);
+    for (const d of clients) {
+      const keyspace = (podSpec(d)["initContainers"] as Doc[]).find(
+        (c) => c["name"] === "cassandra-keyspace",
+      );
+      expect(keyspace, d["metadata"]["name"]).toBeDefined();
+      const statement = keyspace!["args"].join(" ");
+      expect(statement).toContain(`CREATE KEYSPACE IF NOT EXISTS ${processor["store"]["keyspace"]} `);
+      expect(statement).toMatch(/'NetworkTopologyStrategy', '\$\{CASSANDRA_LOCAL_DC\}': 3\}/);
+    }
     expect(connections(objects)["CASSANDRA_CONTACT_POINTS"]!.split(",")).toHaveLength(3);
+    const inits = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"] as Doc[];
     const topics = inits.find((c) => c["name"] === "create-topics")!["args"] as string[];
     expect(topics[topics.indexOf("--replication-factor") + 1]).toBe("3");
   });
@@ -307,9 +333,8 @@ describe("k8s overlays", () => {
     expect(trigger["metadata"]["consumerGroup"]).toBe(`tessera-processor-${processor["name"]}`);
     expect(definitions["sources"].map((s: Doc) => s["topic"])).toContain(trigger["metadata"]["topic"]);
     expect(trigger["metadata"]["bootstrapServers"]).toBe(connections(objects)["KAFKA_BROKERS"]);
-    const topics = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"][0][
-      "args"
-    ] as string[];
+    const inits = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"] as Doc[];
+    const topics = inits.find((c) => c["name"] === "create-topics")!["args"] as string[];
     // More processors than partitions would sit idle.
     const partitions = Number(topics[topics.indexOf("--partitions") + 1]);
     expect(

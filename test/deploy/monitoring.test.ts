@@ -243,6 +243,12 @@ describe("Prometheus", () => {
     }
   });
 
+  it("the Prometheus Operator component ships the same alert rules", () => {
+    const rule = readYaml(repoPath("k8s/components/prometheus-operator/prometheus-rule.yaml"));
+    expect(rule["kind"]).toBe("PrometheusRule");
+    expect(rule["spec"]["groups"]).toEqual(readYaml(repoPath("deploy/prometheus/alerts.yml"))["groups"]);
+  });
+
   it("scrapes every Tessera service of the compose file on the port its config listens on", () => {
     const config = readYaml(repoPath("deploy/prometheus/prometheus.yml"));
     expect(config["rule_files"]).toEqual(["alerts.yml"]);
