@@ -8,6 +8,7 @@ export {
   HOUR_MS,
   isArchiveDir,
   listArchive,
+  pointInTimeAsIngested,
   spineEventRange,
 } from "./offline/archive.js";
 export {

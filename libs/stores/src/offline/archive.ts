@@ -10,6 +10,14 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
+import {
+  DEFAULT_MAX_SKEW_MS,
+  EntityTiles,
+  type EventColumns,
+  type FeatureValue,
+  isLate,
+  type ViewRuntime,
+} from "@tessera/transforms";
 import { TableReadError } from "./errors.js";
 
 /** Metadata columns the archiver adds to every row, after the event's own fields. */
@@ -123,4 +131,49 @@ export function spineEventRange(
   let from = minT;
   for (const f of features) from = Math.min(from, Math.floor((minT - f.windowMs) / f.hopMs) * f.hopMs);
   return { from, to: maxT };
+}
+
+/**
+ * `--as-of ingestion`: the values serving could have had at each time t. Online, an event counts
+ * at t only once it has arrived (append time < t), and only if the processor took it: not late
+ * (older than the view's retention) and not beyond the skew ahead of its arrival. Its tile is still
+ * that of its event time. So, per entity, events are applied in arrival order with processing time
+ * = append time, through the incremental evaluator, and read at each t. (The processor's own lag
+ * after the append is not in the archive, so it is taken to be zero.)
+ *
+ * `columns` as for pointInTimeColumns (NaN inputs are skipped); `appended[i]` is event i's append time.
+ */
+export function pointInTimeAsIngested(
+  runtime: ViewRuntime,
+  columns: EventColumns,
+  appended: ArrayLike<number>,
+  rows: ArrayLike<number>,
+  times: ArrayLike<number>,
+  features: readonly number[] = runtime.view.features.map((_, i) => i),
+  maxSkewMs: number = DEFAULT_MAX_SKEW_MS,
+): FeatureValue[][] {
+  const { view } = runtime;
+  const { ts, seq, inputs } = columns;
+  const sorted = Int32Array.from(rows).sort((a, b) => appended[a]! - appended[b]! || seq[a]! - seq[b]!);
+  const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
+  const tiles = new EntityTiles(runtime);
+  const out: FeatureValue[][] = new Array(times.length);
+  let next = 0;
+  for (const row of order) {
+    const t = times[row]!;
+    for (; next < sorted.length && appended[sorted[next]!]! < t; next++) {
+      const e = sorted[next]!;
+      const now = appended[e]!;
+      if (isLate(ts[e]!, now, view.retentionMs) || ts[e]! > now + maxSkewMs) continue;
+      const eventInputs = inputs.map((column) => {
+        const input = column === null ? true : column[e];
+        return input === undefined || (typeof input === "number" && Number.isNaN(input)) ? null : input;
+      });
+      tiles.add({ ok: true, entity: "", ts: ts[e]!, seq: seq[e]!, inputs: eventInputs }, now);
+    }
+    tiles.prune(t);
+    const values = tiles.valueAt(t);
+    out[row] = features.map((f) => values[view.features[f]!.name] ?? null);
+  }
+  return out;
 }

@@ -1,0 +1,172 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  DEFAULT_MAX_SKEW_MS,
+  isLate,
+  pointInTime,
+  validateDefinitions,
+  viewRuntime,
+} from "@tessera/transforms";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  archiveFileName,
+  HOUR_MS,
+  isArchiveDir,
+  listArchive,
+  pointInTimeAsIngested,
+  spineEventRange,
+} from "../src/index.js";
+
+const H0 = Date.UTC(2026, 10, 20, 22); // 22:00, so the hours cross a date boundary
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "archive-test-"));
+  for (let h = 0; h < 5; h++) {
+    for (const [p, first, last] of [
+      [1, 10 + h * 100, 19 + h * 100],
+      [0, 9 + h * 100, 99 + h * 100],
+      [0, 1000 + h, 1000 + h],
+    ] as const) {
+      const file = join(dir, archiveFileName(H0 + h * HOUR_MS, p, first, last));
+      await mkdir(join(file, ".."), { recursive: true });
+      await writeFile(file, "");
+    }
+  }
+  await mkdir(join(dir, "_inflight"), { recursive: true });
+  await writeFile(join(dir, "_inflight", "part-0.json"), "{}");
+  await writeFile(join(dir, "date=2026-11-20", "hour=22", ".part-00000-x.parquet.tmp"), "");
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("archive layout", () => {
+  it("names files by event date and hour, zero-padded so path order is log order", () => {
+    expect(archiveFileName(H0, 3, 42, 1234)).toBe(
+      join("date=2026-11-20", "hour=22", "part-00003-0000000000000000042-0000000000000001234.parquet"),
+    );
+  });
+
+  it("lists data files in hour, partition, offset order, skipping temp files and markers", async () => {
+    expect(await isArchiveDir(dir)).toBe(true);
+    expect(await isArchiveDir(join(dir, "_inflight"))).toBe(false);
+    const files = await listArchive(dir);
+    expect(files).toHaveLength(15);
+    expect(files.slice(0, 3).map((f) => [f.hour, f.partition, f.firstOffset, f.lastOffset])).toEqual([
+      [H0, 0, 9, 99],
+      [H0, 0, 1000, 1000],
+      [H0, 1, 10, 19],
+    ]);
+    expect(files.map((f) => f.hour)).toEqual([...files.map((f) => f.hour)].sort((a, b) => a - b));
+  });
+
+  it("prunes whole hours and dates outside the range", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: -2, max: 7 }), fc.integer({ min: 1, max: 9 }), async (a, len) => {
+        const from = H0 + a * HOUR_MS + 1234;
+        const to = from + len * 1_800_000;
+        const hours = new Set((await listArchive(dir, { from, to })).map((f) => f.hour));
+        for (let h = 0; h < 5; h++) {
+          const start = H0 + h * HOUR_MS;
+          expect(hours.has(start)).toBe(start + HOUR_MS > from && start < to);
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("the spine's event range reaches back the longest window plus its hop alignment", () => {
+    const t = Date.UTC(2026, 0, 2, 10, 17);
+    const range = spineEventRange(t, t + 5000, [
+      { windowMs: HOUR_MS, hopMs: 300_000 },
+      { windowMs: 6 * HOUR_MS, hopMs: 1_800_000 },
+    ]);
+    expect(range).toEqual({ from: Date.UTC(2026, 0, 2, 4, 0), to: t + 5000 });
+  });
+});
+
+describe("pointInTimeAsIngested", () => {
+  const view = validateDefinitions({
+    sources: [{ name: "s", topic: "t", entity: "k", timestamp: "ts" }],
+    views: [
+      {
+        name: "v",
+        source: "s",
+        features: [
+          { name: "n", op: "count", window: "1h", hop: "10m" },
+          { name: "total", op: "sum", column: "x", window: "30m", hop: "5m" },
+          { name: "latest", op: "last", column: "x", window: "1h", hop: "10m" },
+        ],
+      },
+    ],
+  }).views[0]!;
+  const runtime = viewRuntime(view);
+
+  it("equals the batch evaluator over the events that had arrived, on time, by t", () => {
+    const event = fc.record({
+      ts: fc.integer({ min: 0, max: 4 * HOUR_MS }),
+      delay: fc.oneof(
+        fc.integer({ min: -DEFAULT_MAX_SKEW_MS * 2, max: 60_000 }),
+        fc.integer({ min: 0, max: 3 * HOUR_MS }),
+      ),
+      x: fc.option(fc.integer({ min: -50, max: 50 }), { nil: null }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(event, { maxLength: 60 }),
+        fc.array(fc.integer({ min: 0, max: 5 * HOUR_MS }), { minLength: 1, maxLength: 12 }),
+        (events, times) => {
+          const columns = {
+            ts: events.map((e) => e.ts),
+            seq: events.map((_, i) => i),
+            inputs: [null, events.map((e) => (e.x === null ? Number.NaN : e.x)), events.map((e) => e.x)],
+          };
+          const appended = events.map((e) => e.ts + e.delay);
+          const got = pointInTimeAsIngested(
+            runtime,
+            columns,
+            appended,
+            events.map((_, i) => i),
+            times,
+          );
+          times.forEach((t, r) => {
+            const seen = events
+              .map((e, i) => ({ e, i }))
+              .filter(({ e, i }) => {
+                const now = appended[i]!;
+                return now < t && !isLate(e.ts, now, view.retentionMs) && e.ts <= now + DEFAULT_MAX_SKEW_MS;
+              })
+              .map(({ e, i }) => ({
+                ok: true as const,
+                entity: "k",
+                ts: e.ts,
+                seq: i,
+                inputs: [true, e.x, e.x],
+              }));
+            expect(got[r]).toEqual(pointInTime(runtime, seen, [t])[0]);
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("differs from event-time windows when an event arrives after t", () => {
+    // Stamped at 10:00, appended at 10:20: at 10:10 serving could not have seen it.
+    const ts = 10 * HOUR_MS;
+    const columns = { ts: [ts], seq: [0], inputs: [null, [1], [1]] };
+    const [before, after] = pointInTimeAsIngested(
+      runtime,
+      columns,
+      [ts + 20 * 60_000],
+      [0],
+      [ts + 10 * 60_000, ts + 30 * 60_000],
+    );
+    expect(before![0]).toBe(0);
+    expect(after![0]).toBe(1);
+  });
+});
