@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { envName } from "@tessera/runtime";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { type Doc, readYaml, repoPath, validateCompose } from "./support.js";
@@ -185,7 +186,7 @@ describe("docker-compose.yml", () => {
       expect(host, `${name}: ${listener}.host`).toBe("0.0.0.0");
       expect(service["ports"], name).toContain(`127.0.0.1:${port}:${port}`);
       expect(service["healthcheck"]["test"].join(" "), name).toContain(`http://127.0.0.1:${port}/readyz`);
-      expect(Object.keys(service["environment"]).sort(), name).toEqual([...connectionVars].sort());
+      expect(Object.keys(service["environment"]), name).toEqual(expect.arrayContaining(connectionVars));
     }
   });
 
@@ -203,6 +204,22 @@ describe("docker-compose.yml", () => {
         expect(local && existsSync(local), `${name}: ${path} is not a mounted file`).toBe(true);
       }
     }
+  });
+
+  it("switches the processor and the feature server to the same online store with one variable", () => {
+    const selections = (
+      [
+        ["stream-processor", "TESSERA_PROCESSOR"],
+        ["feature-server", "TESSERA_FEATURE_SERVER"],
+      ] as const
+    ).map(([name, prefix]) => {
+      // The variable loadConfig reads for store.kind, set from TESSERA_ONLINE_STORE.
+      const value = services[name]!["environment"][envName(prefix, ["store", "kind"])];
+      expect(value, name).toMatch(/^\$\{TESSERA_ONLINE_STORE:-redis\}$/);
+      const config = readYaml(repoPath("k8s/base/config", `${name}.yaml`));
+      return { name, fileDefault: config["store"]["kind"] };
+    });
+    for (const { name, fileDefault } of selections) expect(fileDefault, name).toBe("redis");
   });
 
   it("points the connection variables at the services that provide them", () => {

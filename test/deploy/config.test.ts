@@ -110,6 +110,19 @@ describe("service configs", () => {
     expect(readFileSync(repoPath("docs/deploy.md"), "utf8")).toContain("tessera-dev-key");
   });
 
+  it("compose's TESSERA_ONLINE_STORE reaches both services' store.kind through their env overrides", () => {
+    const processor = loadProcessorConfig({
+      file: join(base, "stream-processor.yaml"),
+      env: { TESSERA_PROCESSOR_STORE_KIND: "cassandra" },
+    });
+    const server = loadFeatureServerConfig({
+      file: join(base, "feature-server.yaml"),
+      env: { TESSERA_FEATURE_SERVER_STORE_KIND: "cassandra" },
+    });
+    expect([processor.store.kind, server.store.kind]).toEqual(["cassandra", "cassandra"]);
+    expect(processor.store.keyspace).toBe(server.store.keyspace);
+  });
+
   it("prod's processor and feature server use the same Cassandra keyspace", () => {
     const [processor, server] = [configs.prod["stream-processor"], configs.prod["feature-server"]];
     expect(server["store"]["kind"]).toBe(processor["store"]["kind"]);

@@ -18,8 +18,9 @@ export const kubernetesVersions = ["1.29.0", "1.37.0"];
 // biome-ignore lint/suspicious/noExplicitAny: parsed YAML of every shape; the tests' assertions check it
 export type Doc = Record<string, any>;
 
+/** YAML with `<<` merge keys resolved, as docker compose reads it. */
 export function readYaml(path: string): Doc {
-  return parseYaml(readFileSync(path, "utf8")) as Doc;
+  return parseYaml(readFileSync(path, "utf8"), { merge: true }) as Doc;
 }
 
 export function readYamlStream(text: string): Doc[] {
