@@ -64,21 +64,32 @@ function recordFields(
   named: Map<string, AvroSchema>,
   namespace: string | undefined,
 ): MappedField[] {
-  register(record, named, namespace);
+  const full = register(record, named, namespace);
   const ns = (record.namespace as string | undefined) ?? namespace;
   const fields = record.fields as { name: string; type: AvroSchema }[];
-  return fields.map((f) => {
-    const mapped = mapType(f.type, named, ns);
-    return { field: new Field(f.name, mapped.type, mapped.nullable), convert: mapped.convert };
-  });
+  if (full) inProgress.add(full);
+  try {
+    return fields.map((f) => {
+      const mapped = mapType(f.type, named, ns);
+      return { field: new Field(f.name, mapped.type, mapped.nullable), convert: mapped.convert };
+    });
+  } finally {
+    if (full) inProgress.delete(full);
+  }
 }
 
+/** Records being mapped right now: a reference to one of them is recursion. */
+const inProgress = new Set<string>();
+
+/** Remembers a named type under its full and short name; returns the full name. */
 function register(schema: { [key: string]: unknown }, named: Map<string, AvroSchema>, ns?: string) {
   const name = schema.name as string | undefined;
-  if (!name) return;
-  const full = name.includes(".") || !ns ? name : `${ns}.${name}`;
+  if (!name) return undefined;
+  const space = (schema.namespace as string | undefined) ?? ns;
+  const full = name.includes(".") || !space ? name : `${space}.${name}`;
   named.set(full, schema as AvroSchema);
   named.set(name, schema as AvroSchema);
+  return full;
 }
 
 interface Mapped {
@@ -92,9 +103,10 @@ function mapType(schema: AvroSchema, named: Map<string, AvroSchema>, ns: string 
   if (typeof schema === "string") {
     const primitive = primitiveType(schema);
     if (primitive) return primitive;
-    const ref = named.get(schema) ?? (ns ? named.get(`${ns}.${schema}`) : undefined);
+    const full = schema.includes(".") || !ns ? schema : `${ns}.${schema}`;
+    const ref = named.get(full) ?? named.get(schema);
     if (!ref) throw new AvroMappingError(`unknown Avro type "${schema}"`);
-    if (typeof ref === "object" && !Array.isArray(ref) && ref.type === "record") {
+    if (inProgress.has(full) || inProgress.has(schema)) {
       // A recursive record cannot become a finite Arrow schema: keep it as JSON text.
       return { type: new Utf8(), nullable: false, convert: toJson };
     }

@@ -1,0 +1,31 @@
+/**
+ * One engine's run in its own process, so its peak RSS is its own:
+ *   node --import tsx bench/snapshot/child.ts <tessera|duckdb> <archive topic dir> <spine.parquet> <out.parquet>
+ * Prints one JSON line: { seconds, maxRssMB, phases }.
+ */
+import { DuckDBInstance } from "@duckdb/node-api";
+import { runSnapshot } from "@tessera/stores";
+import { validateDefinitions } from "@tessera/transforms";
+import { definitions, duckdbSql, FEATURES } from "./features.js";
+
+const [engine, archive, spine, out] = process.argv.slice(2) as [string, string, string, string];
+const started = performance.now();
+let phases: unknown;
+if (engine === "tessera") {
+  const view = validateDefinitions(definitions("bench")).views[0]!;
+  const summary = await runSnapshot({
+    selections: [{ view, features: FEATURES.map((_, i) => i) }],
+    events: archive,
+    spine,
+    out,
+  });
+  phases = summary.seconds;
+} else {
+  const db = await DuckDBInstance.create(":memory:");
+  const connection = await db.connect();
+  await connection.run(duckdbSql(archive, spine, out));
+  const threads = await connection.runAndReadAll("SELECT current_setting('threads') AS t");
+  phases = { threads: Number(threads.getRowObjects()[0]!.t) };
+}
+const seconds = (performance.now() - started) / 1000;
+console.log(JSON.stringify({ seconds, maxRssMB: process.resourceUsage().maxRSS / 1024, phases }));
