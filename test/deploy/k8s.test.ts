@@ -7,7 +7,7 @@
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
 import { type Doc, kubernetesVersions, kustomize, readYamlStream, repoPath, validateK8s } from "./support.js";
 
@@ -26,7 +26,7 @@ const programs = ["stream-processor", "archiver", "feature-server", "drift-worke
 
 const targets = { base: "k8s/base", dev: "k8s/overlays/dev", prod: "k8s/overlays/prod" } as const;
 type Target = keyof typeof targets;
-const rendered: Partial<Record<Target, { text: string; objects: Doc[] }>> = {};
+const rendered = new Map<Target, { text: string; objects: Doc[] }>();
 
 const of = (objects: Doc[], kind: string) => objects.filter((o) => o["kind"] === kind);
 const named = (objects: Doc[], kind: string, name: string) =>
@@ -178,16 +178,20 @@ function k8sProblems(objects: Doc[], external: string[] = []): string[] {
   return problems;
 }
 
-beforeAll(() => {
-  for (const [target, dir] of Object.entries(targets)) {
-    const text = kustomize(repoPath(dir));
-    rendered[target as Target] = { text, objects: readYamlStream(text) };
+/** Renders a target once; called inside each test so a missing kubectl fails every test that needs it. */
+function render(target: Target): { text: string; objects: Doc[] } {
+  let done = rendered.get(target);
+  if (!done) {
+    const text = kustomize(repoPath(targets[target]));
+    done = { text, objects: readYamlStream(text) };
+    rendered.set(target, done);
   }
-});
+  return done;
+}
 
 describe.each(Object.keys(targets) as Target[])("k8s %s", (target) => {
   it.each(kubernetesVersions)("every object is valid against the strict Kubernetes %s schemas", (version) => {
-    const { text, objects } = rendered[target]!;
+    const { text, objects } = render(target);
     const verdicts = validateK8s(text, version);
     expect(verdicts).toHaveLength(objects.length);
     expect(verdicts.filter((v) => v.status === "invalid")).toEqual([]);
@@ -197,19 +201,19 @@ describe.each(Object.keys(targets) as Target[])("k8s %s", (target) => {
   });
 
   it("custom resources are valid against their CRD models", () => {
-    for (const doc of rendered[target]!.objects.filter((o) => o["kind"] in crdModels)) {
+    for (const doc of render(target).objects.filter((o) => o["kind"] in crdModels)) {
       expect(() => crdModels[doc["kind"]]!(doc), `${doc["kind"]} ${doc["metadata"]["name"]}`).not.toThrow();
     }
   });
 
   it("selectors select, ports exist, every container has probes and resources, every reference resolves", () => {
-    expect(k8sProblems(rendered[target]!.objects, externalSecrets[target])).toEqual([]);
+    expect(k8sProblems(render(target).objects, externalSecrets[target])).toEqual([]);
   });
 });
 
 describe("k8s validation catches mistakes", () => {
   it("the strict schemas reject a misspelt field and a wrong type", () => {
-    const objects = structuredClone(rendered.dev!.objects);
+    const objects = structuredClone(render("dev").objects);
     const deployment = named(objects, "Deployment", "feature-server")!;
     const container = podSpec(deployment)["containers"][0];
     container["livenessProbes"] = container["livenessProbe"];
@@ -224,7 +228,7 @@ describe("k8s validation catches mistakes", () => {
   });
 
   it("the CRD models reject a bad ScaledObject and a bad ServiceMonitor", () => {
-    const objects = structuredClone(rendered.prod!.objects);
+    const objects = structuredClone(render("prod").objects);
     const scaledObject = named(objects, "ScaledObject", "stream-processor")!;
     scaledObject["spec"]["maxReplicaCount"] = "twelve";
     expect(() => crdModels["ScaledObject"]!(scaledObject)).toThrow(/maxReplicaCount/);
@@ -234,7 +238,7 @@ describe("k8s validation catches mistakes", () => {
   });
 
   it("the cross-reference check finds broken selectors, ports, probes and references", () => {
-    const objects = structuredClone(rendered.prod!.objects);
+    const objects = structuredClone(render("prod").objects);
     named(objects, "Service", "drift-worker")!["spec"]["selector"]["app.kubernetes.io/name"] = "drift-wroker";
     const processor = podSpec(named(objects, "Deployment", "stream-processor")!);
     delete processor["containers"][0]["readinessProbe"];
@@ -271,7 +275,7 @@ describe("k8s overlays", () => {
     ] as Record<string, string>;
 
   it("dev runs one replica of everything, with a generated API key Secret", () => {
-    const { objects } = rendered.dev!;
+    const { objects } = render("dev");
     for (const d of of(objects, "Deployment")) {
       if (d["metadata"]["name"] !== "feature-server")
         expect(d["spec"]["replicas"], d["metadata"]["name"]).toBe(1);
@@ -287,7 +291,7 @@ describe("k8s overlays", () => {
   });
 
   it("prod stores tiles in Cassandra with replication factor 3 and creates topics with replication factor 3", () => {
-    const { objects } = rendered.prod!;
+    const { objects } = render("prod");
     const processor = configOf(objects, "stream-processor.yaml");
     const server = configOf(objects, "feature-server.yaml");
     expect(processor["store"]).toMatchObject({ kind: "cassandra" });
@@ -314,7 +318,7 @@ describe("k8s overlays", () => {
   });
 
   it("prod keeps the feature server available: HPA from 3, two pods through a drain, spread over nodes", () => {
-    const { objects } = rendered.prod!;
+    const { objects } = render("prod");
     expect(named(objects, "HorizontalPodAutoscaler", "feature-server")!["spec"]).toMatchObject({
       minReplicas: 3,
       maxReplicas: 20,
@@ -325,7 +329,7 @@ describe("k8s overlays", () => {
   });
 
   it("prod's KEDA trigger watches the processor's own consumer group, topic and brokers", () => {
-    const { objects } = rendered.prod!;
+    const { objects } = render("prod");
     const trigger = named(objects, "ScaledObject", "stream-processor")!["spec"]["triggers"][0];
     const processor = configOf(objects, "stream-processor.yaml");
     const definitions = configOf(objects, "definitions.yaml");
