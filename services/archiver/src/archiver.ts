@@ -366,7 +366,10 @@ export async function startArchiver(
     });
   }
   await loop.start();
-  logger.info({ topics: config.topics, root: config.root, groupId: config.groupId }, "archiver started");
+  logger.info(
+    { topics: config.topics, root: config.root, groupId: config.groupId, ops: ops?.url },
+    "archiver started",
+  );
 
   const done = loop.done.then(() => {
     if (failure !== undefined) throw failure;

@@ -94,6 +94,13 @@ describe("archiver under SIGKILL", () => {
         for await (const row of readRows(join(root, source.topic))) archived.push(row);
       if (archived.length >= expected.length) break;
     }
+    // Its ops endpoints: ready, and the metrics count what this run archived.
+    const opsUrl = /"ops":"(http:[^"]+)"/.exec(last.output())?.[1];
+    expect(opsUrl, last.output()).toBeDefined();
+    expect((await fetch(`${opsUrl}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${opsUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_archiver_records_total\{topic="[^"]+"\} [1-9]/);
+    expect(metrics).toMatch(/tessera_archiver_files_total/);
     last.child.kill("SIGTERM");
     const code = await new Promise((r) => last.child.once("exit", r));
     outputs.push(last.output());
