@@ -4,15 +4,24 @@
  * the processor, which starts from the beginning of the topic. The online values must equal the
  * batch evaluator over all events: no gap, no double count.
  */
+import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOnlineStore, type OnlineStore } from "@tessera/stores";
-import { finalizeAt, pointInTime, type View, validateDefinitions } from "@tessera/transforms";
+import { finalizeAt, parseDefinitionsYaml, pointInTime, viewRuntime } from "@tessera/transforms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
 import { startArchiver } from "../../archiver/src/index.js";
-import { archiveAll, paymentSource, payments, type Source, sleep } from "../../archiver/test/fixtures.js";
+import {
+  archiveAll,
+  paymentSource,
+  payments,
+  repoRoot,
+  type Source,
+  sleep,
+} from "../../archiver/test/fixtures.js";
 import { loadProcessorConfig, startProcessor } from "../../stream-processor/src/index.js";
 import { BackfillRefusedError, runBackfill } from "../src/commands/backfill.js";
 
@@ -22,25 +31,20 @@ let store: OnlineStore;
 const keyPrefix = `${uniqueName("backfill")}:`;
 const cleanup: (() => Promise<unknown>)[] = [];
 
-function viewFor(topic: string): View {
-  return validateDefinitions({
-    sources: [{ name: "payments", topic, entity: "card_id", timestamp: "event_time" }],
-    views: [
-      {
-        name: "cards",
-        source: "payments",
-        features: [
-          { name: "n_1d", op: "count", window: "1d" },
-          { name: "n_1h", op: "count", window: "1h" },
-          { name: "amount_sum_6h", op: "sum", column: "amount", window: "6h" },
-          { name: "amount_max_1h", op: "max", column: "amount", window: "1h" },
-          { name: "amount_mean_1d", op: "mean", column: "amount", window: "1d" },
-          { name: "last_merchant", op: "last", column: "merchant_id", window: "1d" },
-        ],
-      },
-    ],
-  }).views[0]!;
-}
+const definitionsYaml = (topic: string) => `
+sources:
+  - { name: payments, topic: ${topic}, entity: card_id, timestamp: event_time }
+views:
+  - name: cards
+    source: payments
+    features:
+      - { name: n_1d, op: count, window: 1d }
+      - { name: n_1h, op: count, window: 1h }
+      - { name: amount_sum_6h, op: sum, column: amount, window: 6h }
+      - { name: amount_max_1h, op: max, column: amount, window: 1h }
+      - { name: amount_mean_1d, op: mean, column: amount, window: 1d }
+      - { name: last_merchant, op: last, column: merchant_id, window: 1d }
+`;
 
 beforeAll(async () => {
   source = await paymentSource(kafkaBrokers(), services().SCHEMA_REGISTRY_URL, uniqueName("backfill"));
@@ -59,7 +63,9 @@ describe("backfill then stream", () => {
   it("hands over at the stored offsets: online values equal the batch evaluator", {
     timeout: 120_000,
   }, async () => {
-    const view = viewFor(source.topic);
+    const yamlFile = join(root, "features.yaml");
+    writeFileSync(yamlFile, definitionsYaml(source.topic));
+    const view = parseDefinitionsYaml(definitionsYaml(source.topic)).views[0]!;
     const now = Date.now();
     const before = payments(6000, now - 3 * 3_600_000, { hours: 3, cards: 50, seed: 3 }).map((e) => ({
       ...e,
@@ -80,10 +86,35 @@ describe("backfill then stream", () => {
     const first = await runBackfill(options);
     expect(first.applied).toBe(before.length);
     expect(Object.values(first.offsets).reduce((n, o) => n + o + 1, 0)).toBe(before.length);
-    // Idempotent: a second run writes the same tiles and offsets.
-    const second = await runBackfill({ ...options, to: Date.now() });
+    // Idempotent: a second run, through the command line this time, writes the same tiles and offsets.
+    const cli = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "services/cli/src/main.ts",
+        "backfill",
+        "--definitions",
+        yamlFile,
+        "--view",
+        "cards",
+        "--archive",
+        root,
+        "--from",
+        String(options.from),
+        "--processor",
+        name,
+        "--key-prefix",
+        keyPrefix,
+        "--json",
+      ],
+      { cwd: repoRoot, encoding: "utf8", env: { ...process.env, REDIS_URL: services().REDIS_URL } },
+    );
+    expect(cli.status, cli.stderr).toBe(0);
+    const second = JSON.parse(cli.stdout);
     expect(second.offsets).toEqual(first.offsets);
     expect(second.tiles).toBe(first.tiles);
+    expect(second.consumerGroup).toBe(options.consumerGroup);
 
     // The processor starts from the beginning of the topic: only its stored offsets keep it from
     // applying the backfilled events again.
@@ -137,7 +168,7 @@ describe("backfill then stream", () => {
     const all = [...before, ...after];
     const entities = [...new Set(all.map((e) => e.card_id))];
     const tiles = await store.readTiles(view.name, view.version, entities, t - view.retentionMs);
-    const runtime = (await import("@tessera/transforms")).viewRuntime(view);
+    const runtime = viewRuntime(view);
     let total = 0;
     for (const entity of entities) {
       const stored = tiles.get(entity)!;
