@@ -5,6 +5,7 @@ export {
   type ArchiveFile,
   type ArchiveRange,
   archiveFileName,
+  eventFiles,
   HOUR_MS,
   isArchiveDir,
   listArchive,

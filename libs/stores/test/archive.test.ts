@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   archiveFileName,
+  eventFiles,
   HOUR_MS,
   isArchiveDir,
   listArchive,
@@ -77,6 +78,18 @@ describe("archive layout", () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it("reads only the hours a spine needs from an archive, and other paths as they are", async () => {
+    const files = await eventFiles(dir, H0 + 2 * HOUR_MS + 10, H0 + 2 * HOUR_MS + 20, [
+      { windowMs: HOUR_MS, hopMs: HOUR_MS },
+    ]);
+    expect(new Set(files.map((f) => f.split("/").slice(-3, -1).join("/")))).toEqual(
+      new Set(["date=2026-11-21/hour=00", "date=2026-11-20/hour=23"]),
+    );
+    expect(await eventFiles(join(dir, "_inflight", "part-0.json"), 0, 1, [])).toEqual([
+      join(dir, "_inflight", "part-0.json"),
+    ]);
   });
 
   it("the spine's event range reaches back the longest window plus its hop alignment", () => {

@@ -134,6 +134,23 @@ export function spineEventRange(
 }
 
 /**
+ * The files to read events from for a point-in-time computation over spine times [minT, maxT]:
+ * for an archive topic directory, only the hours those times can read (see spineEventRange);
+ * anything else (a file, a plain directory) as is.
+ */
+export async function eventFiles(
+  path: string,
+  minT: number,
+  maxT: number,
+  features: readonly { windowMs: number; hopMs: number }[],
+): Promise<string[]> {
+  if (!(await isArchiveDir(path))) return [path];
+  // An event at exactly maxT cannot count, but keep the bound inclusive of maxT's hour: cheap and safe.
+  const range = spineEventRange(minT, maxT + 1, features);
+  return (await listArchive(path, range)).map((f) => f.path);
+}
+
+/**
  * `--as-of ingestion`: the values serving could have had at each time t. Online, an event counts
  * at t only once it has arrived (append time < t), and only if the processor took it: not late
  * (older than the view's retention) and not beyond the skew ahead of its arrival. Its tile is still
