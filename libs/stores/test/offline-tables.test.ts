@@ -84,6 +84,17 @@ describe("readRows / writeRows", () => {
     expect(await all(file)).toEqual([{ x: 2, n: 1 }]);
   });
 
+  it("keeps int64 exact (negative, beyond 2^32) and nulls in numeric Parquet columns", async () => {
+    const file = join(dir, "ints.parquet");
+    const data = [
+      { n: -5, big: 2 ** 40 + 3, f: null },
+      { n: null, big: -(2 ** 50) - 1, f: 1.5 },
+      { n: 0, big: Number.MAX_SAFE_INTEGER, f: -0.25 },
+    ];
+    await writeRows(file, data, { schema: { n: "int64", big: "int64", f: "float64" } });
+    expect(await all(file)).toEqual(data);
+  });
+
   it("writes an async iterable as JSONL", async () => {
     const file = join(dir, "async.jsonl");
     async function* gen() {

@@ -3,6 +3,7 @@ import {
   type FeatureValue,
   inputKind,
   type Op,
+  type PreparedEvent,
   parseTimestamp,
   pointInTimeColumns,
   type Row,
@@ -276,8 +277,8 @@ async function readEvents(
       throw new TableReadError("the events have no such column", { file: batch.file, column: missing });
     const names = Object.keys(batch.columns);
     const values = names.map((name) => batch.columns[name]!);
+    const row: Row = {}; // one row object per batch, refilled: prepare() keeps no reference to it
     for (let i = 0; i < batch.length; i++) {
-      const row: Row = {};
       for (let c = 0; c < names.length; c++) row[names[c]!] = values[c]![i];
       for (let p = 0; p < builders.length; p++) builders[p]!.add(row, read + i, spine.ids[p]!, batch, i);
     }
@@ -296,6 +297,8 @@ class EventBuilder {
   private seq = new Float64Array(1024);
   private inputs: (Float64Array | unknown[] | null)[];
   private readonly kinds: ("number" | "any" | "event" | "unused")[];
+  /** Reused for every event: its fields are copied into the columns below. */
+  private readonly scratch: PreparedEvent;
 
   constructor(private readonly plan: Plan) {
     this.kinds = plan.view.features.map((f, i) =>
@@ -304,12 +307,13 @@ class EventBuilder {
     this.inputs = this.kinds.map((kind) =>
       kind === "number" ? new Float64Array(1024) : kind === "any" ? [] : null,
     );
+    this.scratch = { ok: true, entity: "", ts: 0, seq: 0, inputs: new Array(plan.view.features.length) };
   }
 
   add(row: Row, index: number, spineIds: Map<string, number>, batch: ColumnBatch, i: number): void {
     const { source } = this.plan.view;
     const seq = source.offset === undefined ? index : Number(row[source.offset]);
-    const prepared = this.plan.runtime.prepare(row, seq);
+    const prepared = this.plan.runtime.prepare(row, seq, this.scratch);
     if (!prepared.ok) {
       if (prepared.filtered) {
         this.filtered++;
