@@ -20,6 +20,7 @@ import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
 export { binary, type Label, outcomeOf, type Prediction, rocAuc } from "./accuracy.js";
 export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, WebhookSink } from "./alerts.js";
 export { configSchema, type DriftWorkerConfig, defaultConfig } from "./config.js";
+export { type DashboardOptions, dashboardPlugin } from "./dashboard.js";
 export { adjust } from "./evaluate.js";
 export { AlertTracker, type DriftAlert, type Observation } from "./hysteresis.js";
 export { DriftMonitor, type DriftStatus, type FeatureUpdate, type LagReading } from "./monitor.js";

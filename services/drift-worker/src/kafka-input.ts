@@ -17,6 +17,7 @@ import type { Logger } from "@tessera/runtime";
 import type { Admin, Batch, Kafka } from "kafkajs";
 import type { Registry } from "prom-client";
 import type { DriftWorkerConfig } from "./config.js";
+import { AvroDecoder } from "./decode.js";
 import type { DriftMonitor, LagReading } from "./monitor.js";
 import { RecordError, toFeatureUpdate, toLabel, toPrediction } from "./records.js";
 
@@ -41,13 +42,13 @@ function registryUnavailable(error: unknown): boolean {
 
 export class KafkaInput {
   readonly loop: ConsumerLoop;
-  private readonly deserializer;
+  private readonly decoder: AvroDecoder;
   private admin?: Admin;
   private joined = false;
 
   constructor(private readonly options: KafkaInputOptions) {
     const { config } = options;
-    this.deserializer = options.registry.avroDeserializer();
+    this.decoder = new AvroDecoder(options.registry);
     this.loop = new ConsumerLoop({
       kafka: options.kafka,
       groupId: config.groupId,
@@ -94,7 +95,7 @@ export class KafkaInput {
       }
       let decoded: unknown;
       try {
-        decoded = await this.deserializer.deserialize(batch.topic, message.value);
+        decoded = await this.decoder.decode(batch.topic, message.value);
       } catch (error) {
         if (registryUnavailable(error)) {
           throw new TesseraKafkaError(`schema registry unavailable: ${(error as Error).message}`, {

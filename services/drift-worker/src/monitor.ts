@@ -97,8 +97,17 @@ export class DriftMonitor {
   private readonly freshnessSeverity = new Map<string, Severity>();
   private readonly versions = new Map<string, Set<string>>();
 
+  /** Label children resolved once: inc() per record without hashing labels each time. */
+  private readonly counters;
+
   constructor(private readonly options: MonitorOptions) {
     this.config = options.config;
+    const records = options.metrics?.records;
+    this.counters = records && {
+      features: records.labels("features"),
+      predictions: records.labels("predictions"),
+      labels: records.labels("labels"),
+    };
     this.startedAt = this.now();
     this.tracker = new AlertTracker({
       resolveAfter: this.config.hysteresis.resolveAfter,
@@ -119,35 +128,32 @@ export class DriftMonitor {
 
   ingestFeatureUpdate(update: FeatureUpdate): void {
     const now = this.now();
-    this.options.metrics?.records.inc({ input: "features" });
+    this.counters?.features.inc();
     this.touch(this.config.topics.features, update.event_time);
     const versions = this.versions.get(update.view) ?? new Set<string>();
     this.versions.set(update.view, versions);
     if (versions.size < 20) versions.add(update.version);
-    for (const [feature, value] of Object.entries(update.values)) {
-      const subject = this.subject(`${update.view}:${feature}`, "feature", update.view, [
-        `${update.view}__${feature}`,
-        feature,
-      ]);
-      subject?.series.add(value, update.event_time, now);
+    for (const feature in update.values) {
+      const subject = this.subject("feature", update.view, update.view, feature);
+      subject?.series.add(update.values[feature], update.event_time, now);
     }
   }
 
   ingestPrediction(prediction: Prediction): void {
     const now = this.now();
-    this.options.metrics?.records.inc({ input: "predictions" });
+    this.counters?.predictions.inc();
     this.touch(this.config.topics.predictions, prediction.event_time);
     const { model } = prediction;
     const dataset = `model:${model}`;
     if (prediction.score !== null) {
-      this.subject(`${model}:score`, "prediction", dataset, [`${model}__score`, "score"])?.series.add(
+      this.subject("prediction", dataset, model, "score")?.series.add(
         prediction.score,
         prediction.event_time,
         now,
       );
     }
     if (prediction.class !== null) {
-      this.subject(`${model}:class`, "prediction", dataset, [`${model}__class`, "class"])?.series.add(
+      this.subject("prediction", dataset, model, "class")?.series.add(
         prediction.class,
         prediction.event_time,
         now,
@@ -157,7 +163,7 @@ export class DriftMonitor {
   }
 
   ingestLabel(label: Label): void {
-    this.options.metrics?.records.inc({ input: "labels" });
+    this.counters?.labels.inc();
     this.touch(this.config.topics.labels, label.labelled_at);
     this.model(label.model).quality.addLabel(label);
   }
@@ -172,16 +178,13 @@ export class DriftMonitor {
     if (eventTime > (this.newest.get(source) ?? Number.NEGATIVE_INFINITY)) this.newest.set(source, eventTime);
   }
 
-  private subject(
-    name: string,
-    kind: Subject["kind"],
-    dataset: string,
-    candidates: string[],
-  ): Subject | undefined {
+  /** The subject `owner:field` (view:feature, model:score), created on first sight if profiled. */
+  private subject(kind: Subject["kind"], dataset: string, owner: string, field: string): Subject | undefined {
+    const name = `${owner}:${field}`;
     const known = this.subjects.get(name);
     if (known) return known;
     if (this.unmonitored.has(name)) return undefined;
-    const profile = this.profileFor(name, candidates);
+    const profile = this.profileFor(name, [`${owner}__${field}`, field]);
     if (!profile) {
       if (this.unmonitored.size < 1000) this.unmonitored.add(name);
       return undefined;
