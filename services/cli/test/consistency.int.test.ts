@@ -10,6 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureTopics, valueSubject } from "@tessera/kafka";
+import { createOnlineStore } from "@tessera/stores";
 import { parseDefinitionsYaml, type View, ViewState } from "@tessera/transforms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
@@ -22,6 +23,8 @@ import {
   repoRoot,
   type Source,
 } from "../../archiver/test/fixtures.js";
+import { featureServerConfig, startFeatureServer } from "../../feature-server/src/index.js";
+import { loadProcessorConfig, startProcessor } from "../../stream-processor/src/index.js";
 import { readServed, runConsistency, type ServedVector } from "../src/commands/consistency.js";
 
 const servedSchema = JSON.parse(readFileSync(join(repoRoot, "schemas/avro/served_features.avsc"), "utf8"));
@@ -193,5 +196,97 @@ describe("tessera consistency", () => {
       /tessera_consistency_mismatch_ratio\{view="cards",feature="amount_sum_6h"\} (1|0\.\d*[1-9])/,
     );
     expect(metrics).toMatch(/tessera_consistency_mismatch_ratio\{view="cards",feature="n_1h"\} 0\n/);
+  });
+
+  it("reports 0 mismatches on the real pipeline: processor → Redis → feature server → served topic", {
+    timeout: 110_000,
+  }, async () => {
+    // Fresh events (the processor judges lateness against its clock), archived and processed.
+    const live = await paymentSource(kafkaBrokers(), services().SCHEMA_REGISTRY_URL, uniqueName("pipeline"));
+    cleanup.push(() => live.close());
+    const liveServed = uniqueName("served-live");
+    await ensureTopics(live.kafka, [
+      { topic: liveServed, partitions: 1 },
+      { topic: `${live.topic}.dlt`, partitions: 1 },
+      { topic: `${live.topic}.features`, partitions: 1 },
+    ]);
+    const liveRoot = await mkdtemp(join(tmpdir(), "tessera-pipeline-"));
+    cleanup.push(() => rm(liveRoot, { recursive: true, force: true }));
+    const now = Date.now();
+    const liveEvents = payments(4000, now - 3 * 3_600_000, { hours: 3, cards: 25, seed: 21 }).map((e) => ({
+      ...e,
+      event_time: Math.min(e.event_time, now - 5000),
+    }));
+    await live.publish(liveEvents);
+    await archiveAll(live, liveRoot, liveEvents.length, startArchiver, { groupId: uniqueName("archiver") });
+
+    const definitions = parseDefinitionsYaml(yaml(live.topic));
+    const keyPrefix = `${uniqueName("pipeline")}:`;
+    const processor = await startProcessor(
+      loadProcessorConfig({
+        env: {},
+        overrides: {
+          name: uniqueName("pipeline"),
+          definitions: "unused.yaml",
+          kafka: { brokers: kafkaBrokers(), schemaRegistryUrl: services().SCHEMA_REGISTRY_URL },
+          store: { kind: "redis", redisUrl: services().REDIS_URL, keyPrefix },
+          topics: { deadLetter: `${live.topic}.dlt`, features: `${live.topic}.features` },
+          publishFeatures: false,
+          flush: { maxEvents: 2000, maxDelayMs: 100 },
+          ops: { port: 0 },
+        },
+      }),
+      { definitions },
+    );
+    cleanup.push(() => processor.stop());
+    const store = createOnlineStore({ kind: "redis", url: services().REDIS_URL, keyPrefix });
+    cleanup.push(() => store.close());
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const stored = await store.readOffsets(processor.groupId, live.topic);
+      if ([...stored.values()].reduce((n, o) => n + o + 1, 0) >= liveEvents.length) break;
+      if (Date.now() > deadline) throw new Error("the processor did not catch up in 60 s");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+
+    const server = await startFeatureServer(
+      featureServerConfig({
+        http: { port: 0 },
+        grpc: { enabled: false },
+        store: { kind: "redis", keyPrefix },
+        auth: { allowAnonymous: true },
+        reliability: { maxEventLoopDelayMs: 0 },
+        featureLog: { sampleRate: 1, topic: liveServed, flushIntervalMs: 50 },
+      }),
+      { definitions, env: { ...process.env, ...services() } },
+    );
+    const cards = [...new Set(liveEvents.map((e) => e.card_id))];
+    for (let round = 0; round < 3; round++) {
+      const res = await fetch(`${server.url}/v1/features`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ features: ["cards:*"], entities: { card_id: cards } }),
+      });
+      expect(res.status, await res.clone().text()).toBe(200);
+    }
+    await server.stop(); // flushes the served-vector queue
+
+    const served = await readServed({
+      topic: liveServed,
+      brokers: kafkaBrokers(),
+      registryUrl: services().SCHEMA_REGISTRY_URL,
+    });
+    expect(served).toHaveLength(3 * cards.length);
+    const report = await runConsistency({ definitions, archive: liveRoot, served });
+    for (const f of report.features) {
+      expect([f.feature, f.compared, f.mismatches, f.missing, f.extra]).toEqual([
+        f.feature,
+        3 * cards.length,
+        0,
+        0,
+        0,
+      ]);
+    }
+    expect(served.some((v) => (v.values["n_1h"] as number) > 0)).toBe(true);
   });
 });
