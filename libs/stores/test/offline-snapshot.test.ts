@@ -152,6 +152,9 @@ describe("runSnapshot", () => {
       column: "event_time",
     });
 
+    await writeFile(join(dir, "clash.csv"), `card_id,timestamp,n_10m\na,${T0},1\n`);
+    await expect(run(join(dir, "clash.csv"))).rejects.toMatchObject({ column: "n_10m" });
+
     const noAmount = join(dir, "no-amount.csv");
     await writeFile(noAmount, `card_id,event_time,merchant\na,${T0},m\n`);
     await expect(run(join(dir, "spine-ok.csv"), noAmount)).rejects.toMatchObject({

@@ -68,10 +68,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
   const spine = await readSpine(options.spine, plans, progress);
   const spineSeconds = clock();
 
-  const events = await readEvents(options.events, plans, spine, progress);
-  const eventsSeconds = clock();
-
-  // Output columns: the spine's, then one per feature.
+  // Output columns: the spine's, then one per feature (checked before the long read of events).
   const columns: Record<string, ArrayLike<unknown>> = { ...spine.columns };
   const schema: Record<string, ColumnType> = {};
   const names: string[] = [];
@@ -80,9 +77,8 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
       const feature = plan.view.features[f]!;
       const name = options.fullNames ? `${plan.view.name}__${feature.name}` : feature.name;
       if (name in columns) {
-        throw new Error(
-          `output column "${name}" clashes with a spine column or another feature: use --full-names`,
-        );
+        const message = "this output column is also a spine column or another feature: use --full-names";
+        throw new TableReadError(message, { file: options.spine, column: name });
       }
       columns[name] = new Array(spine.length).fill(null);
       const type = outputType(feature.op);
@@ -90,6 +86,9 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
       names.push(name);
     }
   }
+
+  const events = await readEvents(options.events, plans, spine, progress);
+  const eventsSeconds = clock();
 
   const jsonl = tableFormat(options.out) === "jsonl";
   let done = 0;
