@@ -85,7 +85,24 @@ async function load(): Promise<void> {
 
 // ── servers ─────────────────────────────────────────────────────────────────────────────────────
 
-function start(mode: "tessera" | "bare"): Promise<{ child: ChildProcess; http: string; grpc?: number }> {
+interface Server {
+  child: ChildProcess;
+  http: string;
+  grpc?: number;
+}
+
+/** CPU time (user + system, µs) the server process has used so far. */
+function cpuOf(server: Server): Promise<number> {
+  return new Promise((resolve) => {
+    server.child.once("message", (m) => {
+      const { cpu } = m as { cpu: NodeJS.CpuUsage };
+      resolve(cpu.user + cpu.system);
+    });
+    server.child.send("cpu");
+  });
+}
+
+function start(mode: "tessera" | "bare"): Promise<Server> {
   const child = fork(fileURLToPath(new URL("./servers.ts", import.meta.url)), [mode, prefix], {
     execArgv: process.execArgv,
     stdio: ["ignore", "ignore", "inherit", "ipc"],
@@ -101,6 +118,8 @@ function start(mode: "tessera" | "bare"): Promise<{ child: ChildProcess; http: s
 
 interface Figures {
   rps: number;
+  /** Server CPU time per successful request, µs. */
+  cpuUs: number;
   p50: number;
   p99: number;
   p999: number;
@@ -111,6 +130,7 @@ function summarise(samples: number[], seconds: number, errors: number): Figures 
   const sorted = samples.sort((a, b) => a - b);
   return {
     rps: samples.length / seconds,
+    cpuUs: Number.NaN,
     p50: quantile(sorted, 0.5),
     p99: quantile(sorted, 0.99),
     p999: quantile(sorted, 0.999),
@@ -168,13 +188,24 @@ async function grpcLoad(
   const call = (scheduled: number) =>
     new Promise<void>((resolve) => {
       const client = clients[sent % clients.length] as unknown as {
-        GetOnlineFeatures: (r: unknown, m: grpc.Metadata, cb: (e: Error | null) => void) => void;
+        GetOnlineFeatures: (
+          r: unknown,
+          m: grpc.Metadata,
+          o: grpc.CallOptions,
+          cb: (e: Error | null) => void,
+        ) => void;
       };
-      client.GetOnlineFeatures(pool[sent++ % pool.length], metadata, (error) => {
-        if (error) errors++;
-        else samples.push(performance.now() - scheduled);
-        resolve();
-      });
+      // A deadline, so an overloaded server gives errors rather than an unbounded backlog.
+      client.GetOnlineFeatures(
+        pool[sent++ % pool.length],
+        metadata,
+        { deadline: Date.now() + 2000 },
+        (error) => {
+          if (error) errors++;
+          else samples.push(performance.now() - scheduled);
+          resolve();
+        },
+      );
     });
   const start = performance.now();
   const end = start + flags.seconds * 1000;
@@ -201,10 +232,11 @@ async function grpcLoad(
 // ── run ─────────────────────────────────────────────────────────────────────────────────────────
 
 const show = (f: Figures) =>
-  `${fmt(f.rps)} req/s, p50 ${fmt(f.p50, 2)} ms, p99 ${fmt(f.p99, 2)} ms, p99.9 ${fmt(f.p999, 2)} ms${f.errors ? `, ${f.errors} errors` : ""}`;
+  `${fmt(f.rps)} req/s, ${fmt(f.cpuUs)} µs CPU/req, p50 ${fmt(f.p50, 2)} ms, p99 ${fmt(f.p99, 2)} ms, p99.9 ${fmt(f.p999, 2)} ms${f.errors ? `, ${f.errors} errors` : ""}`;
 
 const medianOf = (runs: Figures[]): Figures => ({
   rps: median(runs.map((r) => r.rps)),
+  cpuUs: median(runs.map((r) => r.cpuUs)),
   p50: median(runs.map((r) => r.p50)),
   p99: median(runs.map((r) => r.p99)),
   p999: median(runs.map((r) => r.p999)),
@@ -218,6 +250,13 @@ await load();
 const tessera = await start("tessera");
 const bare = await start("bare");
 const results: Record<string, Figures[]> = {};
+/** Runs one phase against `server`, adding its CPU time per request. */
+const measure = async (server: Server, phase: () => Promise<Figures>): Promise<Figures> => {
+  const before = await cpuOf(server);
+  const f = await phase();
+  f.cpuUs = ((await cpuOf(server)) - before) / Math.max(1, f.rps * flags.seconds);
+  return f;
+};
 const record = (name: string, f: Figures) => {
   results[name] = [...(results[name] ?? []), f];
   console.log(`  ${name.padEnd(34)} ${show(f)}`);
@@ -231,21 +270,31 @@ try {
   await http(`${bare.http}/bare`, () => ({ ids: ids(1) }), { rate: 500 });
   for (let run = 1; run <= flags.runs; run++) {
     console.log(`run ${run}/${flags.runs}`);
-    record("(a) bare route, 1 entity, max", await http(`${bare.http}/bare`, () => ({ ids: ids(1) }), {}));
-    record("(a) tessera HTTP, 1 entity, max", await http(`${tessera.http}/v1/features`, one, {}));
+    record(
+      "(a) bare route, 1 entity, max",
+      await measure(bare, () => http(`${bare.http}/bare`, () => ({ ids: ids(1) }), {})),
+    );
+    record(
+      "(a) tessera HTTP, 1 entity, max",
+      await measure(tessera, () => http(`${tessera.http}/v1/features`, one, {})),
+    );
+    const t = (phase: () => Promise<Figures>) => measure(tessera, phase);
     record(
       `(b) HTTP 1 entity @ ${flags.rate}/s`,
-      await http(`${tessera.http}/v1/features`, one, { rate: flags.rate }),
+      await t(() => http(`${tessera.http}/v1/features`, one, { rate: flags.rate })),
     );
     record(
       `(b) HTTP 100 entities @ ${flags.rate}/s`,
-      await http(`${tessera.http}/v1/features`, hundred, { rate: flags.rate }),
+      await t(() => http(`${tessera.http}/v1/features`, hundred, { rate: flags.rate })),
     );
-    record("(c) gRPC 1 entity, max", await grpcLoad(tessera.grpc!, 1, {}));
-    record(`(c) gRPC 1 entity @ ${flags.rate}/s`, await grpcLoad(tessera.grpc!, 1, { rate: flags.rate }));
+    record("(c) gRPC 1 entity, max", await t(() => grpcLoad(tessera.grpc!, 1, {})));
+    record(
+      `(c) gRPC 1 entity @ ${flags.rate}/s`,
+      await t(() => grpcLoad(tessera.grpc!, 1, { rate: flags.rate })),
+    );
     record(
       `(c) gRPC 100 entities @ ${flags.rate}/s`,
-      await grpcLoad(tessera.grpc!, 100, { rate: flags.rate }),
+      await t(() => grpcLoad(tessera.grpc!, 100, { rate: flags.rate })),
     );
   }
 } finally {
@@ -260,6 +309,7 @@ console.log(
 for (const [name, f] of Object.entries(medians)) console.log(`  ${name.padEnd(34)} ${show(f)}`);
 const m = (name: string) => medians[name]!;
 const ratio = m("(a) tessera HTTP, 1 entity, max").rps / m("(a) bare route, 1 entity, max").rps;
+const cpuRatio = m("(a) bare route, 1 entity, max").cpuUs / m("(a) tessera HTTP, 1 entity, max").cpuUs;
 const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
 const p99One = m(`(b) HTTP 1 entity @ ${flags.rate}/s`).p99;
 const p99Hundred = m(`(b) HTTP 100 entities @ ${flags.rate}/s`).p99;
@@ -268,6 +318,9 @@ const grpcHundred = m(`(c) gRPC 100 entities @ ${flags.rate}/s`).p99;
 console.log("\ntargets");
 console.log(
   `  throughput ratio tessera/bare: ${ratio.toFixed(2)}× (target ≥ 0.70×): ${verdict(ratio >= 0.7)}`,
+);
+console.log(
+  `  CPU per request bare/tessera: ${cpuRatio.toFixed(2)}× (the throughput ratio one core would give without contention)`,
 );
 console.log(
   `  HTTP p99, 1 entity @ ${flags.rate}/s: ${p99One.toFixed(2)} ms (target ≤ 2 ms): ${verdict(p99One <= 2)}`,
@@ -281,5 +334,5 @@ console.log(
 console.log(
   `  gRPC p99, 100 entities @ ${flags.rate}/s: ${grpcHundred.toFixed(2)} ms (target ≤ 10 ms): ${verdict(grpcHundred <= 10)}`,
 );
-console.log(`\nsaved ${saveResult("feature-server", { flags, medians, runs: results, ratio })}`);
+console.log(`\nsaved ${saveResult("feature-server", { flags, medians, runs: results, ratio, cpuRatio })}`);
 process.exit(0);

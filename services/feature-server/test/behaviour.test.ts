@@ -2,7 +2,9 @@
  * Behaviour around the serving core, in-process over the memory store: JWT principals, load
  * shedding, graceful drain, sampled feature logging, the definitions file and the config loader.
  */
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -217,4 +219,69 @@ describe("configuration", () => {
       }),
     ).toThrow(/reliability\.fallback.*TESSERA_FEATURE_SERVER_RELIABILITY_FALLBACK/);
   });
+});
+
+describe("TLS", () => {
+  it("serves HTTPS and gRPC over TLS with the configured certificate", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fs-tls-"));
+    const [keyFile, certFile] = [join(dir, "key.pem"), join(dir, "cert.pem")];
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        keyFile,
+        "-out",
+        certFile,
+      ],
+      { stdio: "ignore" },
+    );
+    const ca = readFileSync(certFile);
+    const server = await serve({ tls: { certFile, keyFile } });
+    expect(server.url.startsWith("https://")).toBe(true);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(
+        `${server.url}/v1/features/card_id/card-1?features=card:n_1h`,
+        { ca, headers: { "x-api-key": KEYS.all } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+    const Client = grpc.makeGenericClientConstructor(loadServiceDefinition(), "FeatureService");
+    const client = new Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createSsl(ca));
+    const metadata = new grpc.Metadata();
+    metadata.set("x-api-key", KEYS.all);
+    const error = await new Promise<grpc.ServiceError | null>((resolve) =>
+      (
+        client as unknown as {
+          GetOnlineFeatures: (
+            r: unknown,
+            m: grpc.Metadata,
+            cb: (e: grpc.ServiceError | null) => void,
+          ) => void;
+        }
+      ).GetOnlineFeatures(
+        { features: ["card:n_1h"], entities: { card_id: { ids: ["card-1"] } } },
+        metadata,
+        resolve,
+      ),
+    );
+    client.close();
+    expect(error).toBeNull();
+  }, 30_000);
 });
