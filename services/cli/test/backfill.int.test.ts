@@ -11,8 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createOnlineStore, type OnlineStore } from "@tessera/stores";
 import { finalizeAt, parseDefinitionsYaml, pointInTime, viewRuntime } from "@tessera/transforms";
+import cassandra from "cassandra-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
+import { cassandraContactPoint, kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
 import { startArchiver } from "../../archiver/src/index.js";
 import {
   archiveAll,
@@ -30,6 +31,7 @@ let root: string;
 let store: OnlineStore;
 const keyPrefix = `${uniqueName("backfill")}:`;
 const cleanup: (() => Promise<unknown>)[] = [];
+let before: ReturnType<typeof payments> = [];
 
 const definitionsYaml = (topic: string) => `
 sources:
@@ -67,7 +69,7 @@ describe("backfill then stream", () => {
     writeFileSync(yamlFile, definitionsYaml(source.topic));
     const view = parseDefinitionsYaml(definitionsYaml(source.topic)).views[0]!;
     const now = Date.now();
-    const before = payments(6000, now - 3 * 3_600_000, { hours: 3, cards: 50, seed: 3 }).map((e) => ({
+    before = payments(6000, now - 3 * 3_600_000, { hours: 3, cards: 50, seed: 3 }).map((e) => ({
       ...e,
       event_time: Math.min(e.event_time, now - 60_000),
     }));
@@ -208,5 +210,61 @@ describe("backfill then stream", () => {
 
     // The processor now owns the group's offsets: another backfill is refused.
     await expect(runBackfill({ ...options, to: Date.now() })).rejects.toBeInstanceOf(BackfillRefusedError);
+  });
+
+  it("writes the same tiles to Cassandra", { timeout: 90_000 }, async () => {
+    expect(before.length).toBe(6000); // the archive of the first test
+    const view = parseDefinitionsYaml(definitionsYaml(source.topic)).views[0]!;
+    const keyspace = `backfill_${uniqueName("ks").replace(/-/g, "_")}`;
+    const cassandraStore = createOnlineStore({ kind: "cassandra", ...cassandraContactPoint(), keyspace });
+    const client = new cassandra.Client(cassandraContactPoint());
+    cleanup.push(async () => {
+      await cassandraStore.close();
+      await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+      await client.shutdown();
+    });
+    const now = Date.now();
+    const summary = await runBackfill({
+      view,
+      archive: join(root, source.topic),
+      from: now - view.retentionMs,
+      to: now,
+      store: cassandraStore,
+      consumerGroup: `tessera-processor-${uniqueName("cass")}`,
+    });
+    expect(summary.applied).toBe(before.length);
+    const runtime = viewRuntime(view);
+    const entities = [...new Set(before.map((e) => e.card_id))];
+    const tiles = await cassandraStore.readTiles(view.name, view.version, entities, now - view.retentionMs);
+    let total = 0;
+    for (const entity of entities) {
+      const online = finalizeAt(
+        runtime,
+        entity,
+        {
+          tiles: tiles
+            .get(entity)!
+            .tiles.map((s) => ({ feature: s.aggregation, tileStart: s.tileStart, bytes: s.state })),
+          pending: null,
+        },
+        now,
+      );
+      const events = before
+        .map((row, seq) => ({ row, seq }))
+        .filter((e) => e.row.card_id === entity)
+        .map((e) => {
+          const prepared = runtime.prepare(e.row as unknown as Record<string, unknown>, e.seq);
+          if (!prepared.ok) throw new Error(prepared.reason);
+          return { ...prepared };
+        });
+      const [batch] = pointInTime(runtime, events, [now]);
+      view.features.forEach((f, i) => {
+        const a = online[f.name];
+        if (typeof a === "number") expect(a, `${entity} ${f.name}`).toBeCloseTo(batch![i] as number, 6);
+        else expect(a, `${entity} ${f.name}`).toEqual(batch![i]);
+      });
+      total += online["n_1d"] as number;
+    }
+    expect(total).toBe(before.length);
   });
 });

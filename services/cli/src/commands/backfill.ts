@@ -13,6 +13,7 @@ import {
   ARCHIVE_COLUMNS,
   type ArchiveFile,
   createOnlineStore,
+  type FreshnessWrite,
   listArchive,
   type OnlineStore,
   type OnlineStoreConfig,
@@ -43,8 +44,8 @@ export interface BackfillOptions {
   force?: boolean;
   /** Processing time for late judgement and the store's retention (default Date.now()). */
   now?: number;
-  /** Entities per store write. */
-  chunk?: number;
+  /** Bound on the tile bytes of one store write (default 24 KiB: Cassandra refuses batches over 50 KiB). */
+  maxWriteBytes?: number;
   onProgress?: (p: { phase: "scan" | "apply" | "write"; done: number; total: number }) => void;
 }
 
@@ -142,46 +143,51 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
     (done) => progress({ phase: "apply", done, total: files.length }),
   );
 
-  // 4. Write absolute tiles (those wholly inside [from, …)), entity by entity; offsets with the last write.
+  // 4. Write absolute tiles (those wholly inside [from, …)) in batches of bounded size (Cassandra
+  // refuses logged batches over 50 KiB); the offsets go with the last write.
   await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
   const dirty = [...state.takeDirty()];
-  const chunk = options.chunk ?? 500;
+  const budget = options.maxWriteBytes ?? 24 * 1024;
   let tiles = 0;
-  const offsets = [...handover].map(([partition, offset]) => ({
-    consumerGroup: options.consumerGroup,
-    topic,
-    partition,
-    offset,
-  }));
-  for (let i = 0; i === 0 || i < dirty.length; i += chunk) {
-    const part = dirty.slice(i, i + chunk);
-    const batch: WriteBatch & { tiles: TileWrite[] } = {
-      tiles: [],
-      freshness: part.map(([entity]) => ({
+  let batch: WriteBatch & { tiles: TileWrite[]; freshness: FreshnessWrite[] } = {
+    tiles: [],
+    freshness: [],
+    offsets: [],
+  };
+  let bytes = 0;
+  const flush = async (offsets: WriteBatch["offsets"]) => {
+    await store.writeBatch({ ...batch, offsets });
+    tiles += batch.tiles.length;
+    batch = { tiles: [], freshness: [], offsets: [] };
+    bytes = 0;
+  };
+  for (const [n, [entity, entityState]] of dirty.entries()) {
+    batch.freshness.push({ view: view.name, version: view.version, entity, eventTime: newest.get(entity)! });
+    for (const t of entityState.tiles) {
+      if (t.tileStart < options.from) continue; // would hold only part of its events
+      const size = t.bytes.byteLength + entity.length + t.feature.length + 64;
+      if (bytes + size > budget && batch.tiles.length > 0) await flush([]);
+      batch.tiles.push({
         view: view.name,
         version: view.version,
         entity,
-        eventTime: newest.get(entity)!,
-      })),
-      offsets: i + chunk >= dirty.length ? offsets : [],
-    };
-    for (const [entity, entityState] of part) {
-      for (const t of entityState.tiles) {
-        if (t.tileStart < options.from) continue; // would hold only part of its events
-        batch.tiles.push({
-          view: view.name,
-          version: view.version,
-          entity,
-          tileStart: t.tileStart,
-          aggregation: t.feature,
-          state: t.bytes,
-        });
-      }
+        tileStart: t.tileStart,
+        aggregation: t.feature,
+        state: t.bytes,
+      });
+      bytes += size;
     }
-    await store.writeBatch(batch);
-    tiles += batch.tiles.length;
-    progress({ phase: "write", done: Math.min(i + chunk, dirty.length), total: dirty.length });
+    if (n % 256 === 0) progress({ phase: "write", done: n, total: dirty.length });
   }
+  await flush(
+    [...handover].map(([partition, offset]) => ({
+      consumerGroup: options.consumerGroup,
+      topic,
+      partition,
+      offset,
+    })),
+  );
+  progress({ phase: "write", done: dirty.length, total: dirty.length });
 
   return {
     view: view.name,
