@@ -87,7 +87,8 @@ export class WebhookSink implements AlertSink {
   constructor(
     private readonly url: string,
     private readonly timeoutMs: number,
-    private readonly generatorURL?: string,
+    /** Where Alertmanager links to: the worker's /v1/status, once its server listens. */
+    public generatorURL?: string,
   ) {}
 
   async send(alert: DriftAlert): Promise<void> {

@@ -60,6 +60,8 @@ export interface DriftWorkerConfig {
     lagCritical: number;
     /** Other consumer groups whose lag is watched (the processor's, the archiver's). */
     groups: Array<{ group: string; topic: string }>;
+    /** Per-topic age thresholds: labels arrive in daily batches, features every second. */
+    sources: Record<string, { warnSeconds?: number; criticalSeconds?: number }>;
   };
   accuracy: ModelConfig & {
     /** Labelled predictions per accuracy window. */
@@ -166,6 +168,11 @@ export const configSchema: JsonSchema = object({
         additionalProperties: false,
       },
       default: [],
+    },
+    sources: {
+      type: "object",
+      additionalProperties: object({ warnSeconds: { type: "number" }, criticalSeconds: { type: "number" } }),
+      default: {},
     },
   }),
   accuracy: object({

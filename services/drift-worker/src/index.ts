@@ -57,6 +57,8 @@ export interface DriftWorkerHandle {
   flushAlerts(): Promise<void>;
   /** The HTTP server's address, when it runs. */
   url?: string;
+  /** Rejects if the Kafka consumer stops on a fatal error (the process should then exit). */
+  done: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -196,11 +198,15 @@ export async function startDriftWorker(
       registry: metricsRegistry,
       readiness: () => ({
         ready: input ? input.ready : true,
-        detail: input && !input.ready ? { consumer: "not yet in its group" } : {},
+        detail:
+          !input || input.ready
+            ? {}
+            : { consumer: input.failure ? "stopped on a fatal error" : "not yet in its group" },
       }),
     });
     app.get("/v1/status", async () => monitor.status());
     url = await app.listen({ host: config.http.host, port: config.http.port });
+    if (webhook) webhook.generatorURL = `${url}/v1/status`;
   }
 
   return {
@@ -213,6 +219,7 @@ export async function startDriftWorker(
     evaluate,
     flushAlerts: () => dispatcher.flush(),
     url,
+    done: input ? input.loop.done : new Promise<void>(() => {}),
     async stop() {
       for (const timer of timers) clearInterval(timer);
       await input?.stop();

@@ -45,6 +45,8 @@ export class KafkaInput {
   private readonly decoder: AvroDecoder;
   private admin?: Admin;
   private joined = false;
+  /** Set when the consumer loop stopped on a fatal error: the worker no longer sees new data. */
+  failure?: unknown;
 
   constructor(private readonly options: KafkaInputOptions) {
     const { config } = options;
@@ -62,10 +64,13 @@ export class KafkaInput {
     this.loop.consumer.on(this.loop.consumer.events.GROUP_JOIN, () => {
       this.joined = true;
     });
+    this.loop.done.catch((error) => {
+      this.failure = error;
+    });
   }
 
   get ready(): boolean {
-    return this.joined;
+    return this.joined && this.failure === undefined;
   }
 
   async start(): Promise<void> {

@@ -23,6 +23,12 @@ async function main(): Promise<void> {
     "drift worker started",
   );
   onShutdown(() => worker.stop(), { logger });
+  // Without its consumer the worker watches nothing: exit so the orchestrator restarts it.
+  worker.done.catch(async (error) => {
+    logger.fatal({ err: error }, "consumer stopped on a fatal error: exiting");
+    await worker.stop().catch(() => {});
+    process.exit(1);
+  });
 }
 
 main().catch((error) => {

@@ -396,7 +396,8 @@ export class DriftMonitor {
     const f = this.config.freshness;
     for (const [source, newest] of this.newest) {
       const age = Math.max(0, (now - newest) / 1000);
-      const severity = level(age, f.warnSeconds, f.criticalSeconds);
+      const { warnSeconds, criticalSeconds } = { ...f, ...f.sources[source] };
+      const severity = level(age, warnSeconds, criticalSeconds);
       this.freshnessSeverity.set(source, severity);
       this.options.metrics?.freshness.set({ source }, age);
       this.observe(
@@ -404,15 +405,15 @@ export class DriftMonitor {
           kind: "FRESHNESS",
           subject: source,
           severity,
-          clear: age < f.warnSeconds * this.config.hysteresis.clearFactor,
+          clear: age < warnSeconds * this.config.hysteresis.clearFactor,
           statistic: "freshness_seconds",
           value: age,
-          threshold: severity === "critical" ? f.criticalSeconds : f.warnSeconds,
+          threshold: severity === "critical" ? criticalSeconds : warnSeconds,
           values: { freshness_seconds: age },
           windowStart: newest,
           windowEnd: now,
           sampleSize: 0,
-          detail: `newest event ${Math.round(age)} s old (warn ${f.warnSeconds} s, critical ${f.criticalSeconds} s)`,
+          detail: `newest event ${Math.round(age)} s old (warn ${warnSeconds} s, critical ${criticalSeconds} s)`,
         },
         now,
       );
