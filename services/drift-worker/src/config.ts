@@ -36,6 +36,11 @@ export interface DriftWorkerConfig {
   topics: { features: string; predictions: string; labels: string; alerts: string; deadLetter: string };
   groupId: string;
   fromBeginning: boolean;
+  /**
+   * Only these views and models (empty: all). Replicas in one consumer group would each see a
+   * share of the entities and each page; scale out with one worker (and group) per scope instead.
+   */
+  scope: { views: string[]; models: string[] };
   /** Reference profile (`tessera profile` output): a JSON file; its name goes into every alert. */
   reference: { path?: string; name: string; columns: Record<string, string> };
   evaluation: { intervalMs: number };
@@ -121,6 +126,10 @@ export const configSchema: JsonSchema = object({
     deadLetter: str("tessera.dead-letter"),
   }),
   groupId: str("tessera-drift-worker"),
+  scope: object({
+    views: { type: "array", items: { type: "string" }, default: [] },
+    models: { type: "array", items: { type: "string" }, default: [] },
+  }),
   fromBeginning: { type: "boolean", default: false },
   reference: object(
     {

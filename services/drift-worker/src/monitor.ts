@@ -130,6 +130,8 @@ export class DriftMonitor {
     const now = this.now();
     this.counters?.features.inc();
     this.touch(this.config.topics.features, update.event_time);
+    const { views } = this.config.scope;
+    if (views.length > 0 && !views.includes(update.view)) return;
     const versions = this.versions.get(update.view) ?? new Set<string>();
     this.versions.set(update.view, versions);
     if (versions.size < 20) versions.add(update.version);
@@ -144,6 +146,7 @@ export class DriftMonitor {
     this.counters?.predictions.inc();
     this.touch(this.config.topics.predictions, prediction.event_time);
     const { model } = prediction;
+    if (!this.inScope(model)) return;
     const dataset = `model:${model}`;
     if (prediction.score !== null) {
       this.subject("prediction", dataset, model, "score")?.series.add(
@@ -165,7 +168,13 @@ export class DriftMonitor {
   ingestLabel(label: Label): void {
     this.counters?.labels.inc();
     this.touch(this.config.topics.labels, label.labelled_at);
+    if (!this.inScope(label.model)) return;
     this.model(label.model).quality.addLabel(label);
+  }
+
+  private inScope(model: string): boolean {
+    const { models } = this.config.scope;
+    return models.length === 0 || models.includes(model);
   }
 
   /** Consumer lag, polled elsewhere (it needs the Kafka admin API). */

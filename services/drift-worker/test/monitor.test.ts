@@ -148,6 +148,16 @@ describe("incidents", () => {
     ]);
   });
 
+  it("a scoped worker tests only its views and models", () => {
+    const t = monitor({ scope: { views: ["other"], models: ["churn"] } });
+    feed(t, new Generator(10), 2, { meanShift: true, scoreShift: true, accuracyDrop: true });
+    const status = t.m.status();
+    expect(Object.keys(status.drift.features)).toEqual([]);
+    expect(Object.keys(status.drift.predictions)).toEqual([]);
+    expect(Object.keys(status.accuracy.models)).toEqual(["churn"]);
+    expect(t.alerts.map((a) => `${a.kind} ${a.subject}`)).toEqual(["ACCURACY churn"]);
+  });
+
   it("per-feature thresholds override the defaults", () => {
     const t = monitor({
       featureThresholds: {
