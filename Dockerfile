@@ -36,6 +36,8 @@ COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/schemas schemas
 COPY --from=build /app/libs libs
 COPY --from=build /app/services services
+# `tessera demo` reads its definitions from examples/.
+COPY examples examples
 COPY deploy/docker/entrypoint.sh deploy/docker/probe.mjs deploy/docker/
 RUN ln -s /app/services/cli/bin/tessera.js /usr/local/bin/tessera \
   && mkdir -p /etc/tessera /var/lib/tessera/archive \
