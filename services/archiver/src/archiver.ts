@@ -338,6 +338,7 @@ export async function startArchiver(
     joined = false;
   });
 
+  let failure: unknown;
   const timer = setInterval(
     () => {
       void exclusive(async () => {
@@ -345,13 +346,12 @@ export async function startArchiver(
         for (const state of pending.values()) if (due(state, now)) await roll(state, loop.consumer);
       }).catch((error) => {
         logger.error({ err: error }, "timed roll failed: stopping (a restart replays from the last commit)");
-        void loop.stop();
         failure = failure ?? error;
+        void loop.stop();
       });
     },
     Math.max(10, Math.min(1000, config.roll.maxAgeMs / 2)),
   );
-  let failure: unknown;
 
   let ops: OpsServer | undefined;
   if (deps.ops ?? true) {
