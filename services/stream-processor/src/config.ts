@@ -12,7 +12,14 @@ export interface ProcessorConfig {
   definitions: string;
   /** Views to run (default: every view in the definitions). */
   views: string[];
-  kafka: { brokers: string[]; schemaRegistryUrl: string; clientId: string };
+  kafka: {
+    brokers: string[];
+    schemaRegistryUrl: string;
+    clientId: string;
+    /** A member that stops heartbeating loses its partitions after this long (broker minimum 6 s). */
+    sessionTimeoutMs: number;
+    heartbeatIntervalMs: number;
+  };
   store: {
     kind: "redis" | "cassandra" | "memory";
     redisUrl: string;
@@ -82,6 +89,8 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
             environment["SCHEMA_REGISTRY_URL"] ?? "http://127.0.0.1:8081",
           ),
           clientId: str("Kafka client id", "tessera-processor"),
+          sessionTimeoutMs: int("consumer group session timeout (ms)", 30_000),
+          heartbeatIntervalMs: int("consumer heartbeat interval (ms)", 3000),
         },
       },
       store: {
@@ -101,7 +110,10 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
           ),
           keyspace: str("Cassandra keyspace", "tessera"),
           keyPrefix: str("Redis key prefix", "tessera:"),
-          timeoutMs: int("store call timeout", 2000),
+          timeoutMs: int(
+            "store call timeout (ms); a flush is one atomic write, so allow for a large one",
+            5000,
+          ),
         },
       },
       topics: {
@@ -119,7 +131,7 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         additionalProperties: false,
         default: {},
         properties: {
-          maxEvents: int("flush after this many applied events", 5000),
+          maxEvents: int("flush after this many applied events", 10_000),
           maxDelayMs: int("flush at least this often while events arrive (ms)", 200),
         },
       },

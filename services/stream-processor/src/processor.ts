@@ -10,6 +10,7 @@
  * writing it, so an old owner never overwrites a new one.
  */
 import {
+  type BatchContext,
   ConsumerLoop,
   createKafka,
   type DeadLetter,
@@ -84,6 +85,7 @@ class PartitionState {
   deadLetters: DeadLetter[] = [];
   updates: { key: string; value: Buffer }[] = [];
   clock = Number.NEGATIVE_INFINITY;
+  committing = false;
 
   constructor(
     readonly topic: string,
@@ -126,16 +128,16 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
 
   const metricsRegistry = deps.metricsRegistry ?? new Registry();
   const partitions = new Map<string, PartitionState>();
-  const held = () => {
+  const entitiesHeld = () => {
     let entities = 0;
+    for (const part of partitions.values()) for (const slot of part.slots) entities += slot.entities.size;
+    return entities;
+  };
+  // Counting tiles serialises a sample of entities: only at scrape time, never on the hot path.
+  const held = () => {
     let tiles = 0;
-    for (const part of partitions.values()) {
-      for (const slot of part.slots) {
-        entities += slot.entities.size;
-        tiles += slot.tilesHeld();
-      }
-    }
-    return { entities, tiles };
+    for (const part of partitions.values()) for (const slot of part.slots) tiles += slot.tilesHeld();
+    return { entities: entitiesHeld(), tiles };
   };
   const metrics: ProcessorMetrics = processorMetrics(metricsRegistry, held);
 
@@ -204,11 +206,15 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     partitionsConsumedConcurrently: config.concurrency,
     // Retriable failures (store or broker away) are retried for as long as they last.
     retry: { retries: Number.MAX_SAFE_INTEGER, initialMs: 100, maxMs: 5000 },
-    consumerConfig: { maxWaitTimeInMs: Math.min(config.flush.maxDelayMs, 5000) },
+    consumerConfig: {
+      maxWaitTimeInMs: Math.min(config.flush.maxDelayMs, 5000),
+      sessionTimeout: config.kafka.sessionTimeoutMs,
+      heartbeatInterval: config.kafka.heartbeatIntervalMs,
+    },
     metricsRegistry,
     onError: (error, info) =>
       logger[info.willRetry ? "warn" : "error"]({ err: error, attempt: info.attempt }, "batch failed"),
-    handleBatch: (batch) => handleBatch(batch),
+    handleBatch: (batch, context) => handleBatch(batch, context),
   });
   const consumer: Consumer = loop.consumer;
 
@@ -246,7 +252,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     }
   }
 
-  async function handleBatch(batch: Batch): Promise<void> {
+  async function handleBatch(batch: Batch, context: BatchContext): Promise<void> {
     const { topic, partition } = batch;
     const key = partitionKey(topic, partition);
     let part = partitions.get(key);
@@ -268,6 +274,8 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         part.unflushedEvents >= config.flush.maxEvents ||
         Date.now() - part.lastFlush >= config.flush.maxDelayMs;
       if (due) await flush(part);
+      // A long batch must not cost the membership. (A rebalance signalled here waits for the batch.)
+      await context.heartbeat().catch(() => {});
       if (stopping) break;
     }
     await flush(part);
@@ -460,14 +468,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         await producer.send({ topic: config.topics.features, acks: -1, messages: part.updates });
         part.updates = [];
       }
-      stage = "commit";
-      // The store's offset is what counts; the commit only saves re-reading after a restart.
-      await consumer
-        .commitOffsets([{ topic: part.topic, partition: part.partition, offset: String(part.stored + 1) }])
-        .catch((error) => {
-          metrics.flushErrors.inc({ stage });
-          logger.warn({ err: error, topic: part.topic, partition: part.partition }, "offset commit failed");
-        });
+      commit(part);
     } catch (error) {
       metrics.flushErrors.inc({ stage });
       pause();
@@ -480,6 +481,25 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       part.lastPrune = Date.now();
     }
     evict(part);
+  }
+
+  /**
+   * The store's offset is what counts; the Kafka commit only saves re-reading after a restart, so
+   * it runs in the background (one at a time per partition) and never holds up the next flush.
+   */
+  function commit(part: PartitionState): void {
+    if (part.committing) return;
+    const offset = part.stored + 1;
+    part.committing = true;
+    consumer
+      .commitOffsets([{ topic: part.topic, partition: part.partition, offset: String(offset) }])
+      .catch((error) => {
+        metrics.flushErrors.inc({ stage: "commit" });
+        logger.warn({ err: error, topic: part.topic, partition: part.partition }, "offset commit failed");
+      })
+      .finally(() => {
+        part.committing = false;
+      });
   }
 
   /** Leading letters of at most ~256 kB: a produce request must stay under the broker's size limit. */
@@ -518,7 +538,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
 
   /** Keep memory bounded: drop flushed entities of this partition, least recently touched first. */
   function evict(part: PartitionState): void {
-    let over = held().entities - config.memory.maxEntities;
+    let over = entitiesHeld() - config.memory.maxEntities;
     if (over <= 0) return;
     // A tenth of headroom, so the next batch does not evict again at once.
     over += Math.floor(config.memory.maxEntities / 10);

@@ -67,7 +67,9 @@ describe("stream processor on malformed and hostile records", () => {
       for (let i = 0; i < n; i++) bad.push({ value: make(i), reason });
     };
     const encode = (p: Partial<Payment>) => frame(id, type.toBuffer({ ...sample, ...p }));
-    add(150, "decode_error", (i) => Buffer.from([1 + (i % 200), ...Array.from({ length: i % 40 }, (_, j) => (i * j) % 256)]));
+    add(150, "decode_error", (i) =>
+      Buffer.from([1 + (i % 200), ...Array.from({ length: i % 40 }, (_, j) => (i * j) % 256)]),
+    );
     add(50, "decode_error", (i) => Buffer.from(JSON.stringify({ ...sample, note: i })));
     add(50, "decode_error", () => null);
     add(100, "decode_error", (i) => encode({ card_id: `c${i}` }).subarray(0, 12 + (i % 20)));
@@ -78,7 +80,9 @@ describe("stream processor on malformed and hostile records", () => {
     });
     add(100, "missing_field", () => encode({ card_id: "" }));
     add(60, "invalid_value", () => encode({ amount: Number.NaN }));
-    add(60, "invalid_value", (i) => encode({ amount: i % 2 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY }));
+    add(60, "invalid_value", (i) =>
+      encode({ amount: i % 2 ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY }),
+    );
     add(40, "invalid_value", (i) => encode({ card_id: `${"x".repeat(20_000)}${i}` }));
     add(100, "late", (i) => encode({ event_time: Date.UTC(1970, 0, 1) + i * 1000 }));
     add(100, "future", (i) => encode({ event_time: Date.UTC(3000, 0, 1) + i }));
@@ -129,16 +133,20 @@ describe("stream processor on malformed and hostile records", () => {
     );
     cleanup.push(() => processor.stop());
 
-    const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix });
+    const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 });
     cleanup.push(() => store.close());
     await waitFor(
       "the stored offset to reach the last record",
-      async () => ((await store.readOffsets(processor.groupId, topic)).get(0) === records.length - 1 ? true : undefined),
+      async () =>
+        (await store.readOffsets(processor.groupId, topic)).get(0) === records.length - 1 ? true : undefined,
       60_000,
     );
 
     // Every bad record, and nothing else, is in the dead-letter topic with its reason.
-    const letters = new Map<number, { reason: string; detail: string; topic: string; value: Buffer | null }>();
+    const letters = new Map<
+      number,
+      { reason: string; detail: string; topic: string; value: Buffer | null }
+    >();
     const consumer = kafka.consumer({ groupId: uniqueName("bad-dlq") });
     cleanup.push(() => consumer.disconnect());
     await consumer.connect();
@@ -155,8 +163,10 @@ describe("stream processor on malformed and hostile records", () => {
     const wrong: string[] = [];
     records.forEach((record, offset) => {
       const letter = letters.get(offset);
-      if (record.bad && letter?.reason !== record.bad) wrong.push(`${offset}: want ${record.bad}, got ${letter?.reason}`);
-      if (record.good && letter) wrong.push(`${offset}: good record dead-lettered (${letter.reason}: ${letter.detail})`);
+      if (record.bad && letter?.reason !== record.bad)
+        wrong.push(`${offset}: want ${record.bad}, got ${letter?.reason}`);
+      if (record.good && letter)
+        wrong.push(`${offset}: good record dead-lettered (${letter.reason}: ${letter.detail})`);
       if (record.bad && letter) {
         expect(letter.topic).toBe(topic);
         expect(letter.detail.length).toBeGreaterThan(0);
@@ -180,7 +190,9 @@ describe("stream processor on malformed and hostile records", () => {
     const metrics = await (await fetch(`${processor.opsUrl}/metrics`)).text();
     for (const reason of new Set(bad.map((x) => x.reason))) {
       const expected = bad.filter((x) => x.reason === reason).length;
-      expect(metrics).toContain(`tessera_processor_dead_lettered_total{topic="${topic}",reason="${reason}"} ${expected}`);
+      expect(metrics).toContain(
+        `tessera_processor_dead_lettered_total{topic="${topic}",reason="${reason}"} ${expected}`,
+      );
     }
     expect(metrics).toMatch(/tessera_processor_events_applied_total\{view="cards"\} 3000/);
   }, 120_000);

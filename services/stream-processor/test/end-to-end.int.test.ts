@@ -83,7 +83,7 @@ describe("stream processor end to end on Kafka and Redis", () => {
     const processor: Processor = await startProcessor(config);
     cleanup.push(() => processor.stop());
 
-    const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix });
+    const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 });
     cleanup.push(() => store.close());
     const admin = kafka.admin();
     await admin.connect();

@@ -1,0 +1,318 @@
+/**
+ * Stream processor, end to end: Kafka → decode → tiles → atomic flush to Redis (and Cassandra) →
+ * offsets, in events/s, divided by the raw kafkajs consume rate of the same topic measured here;
+ * then event-to-online freshness (p50/p99) at a fixed 10,000 events/s.
+ *
+ *   npm run stack:up && node --conditions=@tessera/source --import tsx bench/processor/run.ts [--events 200000] [--runs 3] [--entities 10000]
+ *      [--partitions 4] [--rate 10000] [--seconds 20] [--cassandra 1]
+ *
+ * Targets (issue 4): ≥ 50k events/s per process with Redis; ratio ≥ 0.5; p99 freshness < 1 s.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { createLogger } from "@tessera/runtime";
+import { createOnlineStore } from "@tessera/stores";
+import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
+import type { Kafka } from "kafkajs";
+import { logLevel } from "kafkajs";
+import {
+  fmt,
+  loadStackEnv,
+  median,
+  numericFlags,
+  repoRoot,
+  requireEnv,
+  saveResult,
+} from "../support/index.js";
+
+loadStackEnv();
+const brokers = requireEnv("KAFKA_BROKERS").split(",");
+const registryUrl = requireEnv("SCHEMA_REGISTRY_URL");
+const redisUrl = requireEnv("REDIS_URL");
+const flags = numericFlags({
+  events: 200_000,
+  runs: 3,
+  entities: 10_000,
+  partitions: 4,
+  rate: 10_000,
+  seconds: 20,
+  cassandra: 1,
+});
+const kafka = createKafka({ brokers, clientId: "bench-processor", logLevel: logLevel.ERROR });
+const registry = new SchemaRegistry(registryUrl);
+const schema = JSON.parse(readFileSync(join(repoRoot, "schemas/avro/payment_transaction.avsc"), "utf8"));
+const type = parseAvroSchema(schema);
+const stamp = `${Date.now().toString(36)}`;
+const dir = mkdtempSync(join(tmpdir(), "bench-processor-"));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// The example card-payment view (examples/payments/features.yaml) on a topic of our own.
+function definitions(topic: string): string {
+  const text = readFileSync(join(repoRoot, "examples/payments/features.yaml"), "utf8").replace(
+    "topic: payments.transactions",
+    `topic: ${topic}`,
+  );
+  const file = join(dir, `${topic}.yaml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+async function makeTopic(name: string): Promise<{ topic: string; encode: (e: object) => Buffer }> {
+  const topic = `bench-proc-${name}-${stamp}`;
+  await ensureTopics(kafka, [
+    { topic, partitions: flags.partitions },
+    { topic: `${topic}.dlq`, partitions: 1 },
+    { topic: `${topic}.features`, partitions: flags.partitions },
+  ]);
+  const id = await registry.register(valueSubject(topic), schema);
+  const header = Buffer.from([0, 0, 0, 0, 0]);
+  header.writeInt32BE(id, 1);
+  return { topic, encode: (e) => Buffer.concat([header, type.toBuffer(e)]) };
+}
+
+const countries = ["FR", "DE", "US", "GB", "ES", "IT"];
+function payment(i: number, eventTime: number) {
+  return {
+    transaction_id: `t${i}`,
+    card_id: `card-${(i * 7919) % flags.entities}`,
+    merchant_id: `m-${i % 500}`,
+    amount: ((i * 31) % 50_000) / 100,
+    currency: "EUR",
+    country: countries[i % countries.length]!,
+    event_time: eventTime,
+  };
+}
+
+async function fill(topic: string, encode: (e: object) => Buffer, n: number): Promise<number> {
+  const producer = kafka.producer();
+  await producer.connect();
+  const now = Date.now();
+  let bytes = 0;
+  for (let i = 0; i < n; i += 2000) {
+    const messages = [];
+    for (let j = i; j < Math.min(n, i + 2000); j++) {
+      // Stamped as a live stream at the freshness rate would be: the backlog spans n / rate seconds.
+      const value = encode(payment(j, now - Math.floor(((n - j) / flags.rate) * 1000)));
+      bytes += value.length;
+      messages.push({ key: `card-${(j * 7919) % flags.entities}`, value });
+    }
+    await producer.send({ topic, acks: -1, messages });
+  }
+  await producer.disconnect();
+  return bytes / n;
+}
+
+/** Raw kafkajs: consume the whole topic, count messages, nothing else. */
+async function rawConsume(topic: string, n: number): Promise<number> {
+  const consumer = kafka.consumer({ groupId: `bench-raw-${topic}-${Math.random()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let received = 0;
+  let firstAt = 0;
+  const seconds = await new Promise<number>((resolve) => {
+    void consumer.run({
+      partitionsConsumedConcurrently: 2,
+      eachBatch: async ({ batch }) => {
+        if (firstAt === 0) firstAt = performance.now();
+        received += batch.messages.length;
+        if (received >= n) resolve((performance.now() - firstAt) / 1000);
+      },
+    });
+  });
+  await consumer.disconnect();
+  return n / seconds;
+}
+
+type StoreKind = "redis" | "cassandra";
+
+function processorConfig(topic: string, store: StoreKind, name: string, publishFeatures: boolean) {
+  return loadProcessorConfig({
+    env: {},
+    overrides: {
+      name,
+      definitions: definitions(topic),
+      kafka: { brokers, schemaRegistryUrl: registryUrl },
+      store: {
+        kind: store,
+        redisUrl,
+        keyPrefix: `bench-${name}:`,
+        keyspace: `bench_proc_${stamp}`,
+        cassandraContactPoints: (process.env["CASSANDRA_CONTACT_POINTS"] ?? "127.0.0.1:9042").split(","),
+        cassandraLocalDc: process.env["CASSANDRA_LOCAL_DC"] ?? "datacenter1",
+        timeoutMs: 10_000,
+      },
+      topics: { deadLetter: `${topic}.dlq`, features: `${topic}.features` },
+      publishFeatures,
+      ops: { port: 0 },
+    },
+  });
+}
+
+async function storedProgress(
+  kind: StoreKind,
+  groupId: string,
+  topic: string,
+  probe: ReturnType<typeof createOnlineStore>,
+) {
+  void kind;
+  const offsets = await probe.readOffsets(groupId, topic);
+  let n = 0;
+  for (const offset of offsets.values()) n += offset + 1;
+  return n;
+}
+
+/** Processor over a full topic: events/s from its first stored offset to the last. */
+async function processorRate(
+  topic: string,
+  n: number,
+  store: StoreKind,
+  publishFeatures: boolean,
+): Promise<number> {
+  const name = `bench-${store}-${Math.random().toString(36).slice(2, 8)}`;
+  const config = processorConfig(topic, store, name, publishFeatures);
+  const probe = createOnlineStore(
+    store === "redis"
+      ? { kind: "redis", url: redisUrl, keyPrefix: `bench-${name}:` }
+      : {
+          kind: "cassandra",
+          contactPoints: config.store.cassandraContactPoints,
+          localDataCenter: config.store.cassandraLocalDc,
+          keyspace: config.store.keyspace,
+        },
+  );
+  const processor: Processor = await startProcessor(config, { logger: quietLogger() });
+  let startAt = 0;
+  let startCount = 0;
+  for (;;) {
+    const done = await storedProgress(store, processor.groupId, topic, probe).catch(() => 0);
+    if (startAt === 0 && done > 0) {
+      startAt = performance.now();
+      startCount = done;
+    }
+    if (done >= n) break;
+    await sleep(20);
+  }
+  const seconds = (performance.now() - startAt) / 1000;
+  await processor.stop();
+  await probe.close();
+  return (n - startCount) / seconds;
+}
+
+/** Freshness at a fixed rate: event time = creation time; the processor's histogram gives quantiles. */
+async function freshness(
+  store: StoreKind,
+): Promise<{ p50: number; p99: number; sent: number; achieved: number }> {
+  const { topic, encode } = await makeTopic(`fresh-${store}`);
+  const config = processorConfig(topic, store, `bench-fresh-${store}-${stamp}`, true);
+  const processor = await startProcessor(config, { logger: quietLogger() });
+  await sleep(3000); // group join
+  const producer = kafka.producer();
+  await producer.connect();
+  const tick = 20; // ms between sends: events are stamped at creation, so send latency counts too
+  const perTick = Math.round((flags.rate * tick) / 1000);
+  const started = Date.now();
+  let sent = 0;
+  while (Date.now() - started < flags.seconds * 1000) {
+    const now = Date.now();
+    const messages = Array.from({ length: perTick }, (_, j) => {
+      const e = payment(sent + j, now);
+      return { key: e.card_id, value: encode(e) };
+    });
+    await producer.send({ topic, acks: 1, messages });
+    sent += perTick;
+    const due = started + (sent / flags.rate) * 1000;
+    if (due > Date.now()) await sleep(due - Date.now());
+  }
+  const achieved = sent / ((Date.now() - started) / 1000);
+  await producer.disconnect();
+  await sleep(2000);
+  const metric = await processor.metricsRegistry
+    .getSingleMetric("tessera_processor_freshness_seconds")!
+    .get();
+  await processor.stop();
+  const buckets = metric.values
+    .filter((v) => v.metricName === "tessera_processor_freshness_seconds_bucket")
+    .map((v) => ({ le: Number(v.labels["le"]), count: v.value }))
+    .sort((a, b) => a.le - b.le);
+  const total = buckets[buckets.length - 1]!.count;
+  // Linear interpolation inside the bucket, as Prometheus' histogram_quantile does.
+  const q = (p: number) => {
+    const rank = p * total;
+    let lower = 0;
+    let below = 0;
+    for (const b of buckets) {
+      if (b.count >= rank) {
+        if (!Number.isFinite(b.le)) return lower;
+        return lower + ((b.le - lower) * (rank - below)) / Math.max(1, b.count - below);
+      }
+      lower = b.le;
+      below = b.count;
+    }
+    return lower;
+  };
+  return { p50: q(0.5), p99: q(0.99), sent, achieved };
+}
+
+function quietLogger() {
+  if (process.env["BENCH_VERBOSE"]) return createLogger("bench-processor", "debug");
+  // biome-ignore lint/suspicious/noExplicitAny: a pino-compatible sink that drops everything
+  const noop: any = () => {};
+  const logger = {
+    info: noop,
+    warn: noop,
+    error: noop,
+    debug: noop,
+    fatal: noop,
+    trace: noop,
+    child: () => logger,
+  };
+  // biome-ignore lint/suspicious/noExplicitAny: see above
+  return logger as any;
+}
+
+const { topic, encode } = await makeTopic("rate");
+const bytes = await fill(topic, encode, flags.events);
+console.log(
+  `Stream processor bench: ${fmt(flags.events)} events (${fmt(bytes)} B Avro each), ${flags.entities} entities, ` +
+    `${flags.partitions} partitions, view card_activity (8 features, 3 hops); 2 shared cores, other work running: noisy.`,
+);
+const rows: Record<
+  string,
+  { rate: number; baseline: number; ratio: number; runs: number[]; baselines: number[] }
+> = {};
+const variants: [string, StoreKind, boolean][] = [
+  ["redis", "redis", true],
+  ["redis, no FeatureUpdates", "redis", false],
+  ...(flags.cassandra ? ([["cassandra", "cassandra", true]] as [string, StoreKind, boolean][]) : []),
+];
+for (const [label, store, features] of variants) {
+  const rates: number[] = [];
+  const baselines: number[] = [];
+  for (let run = 0; run < flags.runs; run++) {
+    // Baseline and processor back to back, so both see the same machine load.
+    baselines.push(await rawConsume(topic, flags.events));
+    rates.push(await processorRate(topic, flags.events, store, features));
+  }
+  const rate = median(rates);
+  const baseline = median(baselines);
+  rows[label] = { rate, baseline, ratio: rate / baseline, runs: rates, baselines };
+  console.log(
+    `${label.padEnd(26)} ${fmt(rate).padStart(8)} events/s   raw kafkajs ${fmt(baseline).padStart(8)} msg/s   ratio ${fmt(rate / baseline, 2)}   [median of ${flags.runs}: ${rates.map((r) => fmt(r)).join(", ")}]`,
+  );
+}
+const fresh = await freshness("redis");
+console.log(
+  `freshness at ${fmt(flags.rate)} events/s (achieved ${fmt(fresh.achieved)}) for ${flags.seconds} s, Redis: ` +
+    `p50 ${fmt(fresh.p50 * 1000)} ms, p99 ${fmt(fresh.p99 * 1000)} ms (from the processor's histogram, interpolated)`,
+);
+const redis = rows["redis"]!;
+const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+console.log(
+  `targets: ≥ 50,000 events/s with Redis: ${verdict(redis.rate >= 50_000)} (${fmt(redis.rate)}); ` +
+    `ratio ≥ 0.5: ${verdict(redis.ratio >= 0.5)} (${fmt(redis.ratio, 2)}); p99 freshness < 1 s: ${verdict(fresh.p99 < 1)} (${fmt(fresh.p99 * 1000)} ms)`,
+);
+console.log(`saved ${saveResult("processor", { flags, bytesPerEvent: bytes, rows, freshness: fresh })}`);
+registry.close();
+process.exit(0);
