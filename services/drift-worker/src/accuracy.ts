@@ -95,17 +95,48 @@ export interface ModelQualityOptions {
   joinToleranceMs: number;
 }
 
-/** A FIFO map that drops its oldest entries past a size, counting what it dropped. */
-class Bounded<V> {
-  readonly items = new Map<string, V>();
+/**
+ * A FIFO map that drops its oldest entries past a size, counting what it dropped, with an index
+ * by entity so the entity+time join looks at one entity's entries, not the whole buffer.
+ */
+class Bounded<V extends { entity: string }> {
+  private readonly items = new Map<string, V>();
+  private readonly byEntity = new Map<string, Set<string>>();
   dropped = 0;
   constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.items.size;
+  }
+
   set(key: string, value: V): void {
     this.items.set(key, value);
+    const keys = this.byEntity.get(value.entity) ?? new Set<string>();
+    keys.add(key);
+    this.byEntity.set(value.entity, keys);
     while (this.items.size > this.max) {
-      this.items.delete(this.items.keys().next().value!);
+      this.take(this.items.keys().next().value!);
       this.dropped++;
     }
+  }
+
+  /** Removes and returns the entry under `key`. */
+  take(key: string): V | undefined {
+    const value = this.items.get(key);
+    if (value === undefined) return undefined;
+    this.items.delete(key);
+    const keys = this.byEntity.get(value.entity)!;
+    keys.delete(key);
+    if (keys.size === 0) this.byEntity.delete(value.entity);
+    return value;
+  }
+
+  /** Removes and returns the oldest entry of `entity` that matches. */
+  takeFirst(entity: string, match: (v: V) => boolean): V | undefined {
+    for (const key of this.byEntity.get(entity) ?? []) {
+      if (match(this.items.get(key)!)) return this.take(key);
+    }
+    return undefined;
   }
 }
 
@@ -129,21 +160,18 @@ export class ModelQuality {
   }
 
   addPrediction(p: Prediction): void {
-    let label = this.labelsById.items.get(p.prediction_id);
-    if (label) this.labelsById.items.delete(p.prediction_id);
-    else label = this.takeFirst(this.labelsWithoutId, (l) => this.near(p, l));
+    const label =
+      this.labelsById.take(p.prediction_id) ??
+      this.labelsWithoutId.takeFirst(p.entity, (l) => this.near(p, l));
     if (label) this.record(p, label);
     else this.predictions.set(p.prediction_id, p);
   }
 
   addLabel(l: Label): void {
-    let prediction: Prediction | undefined;
-    if (l.prediction_id !== null) {
-      prediction = this.predictions.items.get(l.prediction_id);
-      if (prediction) this.predictions.items.delete(l.prediction_id);
-    } else {
-      prediction = this.takeFirst(this.predictions, (p) => this.near(p, l));
-    }
+    const prediction =
+      l.prediction_id !== null
+        ? this.predictions.take(l.prediction_id)
+        : this.predictions.takeFirst(l.entity, (p) => this.near(p, l));
     if (prediction) this.record(prediction, l);
     else if (l.prediction_id !== null) this.labelsById.set(l.prediction_id, l);
     else this.labelsWithoutId.set(`${l.entity}\u0000${l.event_time}\u0000${this.joined}`, l);
@@ -151,8 +179,8 @@ export class ModelQuality {
 
   get pending(): { predictions: number; labels: number; dropped: number } {
     return {
-      predictions: this.predictions.items.size,
-      labels: this.labelsById.items.size + this.labelsWithoutId.items.size,
+      predictions: this.predictions.size,
+      labels: this.labelsById.size + this.labelsWithoutId.size,
       dropped: this.predictions.dropped + this.labelsById.dropped + this.labelsWithoutId.dropped,
     };
   }
@@ -170,20 +198,6 @@ export class ModelQuality {
 
   private near(p: Prediction, l: Label): boolean {
     return p.entity === l.entity && Math.abs(p.event_time - l.event_time) <= this.options.joinToleranceMs;
-  }
-
-  /**
-   * Removes and returns the oldest entry that matches. The entity+time join scans the pending
-   * buffer; producers that can should send prediction ids, which join by lookup.
-   */
-  private takeFirst<V>(from: Bounded<V>, match: (v: V) => boolean): V | undefined {
-    for (const [key, value] of from.items) {
-      if (match(value)) {
-        from.items.delete(key);
-        return value;
-      }
-    }
-    return undefined;
   }
 
   private record(p: Prediction, l: Label): void {

@@ -153,6 +153,63 @@ describe("accuracy and AUC", () => {
     expect(outcomeOf({ ...base, score: 0.9 }, "cat", config)).toBeNull();
   });
 
+  it("every label joins its own prediction once, in any arrival order, by id or by entity + time", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ withId: fc.boolean(), right: fc.boolean(), entity: fc.integer({ min: 0, max: 5 }) }),
+          {
+            minLength: 1,
+            maxLength: 40,
+          },
+        ),
+        fc.infiniteStream(fc.double({ min: 0, max: 1, noNaN: true })),
+        (pairs, randoms) => {
+          const quality = new ModelQuality("m", {
+            model: { accuracyFloor: 0.7, accuracyCritical: 0.6, decisionThreshold: 0.5 },
+            window: pairs.length,
+            maxPending: 1000,
+            joinToleranceMs: 0,
+          });
+          // Times 10 ms apart: entity + exact time identifies a pair even when entities repeat.
+          const events = pairs.flatMap((pair, i) => {
+            const entity = `e${pair.entity}`;
+            const time = i * 10;
+            return [
+              () =>
+                quality.addPrediction({
+                  prediction_id: `p${i}`,
+                  model: "m",
+                  model_version: "1",
+                  entity,
+                  score: null,
+                  class: pair.right ? "true" : "false",
+                  event_time: time,
+                }),
+              () =>
+                quality.addLabel({
+                  prediction_id: pair.withId ? `p${i}` : null,
+                  model: "m",
+                  entity,
+                  label: true,
+                  event_time: time,
+                  labelled_at: time + 1,
+                }),
+            ];
+          });
+          const order = events
+            .map((e, i) => [randoms.next().value, i, e] as const)
+            .sort((a, b) => a[0] - b[0]);
+          for (const [, , e] of order) e();
+          expect(quality.joined).toBe(pairs.length);
+          expect(quality.pending).toEqual({ predictions: 0, labels: 0, dropped: 0 });
+          const [window] = quality.takeClosed();
+          expect(window!.accuracy).toBeCloseTo(pairs.filter((p) => p.right).length / pairs.length, 12);
+        },
+      ),
+    );
+  });
+
   it("labels join predictions by id or by entity + time, in either order, with bounded buffers", () => {
     const quality = new ModelQuality("m", {
       model: { accuracyFloor: 0.7, accuracyCritical: 0.6, decisionThreshold: 0.5 },
