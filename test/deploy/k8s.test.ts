@@ -4,11 +4,18 @@
  * CRDs against their own models (@kubernetes-models: KEDA, Prometheus Operator); then the checks no
  * schema makes: selectors that select, ports that exist, probes, budgets, resources, references.
  */
+
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ScaledObject } from "@kubernetes-models/keda/keda.sh/v1alpha1/ScaledObject";
 import { PrometheusRule } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule";
 import { ServiceMonitor } from "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor";
+import cassandra from "cassandra-driver";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml, stringify } from "yaml";
+import { cassandraContactPoint, services, uniqueName } from "../support/index.js";
 import { type Doc, kubernetesVersions, kustomize, readYamlStream, repoPath, validateK8s } from "./support.js";
 
 const crdModels: Record<string, (doc: Doc) => void> = {
@@ -315,6 +322,41 @@ describe("k8s overlays", () => {
     const inits = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"] as Doc[];
     const topics = inits.find((c) => c["name"] === "create-topics")!["args"] as string[];
     expect(topics[topics.indexOf("--replication-factor") + 1]).toBe("3");
+  });
+
+  it("prod's keyspace init container runs a statement Cassandra accepts, giving 3 replicas in the local DC", async () => {
+    const init = (
+      podSpec(named(render("prod").objects, "Deployment", "feature-server")!)["initContainers"] as Doc[]
+    ).find((c) => c["name"] === "cassandra-keyspace")!;
+    // Run the container's own shell line with a stand-in cqlsh that prints what it would send.
+    const bin = mkdtempSync(join(tmpdir(), "tessera-cqlsh-"));
+    writeFileSync(join(bin, "cqlsh"), '#!/bin/sh\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+    const { CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC } = services();
+    expect(init["command"]).toEqual(["/bin/sh", "-c"]);
+    const run = spawnSync("/bin/sh", ["-c", init["args"][0]], {
+      env: { PATH: `${bin}:${process.env["PATH"]}`, CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC },
+      encoding: "utf8",
+    });
+    const [host, port, flag, statement] = run.stdout.trim().split("\n");
+    expect(`${host}:${port}`).toBe(CASSANDRA_CONTACT_POINTS.split(",")[0]);
+    expect(flag).toBe("-e");
+    const keyspace = uniqueName("deploy_ks").replace(/-/g, "_");
+    const client = new cassandra.Client(cassandraContactPoint());
+    try {
+      await client.execute(statement!.replace(/EXISTS tessera /, `EXISTS ${keyspace} `));
+      const row = (
+        await client.execute("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", [
+          keyspace,
+        ])
+      ).first();
+      expect(row["replication"]).toEqual({
+        class: "org.apache.cassandra.locator.NetworkTopologyStrategy",
+        [CASSANDRA_LOCAL_DC]: "3",
+      });
+    } finally {
+      await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
+      await client.shutdown();
+    }
   });
 
   it("prod keeps the feature server available: HPA from 3, two pods through a drain, spread over nodes", () => {
