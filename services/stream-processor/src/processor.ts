@@ -233,9 +233,20 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       ),
     );
   });
-  consumer.on(consumer.events.CRASH, (event) =>
-    logger.error({ err: event.payload.error }, "consumer crashed"),
-  );
+  // kafkajs restarts its consumer after a retriable crash; after any other the processor is done.
+  let crash: (error: unknown) => void = () => {};
+  const crashed = new Promise<never>((_, reject) => {
+    crash = reject;
+  });
+  crashed.catch(() => {});
+  consumer.on(consumer.events.CRASH, (event) => {
+    const { error, restart } = event.payload;
+    logger.error(
+      { err: error, restart },
+      restart ? "consumer crashed: kafkajs restarts it" : "consumer crashed for good",
+    );
+    if (!restart) crash(error);
+  });
 
   /** Start each assigned partition after its stored offset, which may be ahead of the committed one (backfill). */
   async function seekToStored(assignment: Record<string, number[]>): Promise<void> {
@@ -594,7 +605,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         })
       : undefined;
 
-  const done = loop.done.finally(() => closeAll());
+  const done = Promise.race([loop.done, crashed]).finally(() => closeAll());
   done.catch(() => {});
   let closed: Promise<void> | undefined;
   function closeAll(): Promise<void> {

@@ -71,7 +71,7 @@ export async function paced(
           await producer.send({ topic, acks: -1, messages });
           break;
         } catch (error) {
-          if (attempt > 60) throw error;
+          if (attempt > 240) throw error;
           await sleep(500);
         }
       }
