@@ -78,8 +78,8 @@ class PartitionState {
   /** Event times applied since the last store write, for the freshness histogram. */
   eventTimes: number[] = [];
   /** Taken from the slots but not yet written (a failed write keeps them for the retry). */
-  readonly writes = new Map<string, TileWrite>();
-  readonly freshness = new Map<string, FreshnessWrite>();
+  writes: TileWrite[] = [];
+  freshness: FreshnessWrite[] = [];
   /** Entities touched per slot since the last FeatureUpdate publish. */
   readonly touched: Set<string>[];
   deadLetters: DeadLetter[] = [];
@@ -103,7 +103,7 @@ class PartitionState {
     return (
       this.unflushedEvents === 0 &&
       this.applied === this.stored &&
-      this.writes.size === 0 &&
+      this.writes.length === 0 &&
       this.deadLetters.length === 0 &&
       this.updates.length === 0
     );
@@ -111,6 +111,14 @@ class PartitionState {
 }
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** `older` then `newer`, one item per key, the newer one winning (a store batch must not repeat a key). */
+function latest<T>(older: T[], newer: T[], key: (item: T) => string): T[] {
+  const byKey = new Map<string, T>();
+  for (const item of older) byKey.set(key(item), item);
+  for (const item of newer) byKey.set(key(item), item);
+  return [...byKey.values()];
+}
 
 export async function startProcessor(config: ProcessorConfig, deps: ProcessorDeps = {}): Promise<Processor> {
   const logger = deps.logger ?? createLogger("stream-processor");
@@ -434,12 +442,26 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     if (part.idle) return;
     const started = performance.now();
     const at = now();
-    part.slots.forEach((slot) => {
+    const tiles: TileWrite[] = [];
+    const freshness: FreshnessWrite[] = [];
+    for (const slot of part.slots) {
       const taken = slot.takeDirty(at);
-      for (const t of taken.tiles)
-        part.writes.set(`${t.view}\u0000${t.entity}\u0000${t.aggregation}\u0000${t.tileStart}`, t);
-      for (const f of taken.freshness) part.freshness.set(`${f.view}\u0000${f.entity}`, f);
-    });
+      for (const t of taken.tiles) tiles.push(t);
+      for (const f of taken.freshness) freshness.push(f);
+    }
+    // Usually nothing is left from a failed flush; when something is, newer states replace older.
+    part.writes =
+      part.writes.length === 0
+        ? tiles
+        : latest(
+            part.writes,
+            tiles,
+            (t) => `${t.view}\u0000${t.entity}\u0000${t.aggregation}\u0000${t.tileStart}`,
+          );
+    part.freshness =
+      part.freshness.length === 0
+        ? freshness
+        : latest(part.freshness, freshness, (f) => `${f.view}\u0000${f.entity}`);
     part.unflushedEvents = 0;
     part.lastFlush = Date.now();
     if (part.generation !== generation) {
@@ -458,10 +480,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         part.deadLetters = part.deadLetters.slice(chunk.length);
       }
       stage = "store";
-      if (part.applied > part.stored || part.writes.size > 0) {
+      if (part.applied > part.stored || part.writes.length > 0) {
         await store.writeBatch({
-          tiles: [...part.writes.values()],
-          freshness: [...part.freshness.values()],
+          tiles: part.writes,
+          freshness: part.freshness,
           offsets: [
             { consumerGroup: groupId, topic: part.topic, partition: part.partition, offset: part.applied },
           ],
@@ -469,8 +491,8 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         const written = Date.now();
         for (const ts of part.eventTimes) metrics.freshness.observe(Math.max(0, written - ts) / 1000);
         part.eventTimes = [];
-        part.writes.clear();
-        part.freshness.clear();
+        part.writes = [];
+        part.freshness = [];
         part.stored = part.applied;
         if (config.publishFeatures) collectUpdates(part, written);
       }
