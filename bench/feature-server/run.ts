@@ -19,6 +19,7 @@ import { loadServiceDefinition } from "@tessera/feature-server";
 import { RedisOnlineStore, type TileWrite } from "@tessera/stores";
 import { parseDefinitionsYaml, ViewState } from "@tessera/transforms";
 import autocannon from "autocannon";
+import { Redis } from "ioredis";
 import {
   fmt,
   loadStackEnv,
@@ -81,6 +82,18 @@ async function load(): Promise<void> {
   }
   await flush();
   await store.close();
+}
+
+/** Removes this run's keys (they would otherwise live until their retention expires). */
+async function dropData(): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    if (keys.length > 0) await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  await redis.quit();
 }
 
 // ── servers ─────────────────────────────────────────────────────────────────────────────────────
@@ -300,6 +313,7 @@ try {
 } finally {
   tessera.child.kill();
   bare.child.kill();
+  await dropData();
 }
 
 const medians = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, medianOf(runs)]));
