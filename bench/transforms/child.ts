@@ -1,7 +1,7 @@
 /**
  * One snapshot run in its own process, so each engine's peak RSS is its own:
  *   node --import tsx bench/transforms/child.ts <tessera|duckdb> <events.parquet> <spine.parquet> <out.parquet>
- * Prints one JSON line: { seconds, maxRssMB, phases? }.
+ * Prints one JSON line: { seconds, cpuSeconds (all threads), maxRssMB, phases }.
  */
 import { DuckDBInstance } from "@duckdb/node-api";
 import { runSnapshot } from "@tessera/stores";
@@ -10,6 +10,7 @@ import { DEFINITIONS, duckdbSql } from "./features.js";
 
 const [engine, events, spine, out] = process.argv.slice(2) as [string, string, string, string];
 const started = performance.now();
+const usage = process.cpuUsage();
 let phases: unknown;
 if (engine === "tessera") {
   const view = validateDefinitions(DEFINITIONS).views[0]!;
@@ -28,4 +29,6 @@ if (engine === "tessera") {
   phases = { threads: Number(threads.getRowObjects()[0]!.t) };
 }
 const seconds = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ seconds, maxRssMB: process.resourceUsage().maxRSS / 1024, phases }));
+const cpu = process.cpuUsage(usage);
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+console.log(JSON.stringify({ seconds, cpuSeconds, maxRssMB: process.resourceUsage().maxRSS / 1024, phases }));

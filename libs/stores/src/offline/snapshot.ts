@@ -97,13 +97,20 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
   plans.forEach((plan, p) => {
     const outputs = plan.features.map((_, j) => columns[names[column + j]!] as FeatureValue[]);
     const byEntity = groupBy(spine.entityIds[p]!, spine.entityCount[p]!);
-    const eventsByEntity = groupBy(events[p]!.entityIds, spine.entityCount[p]!);
+    const eventsByEntity = entityOrdered(events[p]!, spine.entityCount[p]!);
+    events[p]!.columns = { ts: [], seq: [], inputs: [] }; // the entity-ordered copy replaces them
     for (let entity = 0; entity < spine.entityCount[p]!; entity++) {
       const rows = byEntity.rows(entity);
       const times = new Float64Array(rows.length);
       for (let i = 0; i < rows.length; i++) times[i] = spine.times[rows[i]!]!;
       const eventRows = eventsByEntity.rows(entity);
-      const values = pointInTimeColumns(plan.runtime, events[p]!.columns, eventRows, times, plan.features);
+      const values = pointInTimeColumns(
+        plan.runtime,
+        eventsByEntity.columns,
+        eventRows,
+        times,
+        plan.features,
+      );
       for (let i = 0; i < rows.length; i++) {
         for (let j = 0; j < outputs.length; j++) {
           const value = values[i]![j]!;
@@ -378,5 +385,26 @@ function groupBy(ids: Int32Array, count: number) {
   ids.forEach((id, row) => {
     order[fill[id]!++] = row;
   });
-  return { rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
+  return { order, starts, rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
+}
+
+/**
+ * The events copied into entity order, so each entity's events are adjacent in memory: the batch
+ * evaluator then reads (and sorts) them without a cache miss per access into 10M-long columns.
+ */
+function entityOrdered(events: PlanEvents, count: number) {
+  const { order, starts } = groupBy(events.entityIds, count);
+  const permute = <T extends ArrayLike<unknown> | null>(column: T): T => {
+    if (column === null) return column;
+    const out = column instanceof Float64Array ? new Float64Array(order.length) : new Array(order.length);
+    for (let i = 0; i < order.length; i++) out[i] = column[order[i]!] as number;
+    return out as unknown as T;
+  };
+  const columns: EventColumns = {
+    ts: permute(events.columns.ts),
+    seq: permute(events.columns.seq),
+    inputs: events.columns.inputs.map(permute),
+  };
+  const positions = Int32Array.from({ length: order.length }, (_, i) => i);
+  return { columns, rows: (id: number) => positions.subarray(starts[id]!, starts[id + 1]!) };
 }
