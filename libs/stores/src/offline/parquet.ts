@@ -61,6 +61,15 @@ function plainValues(vector: Vector): ArrayLike<unknown> {
     if (raw instanceof BigUint64Array) return Float64Array.from(raw, Number);
     return raw as ArrayLike<number>;
   }
+  if ((typeId === Type.Float || typeId === Type.Int) && vector.data.length === 1) {
+    // Numbers with nulls: the typed values plus the validity bitmap, not one get() per value.
+    const raw = vector.toArray() as ArrayLike<number | bigint>;
+    const numbers = raw instanceof BigInt64Array ? int64ToNumbers(raw) : raw;
+    const data = vector.data[0]!;
+    const out = new Array<number | null>(vector.length);
+    for (let i = 0; i < vector.length; i++) out[i] = data.getValid(i) ? Number(numbers[i]) : null;
+    return out;
+  }
   if (typeId === Type.Utf8 && vector.data.length === 1) {
     const ascii = asciiStrings(vector);
     if (ascii) return ascii;
