@@ -142,7 +142,8 @@ export class ConsumerLoop {
           // outside the handler (disconnect waits for it). The owner decides through `done`.
           this.rejectDone(error);
           this.consumer.pause(this.options.topics.map((topic) => ({ topic })));
-          setImmediate(() => void this.stop());
+          // stop() settles like `done` (rejected here): observed through `done`, not as an unhandled rejection.
+          setImmediate(() => void this.stop().catch(() => {}));
           return;
         }
         this.metrics.handlerRetries.inc({ group: this.options.groupId });
