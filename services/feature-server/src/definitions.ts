@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { ConfigError } from "@tessera/runtime";
 import { type Definitions, parseDefinitionsYaml, resolveDefinitions } from "@tessera/transforms";
 
 /**
@@ -10,9 +11,14 @@ import { type Definitions, parseDefinitionsYaml, resolveDefinitions } from "@tes
  */
 export async function loadDefinitions(path: string): Promise<Definitions> {
   const ext = extname(path).toLowerCase();
-  if (ext === ".yaml" || ext === ".yml") return parseDefinitionsYaml(await readFile(path, "utf8"));
+  if (ext === ".yaml" || ext === ".yml") {
+    const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError([`definitions: cannot read ${path} (${error.code ?? error.message})`]);
+    });
+    return parseDefinitionsYaml(text);
+  }
   if (![".ts", ".mts", ".js", ".mjs"].includes(ext)) {
-    throw new Error(`definitions ${path}: expected .yaml, .yml, .ts, .mts, .js or .mjs`);
+    throw new ConfigError([`definitions: ${path} is not .yaml, .yml, .ts, .mts, .js or .mjs`]);
   }
   const url = pathToFileURL(resolve(path)).href;
   const module: Record<string, unknown> = ext.endsWith("ts")

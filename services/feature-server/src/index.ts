@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import jwt from "@fastify/jwt";
 import { TesseraProducer } from "@tessera/kafka";
-import { createLogger, type Logger } from "@tessera/runtime";
+import { ConfigError, createLogger, type Logger } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from "fastify";
@@ -127,8 +127,9 @@ export async function startFeatureServer(
 
   let definitions = deps.definitions;
   if (!definitions) {
-    if (!config.definitions)
-      throw new Error("definitions: set a definitions file (or pass definitions in-process)");
+    if (!config.definitions) {
+      throw new ConfigError(["definitions: is required (a .yaml or .ts file), unless passed in-process"]);
+    }
     definitions = await loadDefinitions(config.definitions);
   }
   const catalog = new Catalog(definitions);

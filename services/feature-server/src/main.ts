@@ -1,8 +1,8 @@
 /**
  * Process entry: `node services/feature-server/dist/main.js --config <file>` (settings also from
  * TESSERA_FEATURE_SERVER_* variables). `--hash-key <key>` prints the sha256 to put in a keys file.
- * Exits 2 on a bad configuration or definitions, 1 when it cannot start; SIGTERM/SIGINT drain
- * in-flight requests before exiting.
+ * Exits 2 on a bad configuration or definitions (unreadable or invalid), 1 when it cannot start
+ * otherwise (e.g. the store is unreachable); SIGTERM/SIGINT drain in-flight requests before exiting.
  */
 import { parseArgs } from "node:util";
 import { ConfigError, createLogger, onShutdown } from "@tessera/runtime";
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const server = await startFeatureServer(config, { logger }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`feature-server: cannot start: ${message}`);
-    process.exit(error instanceof DefinitionError ? 2 : 1);
+    process.exit(error instanceof DefinitionError || error instanceof ConfigError ? 2 : 1);
   });
   onShutdown(() => server.stop(), { logger, timeoutMs: config.reliability.drainTimeoutMs + 5000 });
 }
