@@ -15,7 +15,6 @@ import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubjec
 import { createLogger } from "@tessera/runtime";
 import { createOnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
-import type { Kafka } from "kafkajs";
 import { logLevel } from "kafkajs";
 import {
   fmt,
@@ -104,25 +103,37 @@ async function fill(topic: string, encode: (e: object) => Buffer, n: number): Pr
   return bytes / n;
 }
 
+interface Rate {
+  /** Events (messages) per wall-clock second. */
+  rate: number;
+  /** CPU microseconds this process spent per event: what the rate would be on a core of its own. */
+  cpuMicros: number;
+}
+
 /** Raw kafkajs: consume the whole topic, count messages, nothing else. */
-async function rawConsume(topic: string, n: number): Promise<number> {
+async function rawConsume(topic: string, n: number): Promise<Rate> {
   const consumer = kafka.consumer({ groupId: `bench-raw-${topic}-${Math.random()}` });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   let received = 0;
   let firstAt = 0;
+  let cpu = process.cpuUsage();
   const seconds = await new Promise<number>((resolve) => {
     void consumer.run({
       partitionsConsumedConcurrently: 2,
       eachBatch: async ({ batch }) => {
-        if (firstAt === 0) firstAt = performance.now();
+        if (firstAt === 0) {
+          firstAt = performance.now();
+          cpu = process.cpuUsage();
+        }
         received += batch.messages.length;
         if (received >= n) resolve((performance.now() - firstAt) / 1000);
       },
     });
   });
+  const used = process.cpuUsage(cpu);
   await consumer.disconnect();
-  return n / seconds;
+  return { rate: n / seconds, cpuMicros: (used.user + used.system) / n };
 }
 
 type StoreKind = "redis" | "cassandra";
@@ -145,6 +156,8 @@ function processorConfig(topic: string, store: StoreKind, name: string, publishF
       },
       topics: { deadLetter: `${topic}.dlq`, features: `${topic}.features` },
       publishFeatures,
+      // One flush is one logged batch on Cassandra: stay under the stack's 8 MiB batch_size_fail_threshold.
+      ...(store === "cassandra" ? { flush: { maxTiles: 20_000 } } : {}),
       ops: { port: 0 },
     },
   });
@@ -169,7 +182,7 @@ async function processorRate(
   n: number,
   store: StoreKind,
   publishFeatures: boolean,
-): Promise<number> {
+): Promise<Rate> {
   const name = `bench-${store}-${Math.random().toString(36).slice(2, 8)}`;
   const config = processorConfig(topic, store, name, publishFeatures);
   const probe = createOnlineStore(
@@ -185,19 +198,22 @@ async function processorRate(
   const processor: Processor = await startProcessor(config, { logger: quietLogger() });
   let startAt = 0;
   let startCount = 0;
+  let cpu = process.cpuUsage();
   for (;;) {
     const done = await storedProgress(store, processor.groupId, topic, probe).catch(() => 0);
     if (startAt === 0 && done > 0) {
       startAt = performance.now();
       startCount = done;
+      cpu = process.cpuUsage();
     }
     if (done >= n) break;
     await sleep(20);
   }
   const seconds = (performance.now() - startAt) / 1000;
+  const used = process.cpuUsage(cpu);
   await processor.stop();
   await probe.close();
-  return (n - startCount) / seconds;
+  return { rate: (n - startCount) / seconds, cpuMicros: (used.user + used.system) / (n - startCount) };
 }
 
 /** Freshness at a fixed rate: event time = creation time; the processor's histogram gives quantiles. */
@@ -233,7 +249,7 @@ async function freshness(
     .get();
   await processor.stop();
   const buckets = metric.values
-    .filter((v) => v.metricName === "tessera_processor_freshness_seconds_bucket")
+    .filter((v) => (v as { metricName?: string }).metricName === "tessera_processor_freshness_seconds_bucket")
     .map((v) => ({ le: Number(v.labels["le"]), count: v.value }))
     .sort((a, b) => a.le - b.le);
   const total = buckets[buckets.length - 1]!.count;
@@ -278,28 +294,38 @@ console.log(
   `Stream processor bench: ${fmt(flags.events)} events (${fmt(bytes)} B Avro each), ${flags.entities} entities, ` +
     `${flags.partitions} partitions, view card_activity (8 features, 3 hops); 2 shared cores, other work running: noisy.`,
 );
-const rows: Record<
-  string,
-  { rate: number; baseline: number; ratio: number; runs: number[]; baselines: number[] }
-> = {};
+interface Row {
+  rate: number;
+  baseline: number;
+  ratio: number;
+  cpuMicros: number;
+  baselineCpuMicros: number;
+  runs: Rate[];
+  baselines: Rate[];
+}
+const rows: Record<string, Row> = {};
 const variants: [string, StoreKind, boolean][] = [
   ["redis", "redis", true],
   ["redis, no FeatureUpdates", "redis", false],
   ...(flags.cassandra ? ([["cassandra", "cassandra", true]] as [string, StoreKind, boolean][]) : []),
 ];
 for (const [label, store, features] of variants) {
-  const rates: number[] = [];
-  const baselines: number[] = [];
+  const runs: Rate[] = [];
+  const baselines: Rate[] = [];
   for (let run = 0; run < flags.runs; run++) {
     // Baseline and processor back to back, so both see the same machine load.
     baselines.push(await rawConsume(topic, flags.events));
-    rates.push(await processorRate(topic, flags.events, store, features));
+    runs.push(await processorRate(topic, flags.events, store, features));
   }
-  const rate = median(rates);
-  const baseline = median(baselines);
-  rows[label] = { rate, baseline, ratio: rate / baseline, runs: rates, baselines };
+  const rate = median(runs.map((r) => r.rate));
+  const baseline = median(baselines.map((r) => r.rate));
+  const cpuMicros = median(runs.map((r) => r.cpuMicros));
+  const baselineCpuMicros = median(baselines.map((r) => r.cpuMicros));
+  rows[label] = { rate, baseline, ratio: rate / baseline, cpuMicros, baselineCpuMicros, runs, baselines };
   console.log(
-    `${label.padEnd(26)} ${fmt(rate).padStart(8)} events/s   raw kafkajs ${fmt(baseline).padStart(8)} msg/s   ratio ${fmt(rate / baseline, 2)}   [median of ${flags.runs}: ${rates.map((r) => fmt(r)).join(", ")}]`,
+    `${label.padEnd(26)} ${fmt(rate).padStart(8)} events/s   raw kafkajs ${fmt(baseline).padStart(8)} msg/s   ratio ${fmt(rate / baseline, 2)}` +
+      `   CPU ${fmt(cpuMicros, 1)} µs/event (raw ${fmt(baselineCpuMicros, 1)}) = ${fmt(1e6 / cpuMicros)} events per CPU-second` +
+      `   [median of ${flags.runs}: ${runs.map((r) => fmt(r.rate)).join(", ")}]`,
   );
 }
 const fresh = await freshness("redis");

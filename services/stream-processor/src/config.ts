@@ -32,7 +32,12 @@ export interface ProcessorConfig {
   topics: { deadLetter: string; features: string };
   /** Publish FeatureUpdate records after each flush (drift workers read them). */
   publishFeatures: boolean;
-  flush: { maxEvents: number; maxDelayMs: number };
+  /**
+   * A flush happens after maxEvents records, or after maxTiles / (features per record) records
+   * (each record can touch one tile per feature: this bounds one atomic write, e.g. under
+   * Cassandra's batch_size_fail_threshold), or after maxDelayMs — whichever comes first.
+   */
+  flush: { maxEvents: number; maxTiles: number; maxDelayMs: number };
   /** How far ahead of the processing clock an event may be stamped before it is "future". */
   maxSkewMs: number;
   /** Entity keys longer than this (UTF-16 units) are dead-lettered: a hostile key must not reach the store. */
@@ -132,6 +137,7 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         default: {},
         properties: {
           maxEvents: int("flush after this many applied events", 10_000),
+          maxTiles: int("most tile writes one flush may hold", 100_000),
           maxDelayMs: int("flush at least this often while events arrive (ms)", 200),
         },
       },

@@ -133,6 +133,16 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     byTopic.set(view.source.topic, [...(byTopic.get(view.source.topic) ?? []), i]);
   });
   const topics = [...byTopic.keys()];
+  // Records per flush: each can touch one tile per feature of every view of its topic.
+  const flushEvery = new Map(
+    topics.map((topic) => {
+      const features = byTopic.get(topic)!.reduce((n, i) => n + views[i]!.features.length, 0);
+      return [
+        topic,
+        Math.max(1, Math.min(config.flush.maxEvents, Math.floor(config.flush.maxTiles / features))),
+      ];
+    }),
+  );
 
   const metricsRegistry = deps.metricsRegistry ?? new Registry();
   const partitions = new Map<string, PartitionState>();
@@ -287,11 +297,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       partitions.set(key, part);
     }
     const { messages } = batch;
-    for (let i = 0; i < messages.length; i += config.flush.maxEvents) {
-      await ingest(part, messages.slice(i, i + config.flush.maxEvents));
-      const due =
-        part.unflushedEvents >= config.flush.maxEvents ||
-        Date.now() - part.lastFlush >= config.flush.maxDelayMs;
+    const every = flushEvery.get(topic)!;
+    for (let i = 0; i < messages.length; i += every) {
+      await ingest(part, messages.slice(i, i + every));
+      const due = part.unflushedEvents >= every || Date.now() - part.lastFlush >= config.flush.maxDelayMs;
       if (due) await flush(part);
       // A long batch must not cost the membership. (A rebalance signalled here waits for the batch.)
       await context.heartbeat().catch(() => {});

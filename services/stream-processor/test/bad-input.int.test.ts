@@ -105,11 +105,11 @@ describe("stream processor on malformed and hostile records", () => {
     await producer.connect();
     cleanup.push(() => producer.disconnect());
     // Small requests: the 20 kB keys must keep a request under the broker's message size.
-    for (let i = 0; i < records.length; i += 20) {
+    for (let i = 0; i < records.length; i += 50) {
       await producer.send({
         topic,
         acks: -1,
-        messages: records.slice(i, i + 20).map((r) => ({ key: r.key, value: r.value })),
+        messages: records.slice(i, i + 50).map((r) => ({ key: r.key, value: r.value })),
       });
     }
 

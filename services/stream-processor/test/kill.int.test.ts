@@ -63,16 +63,15 @@ describe("stream processor under SIGKILL", () => {
       kafka: {
         brokers: kafkaBrokers(),
         schemaRegistryUrl: env.SCHEMA_REGISTRY_URL,
-        // A killed member holds its partitions until its session expires: short, but not so short
-        // that a starved process on this busy machine misses it.
-        sessionTimeoutMs: 10_000,
-        heartbeatIntervalMs: 2000,
+        // A killed member holds its partitions until its session expires: the broker's minimum.
+        sessionTimeoutMs: 6000,
+        heartbeatIntervalMs: 1000,
       },
       // Generous: the machine running the test suite is shared and often saturated.
       store: { kind: "redis", redisUrl: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 },
       topics: { deadLetter: `${topic}.dead-letter` },
       publishFeatures: false,
-      flush: { maxEvents: 20_000, maxDelayMs: 500 },
+      flush: { maxEvents: 5000, maxDelayMs: 500 },
       ops: { port: 0 },
     });
     const log = join(dir, "processor.log");
@@ -84,7 +83,7 @@ describe("stream processor under SIGKILL", () => {
 
     const started = Date.now();
     const events = payments(EVENTS, { entities: 500, seed: 42, endMs: started - 1000, spanMs: 10 * 60_000 });
-    const producing = paced(kafkaBrokers(), topic, encode, events, 5000);
+    const producing = paced(kafkaBrokers(), topic, encode, events, 8000);
     producing.catch(() => {});
 
     let child: ChildProcess = spawnProcessor(configFile, log);

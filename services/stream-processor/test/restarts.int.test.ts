@@ -26,7 +26,7 @@ import {
 import { readLog } from "./log.js";
 import { privateKafka, privateRedis } from "./private.js";
 
-const EVENTS = 60_000;
+const EVENTS = 40_000;
 
 describe("stream processor through server restarts", () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -66,8 +66,8 @@ describe("stream processor through server restarts", () => {
       kafka: {
         brokers,
         schemaRegistryUrl: env.SCHEMA_REGISTRY_URL,
-        sessionTimeoutMs: 10_000,
-        heartbeatIntervalMs: 2000,
+        sessionTimeoutMs: 6000,
+        heartbeatIntervalMs: 1000,
       },
       store: { kind: "redis", redisUrl: redis.url, timeoutMs: 5000 },
       topics: { deadLetter: `${topic}.dead-letter` },
@@ -84,7 +84,7 @@ describe("stream processor through server restarts", () => {
 
     const started = Date.now();
     const events = payments(EVENTS, { entities: 300, seed: 5, endMs: started - 1000, spanMs: 10 * 60_000 });
-    const producing = paced(brokers, topic, encode, events, 1500);
+    const producing = paced(brokers, topic, encode, events, 2000);
     producing.catch(() => {});
     const child: ChildProcess = spawnProcessor(configFile, log);
     cleanup.push(async () => child.kill("SIGKILL"));
@@ -101,7 +101,7 @@ describe("stream processor through server restarts", () => {
     const afterRedis = await progress();
     await waitFor(
       "progress after the Redis restart",
-      async () => ((await progress()) > afterRedis + 5000 ? true : undefined),
+      async () => ((await progress()) > afterRedis + 3000 ? true : undefined),
       90_000,
     );
     at(`kafka restart (stored ${await progress()})`);
