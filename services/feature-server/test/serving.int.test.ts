@@ -3,7 +3,9 @@
  * events computed by libs/transforms, then served values compared with the batch evaluator at asOf,
  * and a 1-hour count that falls as `at` advances with no new events.
  */
+
 import { CassandraOnlineStore, type OnlineStore, RedisOnlineStore } from "@tessera/stores";
+import cassandra from "cassandra-driver";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cassandraContactPoint, services, uniqueName } from "../../../test/support/index.js";
@@ -17,16 +19,19 @@ import { apiKeys, definitions, events, KEYS, oracle, writeTiles } from "./fixtur
 
 const silent = pino({ level: "silent" });
 
+const keyspace = uniqueName("fs").replaceAll("-", "_");
+// Redis keys expire with the view's retention; the Cassandra keyspace is dropped after the file.
 const backends: Record<string, () => OnlineStore> = {
   redis: () =>
     new RedisOnlineStore({ url: services().REDIS_URL, keyPrefix: `${uniqueName("fs")}:`, timeoutMs: 2000 }),
-  cassandra: () =>
-    new CassandraOnlineStore({
-      ...cassandraContactPoint(),
-      keyspace: uniqueName("fs").replaceAll("-", "_"),
-      timeoutMs: 5000,
-    }),
+  cassandra: () => new CassandraOnlineStore({ ...cassandraContactPoint(), keyspace, timeoutMs: 5000 }),
 };
+
+afterAll(async () => {
+  const client = new cassandra.Client(cassandraContactPoint());
+  await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => {});
+  await client.shutdown();
+});
 
 describe.each(Object.keys(backends))("served from %s", (backend) => {
   const defs = definitions();
