@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 // Workspace packages export "@tessera/source" → src/*.ts, so tests run the TypeScript directly.
 // The rest are Vite's SSR defaults.
 export default defineConfig({
-  ssr: { resolve: { conditions: ["@tessera/source", "module", "node", "development|production"] } },
+  ssr: { resolve: { conditions: ["@tessera/source", "node", "development|production"] } },
   test: {
     projects: [
       {

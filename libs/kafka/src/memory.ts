@@ -377,12 +377,13 @@ export class MemoryConsumer {
       }
       if (!delivered && this.running) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(done, 100);
-          function done() {
+          const done = () => {
             clearTimeout(timer);
+            this.broker.appended.off("append", done);
             resolve();
-          }
-          this.broker.appended.once("append", done);
+          };
+          const timer = setTimeout(done, 100);
+          this.broker.appended.on("append", done);
         });
       }
     }

@@ -73,7 +73,7 @@ function lineChart(container, id, times, series) {
   if (times.length < 2) return;
   const data = [times.map((t) => t / 1000), ...series.map((s) => s.values)];
   const existing = charts.get(id);
-  if (existing && existing.plot.root.isConnected) {
+  if (existing?.plot.root.isConnected) {
     existing.plot.setData(data);
     return;
   }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { register as backfill } from "./backfill.js";
 import { register as consistency } from "./consistency.js";
+import { register as demo } from "./demo.js";
 import { register as drift } from "./drift.js";
 import { register as profile } from "./profile.js";
 import { register as schemas } from "./schemas.js";
@@ -10,6 +11,8 @@ import { register as validate } from "./validate.js";
 
 /** Each command module exports one `register(program)`; add new commands here. */
 export const commands: Array<(program: Command) => void> = [
+  demo,
+
   backfill,
   consistency,
   drift,

@@ -131,7 +131,7 @@ export class PaymentsGenerator {
       model_version: "1",
       entity: card.id,
       score: Math.round(score * 1e6) / 1e6,
-      class: score >= 0.5 ? "fraud" : "ok",
+      class: score >= 0.5 ? "fraud" : "legit",
       event_time: now,
     };
     const label: Label = {
