@@ -81,7 +81,7 @@ function lineChart(container, id, times, series) {
     {
       width: 400,
       height: 110,
-      legend: { show: true },
+      legend: { show: false },
       scales: { x: { time: true } },
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5 }))],
       axes: [{ size: 30 }, { size: 40 }],
@@ -123,7 +123,7 @@ function renderSubjects(status) {
       card.className = "card";
       card.dataset.testid = "feature-card";
       card.dataset.subject = name;
-      card.innerHTML = `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="histo"></div><div class="trend"></div>`;
+      card.innerHTML = `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="histo"></div><div class="legend">${s.type === "numerical" ? "PSI" : "JS"} per window</div><div class="trend"></div>`;
       container.appendChild(card);
     }
     card.dataset.severity = s.severity;
