@@ -53,6 +53,9 @@ export interface FeatureServerConfig {
     /** Load shedding (@fastify/under-pressure); 0 disables a check. */
     maxEventLoopDelayMs: number;
     maxHeapUsedBytes: number;
+    /** gRPC calls in progress beyond which new calls get UNAVAILABLE (an overloaded server sheds
+     * instead of collapsing into missed deadlines). */
+    maxGrpcInFlight: number;
     retryAfterSeconds: number;
     /** Graceful shutdown: how long in-flight requests may take to finish. */
     drainTimeoutMs: number;
@@ -128,6 +131,7 @@ export const configSchema: JsonSchema = {
       lastKnownEntries: int(100_000, "Entities per view kept for the stale fallback"),
       maxEventLoopDelayMs: int(200, "Shed load above this event-loop delay (0: off)"),
       maxHeapUsedBytes: int(0, "Shed load above this heap size (0: off)"),
+      maxGrpcInFlight: int(512, "gRPC calls in progress before new ones are shed", 1),
       retryAfterSeconds: int(1, "Retry-After on 503", 1),
       drainTimeoutMs: int(10_000, "Graceful shutdown bound", 0),
     }),

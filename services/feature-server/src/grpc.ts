@@ -94,6 +94,7 @@ export interface GrpcOptions {
   underPressure: () => boolean;
   retryAfterSeconds: number;
   maxEntities: number;
+  maxInFlight: number;
 }
 
 function responseToProto(response: FeatureResponse, names: string[]) {
@@ -121,12 +122,15 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
     return value === undefined ? undefined : String(value);
   };
 
+  let inFlight = 0;
   const GetOnlineFeatures: grpc.handleUnaryCall<ProtoRequest, unknown> = (call, callback) => {
     const started = performance.now();
+    inFlight++;
     let key: string | null = null;
     let views: string[] = [];
     let entities = 0;
     const finish = (code: grpc.status, error?: ServeError | Error, body?: unknown) => {
+      inFlight--;
       const seconds = (performance.now() - started) / 1000;
       metrics.requestDuration.observe(
         { protocol: "grpc", route: "GetOnlineFeatures", code: grpc.status[code] },
@@ -166,7 +170,7 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
     };
 
     try {
-      if (options.underPressure()) {
+      if (options.underPressure() || inFlight > options.maxInFlight) {
         metrics.shed.inc({ protocol: "grpc" });
         throw new ServeError(
           "unavailable",
@@ -206,6 +210,8 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
         body.context = Object.fromEntries(Object.entries(request.context).map(([k, v]) => [k, fromProto(v)]));
       }
       const plan = service.plan(features);
+      // A caller that gave up (deadline, cancel) gets nothing: do not spend a store read on it.
+      if (call.cancelled) throw new ServeError("unavailable", "call cancelled before it was served");
       service.get(body, principal).then((response) => {
         metrics.entities.inc({ protocol: "grpc" }, entities);
         options.featureLog?.offer(response);

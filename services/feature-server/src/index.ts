@@ -242,6 +242,7 @@ export async function startFeatureServer(
           underPressure,
           retryAfterSeconds: reliability.retryAfterSeconds,
           maxEntities: limits.maxEntities,
+          maxInFlight: reliability.maxGrpcInFlight,
         });
       } catch (error) {
         await app.close();

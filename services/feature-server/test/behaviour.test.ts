@@ -120,6 +120,56 @@ describe("load shedding", () => {
   });
 });
 
+describe("gRPC in-flight bound", () => {
+  it("sheds calls beyond reliability.maxGrpcInFlight with UNAVAILABLE, serves the rest", async () => {
+    const memory = new MemoryOnlineStore();
+    await writeTiles(memory, defs, rows, now);
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const gated: OnlineStore = {
+      applyView: (v) => memory.applyView(v),
+      writeBatch: (b) => memory.writeBatch(b),
+      readOffsets: (g, t) => memory.readOffsets(g, t),
+      close: () => memory.close(),
+      readTiles: async (...args): Promise<Map<string, EntityTiles>> => {
+        await gate;
+        return memory.readTiles(...args);
+      },
+    };
+    const server = await serve(
+      { reliability: { maxEventLoopDelayMs: 0, maxGrpcInFlight: 1, storeTimeoutMs: 10_000 } },
+      gated,
+    );
+    const Client = grpc.makeGenericClientConstructor(loadServiceDefinition(), "FeatureService");
+    const client = new Client(
+      `127.0.0.1:${server.grpcPort}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as {
+      GetOnlineFeatures: (r: unknown, m: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void) => void;
+      close: () => void;
+    };
+    const metadata = new grpc.Metadata();
+    metadata.set("x-api-key", KEYS.all);
+    const call = () =>
+      new Promise<number>((resolve) =>
+        client.GetOnlineFeatures(
+          { features: ["card:n_1h"], entities: { card_id: { ids: ["card-1"] } } },
+          metadata,
+          (e) => resolve(e?.code ?? grpc.status.OK),
+        ),
+      );
+    const first = call();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await call()).toBe(grpc.status.UNAVAILABLE);
+    release();
+    expect(await first).toBe(grpc.status.OK);
+    expect(await call()).toBe(grpc.status.OK);
+    client.close();
+  });
+});
+
 describe("graceful shutdown", () => {
   it("lets in-flight requests finish, refuses new ones, and does not wait on idle keep-alive connections", async () => {
     const memory = new MemoryOnlineStore();
