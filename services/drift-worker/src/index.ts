@@ -13,6 +13,7 @@ import { Registry } from "prom-client";
 import type { Label, Prediction } from "./accuracy.js";
 import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
 import type { DriftWorkerConfig } from "./config.js";
+import { dashboardPlugin } from "./dashboard.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
 import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
@@ -205,6 +206,7 @@ export async function startDriftWorker(
       }),
     });
     app.get("/v1/status", async () => monitor.status());
+    await app.register(dashboardPlugin({ status: () => monitor.status() }));
     url = await app.listen({ host: config.http.host, port: config.http.port });
     if (webhook) webhook.generatorURL = `${url}/v1/status`;
   }
