@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { commands } from "./commands/index.js";
 import { CliError, exitCodes } from "./errors.js";
+import { documentCommands } from "./help.js";
 
 const program = new Command()
   .name("tessera")
@@ -9,6 +10,7 @@ const program = new Command()
   .exitOverride();
 
 for (const register of commands) register(program);
+documentCommands(program);
 
 try {
   await program.parseAsync(process.argv);
