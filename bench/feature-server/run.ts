@@ -38,7 +38,7 @@ const flags = numericFlags({
   seconds: 8,
   entities: 5000,
   eventsPerEntity: 6,
-  connections: 32,
+  connections: 8,
   rate: 2000,
 });
 const prefix = `bench-fs-${randomBytes(3).toString("hex")}:`;
