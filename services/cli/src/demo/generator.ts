@@ -3,6 +3,9 @@
  * merchants, occasional fraud (bigger amounts, foreign merchants) whose labels arrive late, a toy
  * fraud model's predictions, and a switch that injects drift (a new country, shifted amounts).
  */
+import type { Label, Prediction } from "@tessera/drift-worker";
+
+export type { Label, Prediction };
 
 export interface Payment {
   transaction_id: string;
@@ -12,25 +15,6 @@ export interface Payment {
   currency: string;
   country: string;
   event_time: number;
-}
-
-export interface Prediction {
-  prediction_id: string;
-  model: string;
-  model_version: string;
-  entity: string;
-  score: number | null;
-  class: string | null;
-  event_time: number;
-}
-
-export interface Label {
-  prediction_id: string | null;
-  model: string;
-  entity: string;
-  label: boolean;
-  event_time: number;
-  labelled_at: number;
 }
 
 /** mulberry32: small, fast, good enough for synthetic data, and the same on every machine. */
