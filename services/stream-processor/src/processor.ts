@@ -16,6 +16,7 @@ import {
   type DeadLetter,
   DeadLetterPublisher,
   deadLetterOf,
+  isRetriable,
   SchemaRegistry,
 } from "@tessera/kafka";
 import { createLogger, type Logger, type Readiness, startOpsServer } from "@tessera/runtime";
@@ -111,6 +112,20 @@ class PartitionState {
 }
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** A dead-letter or FeatureUpdate publish failed: retried with backoff like any broker outage. */
+class PublishError extends Error {
+  override name = "PublishError";
+  readonly retriable = true;
+  constructor(stage: string, cause: unknown) {
+    super(
+      `publishing ${stage === "features" ? "FeatureUpdates" : "dead letters"} failed: ${(cause as Error)?.message ?? cause}`,
+      {
+        cause,
+      },
+    );
+  }
+}
 
 /** `older` then `newer`, one item per key, the newer one winning (a store batch must not repeat a key). */
 function latest<T>(older: T[], newer: T[], key: (item: T) => string): T[] {
@@ -514,6 +529,9 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     } catch (error) {
       metrics.flushErrors.inc({ stage });
       pause();
+      // kafkajs gives up on an unreachable broker with a non-retriable error; for a service that must
+      // outlive a broker restart, any failure to publish is one more retry (paused, not ready).
+      if (stage !== "store" && !isRetriable(error)) throw new PublishError(stage, error);
       throw error;
     }
     resume();

@@ -48,6 +48,7 @@ describe("stream processor through server restarts", () => {
     await ensureTopics(createKafka({ brokers }), [
       { topic, partitions: 2 },
       { topic: `${topic}.dead-letter`, partitions: 1 },
+      { topic: `${topic}.features`, partitions: 1 },
     ]);
     const registry = new SchemaRegistry(env.SCHEMA_REGISTRY_URL);
     cleanup.push(async () => registry.close());
@@ -70,8 +71,8 @@ describe("stream processor through server restarts", () => {
         heartbeatIntervalMs: 1000,
       },
       store: { kind: "redis", redisUrl: redis.url, timeoutMs: 5000 },
-      topics: { deadLetter: `${topic}.dead-letter` },
-      publishFeatures: false,
+      // FeatureUpdates on: a flush then needs the broker as well as Redis.
+      topics: { deadLetter: `${topic}.dead-letter`, features: `${topic}.features` },
       flush: { maxEvents: 20_000, maxDelayMs: 300 },
       ops: { port: 0 },
     });
@@ -84,7 +85,7 @@ describe("stream processor through server restarts", () => {
 
     const started = Date.now();
     const events = payments(EVENTS, { entities: 300, seed: 5, endMs: started - 1000, spanMs: 10 * 60_000 });
-    const producing = paced(brokers, topic, encode, events, 2000);
+    const producing = paced(brokers, topic, encode, events, 1000);
     producing.catch(() => {});
     const child: ChildProcess = spawnProcessor(configFile, log);
     cleanup.push(async () => child.kill("SIGKILL"));
@@ -97,14 +98,17 @@ describe("stream processor through server restarts", () => {
       90_000,
     );
     at(`redis restart (stored ${await progress()})`);
-    await redis.restart(2000);
+    // Down longer than the store timeout (5 s), so flushes fail and are retried, not just delayed.
+    await redis.restart(7000);
     const afterRedis = await progress();
     await waitFor(
       "progress after the Redis restart",
       async () => ((await progress()) > afterRedis + 3000 ? true : undefined),
       90_000,
     );
-    at(`kafka restart (stored ${await progress()})`);
+    const beforeKafka = await progress();
+    at(`kafka restart (stored ${beforeKafka})`);
+    expect(beforeKafka, "the broker restart must come mid-stream").toBeLessThan(EVENTS);
     await kafkaServer.restart(2000);
     at("kafka back");
     await producing;
@@ -132,6 +136,7 @@ describe("stream processor through server restarts", () => {
     console.log(
       `restart test: ${logged.length} events in the log; ${timeline.join("; ")}; failed batch attempts retried ${retries}; entities differing ${diffs.length}`,
     );
+    expect(retries, "flushes failed during the outages and were retried").toBeGreaterThan(0);
     expect(diffs.slice(0, 3)).toEqual([]);
   }, 240_000);
 });
