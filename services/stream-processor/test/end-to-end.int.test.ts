@@ -29,7 +29,7 @@ describe("stream processor end to end on Kafka and Redis", () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => {});
   });
 
-  it("online values from the stored tiles equal the batch evaluator; FeatureUpdates follow each flush", async () => {
+  it("online values from the stored tiles equal the batch evaluator (with eviction and reloads); FeatureUpdates follow each flush", async () => {
     const env = services();
     const topic = uniqueName("proc-e2e");
     const deadLetter = `${topic}.dead-letter`;
@@ -77,6 +77,8 @@ describe("stream processor end to end on Kafka and Redis", () => {
         store: { kind: "redis", redisUrl: env.REDIS_URL, keyPrefix },
         topics: { deadLetter, features },
         flush: { maxEvents: 3000, maxDelayMs: 100 },
+        // Fewer than the 400 entities: flushed ones are evicted and reloaded from Redis on their next event.
+        memory: { maxEntities: 150 },
         ops: { port: 0 },
       },
     });
@@ -114,6 +116,10 @@ describe("stream processor end to end on Kafka and Redis", () => {
     const metrics = await (await fetch(`${processor.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/tessera_processor_events_applied_total\{view="cards"\} 20000/);
     expect(metrics).toMatch(/tessera_processor_freshness_seconds_count \d+/);
+    const evicted = Number(metrics.match(/tessera_processor_entities_evicted_total (\d+)/)?.[1]);
+    const loaded = Number(metrics.match(/tessera_processor_entities_loaded_total (\d+)/)?.[1]);
+    expect(evicted).toBeGreaterThan(0);
+    expect(loaded).toBeGreaterThan(400); // every entity once, and evicted ones again
     const ready = await fetch(`${processor.opsUrl}/readyz`);
     expect(ready.status).toBe(200);
 
