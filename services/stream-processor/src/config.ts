@@ -19,6 +19,8 @@ export interface ProcessorConfig {
     /** A member that stops heartbeating loses its partitions after this long (broker minimum 6 s). */
     sessionTimeoutMs: number;
     heartbeatIntervalMs: number;
+    /** Most bytes fetched per partition at once: a batch's records end in one flush, so bigger batches coalesce more writes. */
+    maxBytesPerPartition: number;
   };
   store: {
     kind: "redis" | "cassandra" | "memory";
@@ -96,6 +98,7 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
           clientId: str("Kafka client id", "tessera-processor"),
           sessionTimeoutMs: int("consumer group session timeout (ms)", 30_000),
           heartbeatIntervalMs: int("consumer heartbeat interval (ms)", 3000),
+          maxBytesPerPartition: int("most bytes fetched per partition at once", 4 * 1024 * 1024),
         },
       },
       store: {
@@ -136,8 +139,8 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         additionalProperties: false,
         default: {},
         properties: {
-          maxEvents: int("flush after this many applied events", 10_000),
-          maxTiles: int("most tile writes one flush may hold", 100_000),
+          maxEvents: int("flush after this many applied events", 50_000),
+          maxTiles: int("most tile writes one flush may hold", 200_000),
           maxDelayMs: int("flush at least this often while events arrive (ms)", 200),
         },
       },
