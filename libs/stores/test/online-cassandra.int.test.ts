@@ -90,13 +90,14 @@ describe("cassandra online store: layout and flush", () => {
   it("refuses a flush larger than the server's batch limit as a request error, writing nothing", async () => {
     const now = Date.now();
     const group = `g_${randomBytes(3).toString("hex")}`;
-    const tiles = Array.from({ length: 2000 }, (_, i) => ({
+    // ~9.8 MB: above the local stack's batch_size_fail_threshold (8 MiB), below the 16 MiB frame limit.
+    const tiles = Array.from({ length: 1200 }, (_, i) => ({
       view: "clicks",
       version: "abc123",
       entity: `big-${i}`,
       aggregation: "count",
       tileStart: now,
-      state: new Uint8Array(64),
+      state: new Uint8Array(8192),
     }));
     const attempt = store.writeBatch({
       tiles,
@@ -106,7 +107,7 @@ describe("cassandra online store: layout and flush", () => {
     await expect(attempt).rejects.toBeInstanceOf(StoreRequestError);
     await expect(attempt).rejects.toThrow(/[Bb]atch too large/);
     expect(await store.readOffsets(group, "t")).toEqual(new Map());
-    const read = await store.readTiles("clicks", "abc123", ["big-0", "big-1999"], 0);
+    const read = await store.readTiles("clicks", "abc123", ["big-0", "big-1199"], 0);
     expect([...read.values()].flatMap((e) => e.tiles)).toEqual([]);
   });
 });
