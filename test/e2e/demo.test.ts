@@ -3,7 +3,7 @@
  * only after drift is injected, shows it on the dashboard in a real browser, and stops cleanly on Ctrl-C.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -74,24 +74,17 @@ describe("tessera demo", () => {
       );
     }
     const out = mkdtempSync(join(tmpdir(), "tessera-demo-"));
-    child = spawn(
-      process.execPath,
-      [
-        join(repoRoot, "services/cli/bin/tessera.js"),
-        "demo",
-        "--duration",
-        "90",
-        "--port",
-        "0",
-        "--out",
-        out,
-      ],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, TESSERA_LOG_LEVEL: "error" },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    // Exactly what `npm run demo` runs after building (the README's main command), plus test flags.
+    const scripts = (
+      JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { scripts: Record<string, string> }
+    ).scripts;
+    const [node, ...command] = scripts["demo"]!.split("&&").at(-1)!.trim().split(/\s+/);
+    expect(node).toBe("node");
+    child = spawn(process.execPath, [...command, "--duration", "90", "--port", "0", "--out", out], {
+      cwd: repoRoot,
+      env: { ...process.env, TESSERA_LOG_LEVEL: "error" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const output = new Output(child);
     const exited = new Promise<number | null>((resolve) => child!.once("exit", (code) => resolve(code)));
 
