@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { createLogger, onShutdown } from "@tessera/runtime";
 import { ConfigError, loadProcessorConfig, type ProcessorConfig } from "./config.js";
 import { DefinitionsLoadError } from "./definitions.js";
-import { startProcessor } from "./processor.js";
+import { type Processor, startProcessor } from "./processor.js";
 
 const logger = createLogger("stream-processor");
 
@@ -21,13 +21,15 @@ async function main(): Promise<void> {
     console.error(`stream-processor: ${error.message}`);
     process.exit(2);
   }
-  const processor = await startProcessor(config, { logger }).catch((error: unknown) => {
+  // Registered before the start: a SIGTERM while connecting simply ends the process (nothing to flush).
+  let processor: Processor | undefined;
+  onShutdown(async () => processor?.stop(), { logger });
+  processor = await startProcessor(config, { logger }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`stream-processor: cannot start: ${message}`);
     process.exit(error instanceof DefinitionsLoadError ? 2 : 1);
   });
   logger.info({ ops: processor.opsUrl, groupId: processor.groupId }, "ready to consume");
-  onShutdown(() => processor.stop(), { logger });
   processor.done.catch((error: unknown) => {
     logger.fatal({ err: error }, "stopped on a fatal error");
     process.exit(1);

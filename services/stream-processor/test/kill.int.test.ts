@@ -26,6 +26,7 @@ import {
   waitFor,
 } from "./fixtures.js";
 import { readLog } from "./log.js";
+import { freePort } from "./private.js";
 
 const EVENTS = 200_000;
 const KILLS = 6;
@@ -57,6 +58,7 @@ describe("stream processor under SIGKILL", () => {
     writeFileSync(join(dir, "features.yaml"), yaml);
     const keyPrefix = `${uniqueName("proc")}:`;
     const name = uniqueName("kill");
+    const opsPort = await freePort();
     const configFile = writeConfig(dir, {
       name,
       definitions: join(dir, "features.yaml"),
@@ -72,7 +74,7 @@ describe("stream processor under SIGKILL", () => {
       topics: { deadLetter: `${topic}.dead-letter` },
       publishFeatures: false,
       flush: { maxEvents: 5000, maxDelayMs: 500 },
-      ops: { port: 0 },
+      ops: { port: opsPort },
     });
     const log = join(dir, "processor.log");
     const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 });
@@ -115,6 +117,12 @@ describe("stream processor under SIGKILL", () => {
       "the processor to catch up",
       async () => ((await progress()) === EVENTS ? true : undefined),
       120_000,
+    );
+    // The last process must be up (not still loading) for the SIGTERM to test a graceful stop.
+    await waitFor(
+      "the last processor's /healthz",
+      async () => ((await fetch(`http://127.0.0.1:${opsPort}/healthz`)).ok ? true : undefined),
+      60_000,
     );
     child.kill("SIGTERM");
     const { code } = await exited(child);
