@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseDefinitionsYaml } from "@tessera/transforms";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { runDemo } from "../demo/run.js";
 import { CliError, exitCodes } from "../errors.js";
+import { port, positiveNumber } from "../options.js";
 
 const repoRoot = fileURLToPath(new URL("../../../../", import.meta.url));
 
@@ -19,19 +20,6 @@ interface DemoFlags {
   out: string;
   json?: boolean;
 }
-
-const positive = (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
-  return n;
-};
-
-const port = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError("expected a TCP port (0-65535)");
-  return n;
-};
 
 /** KEY=VALUE lines of .tessera/stack.env, for --stack (the environment wins). */
 function loadStackEnv(): void {
@@ -50,10 +38,10 @@ export function register(program: Command): void {
       "Run every Tessera service in one process on a synthetic payments stream: serve features, build a " +
         "reference from a point-in-time snapshot, inject drift and show the alert (no infrastructure needed)",
     )
-    .option("--duration <seconds>", "how long to stream", positive, 90)
-    .option("--seed <n>", "random seed of the payments stream", positive, 42)
-    .option("--rate <n>", "payments per second", positive, 100)
-    .option("--drift-after <seconds>", "when to inject drift (default: 60% of the duration)", positive)
+    .option("--duration <seconds>", "how long to stream", positiveNumber, 90)
+    .option("--seed <n>", "random seed of the payments stream", positiveNumber, 42)
+    .option("--rate <n>", "payments per second", positiveNumber, 100)
+    .option("--drift-after <seconds>", "when to inject drift (default: 60% of the duration)", positiveNumber)
     .option("--stack", "use the real Kafka, registry and Redis from .tessera/stack.env instead of memory")
     .option("--host <address>", "address the servers bind", "127.0.0.1")
     .option(

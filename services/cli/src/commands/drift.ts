@@ -8,8 +8,9 @@ import {
   type FeatureDrift,
 } from "@tessera/stats";
 import { readRows, TableReadError } from "@tessera/stores";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
+import { list, positiveInt } from "../options.js";
 
 interface DriftOptions {
   reference: string;
@@ -67,20 +68,6 @@ export function register(program: Command): void {
         throw new CliError(`drift in ${drifted.length} column(s): ${drifted.join(", ")}`, exitCodes.failed);
       }
     });
-}
-
-function list(value: string): string[] {
-  return value
-    .split(",")
-    .map((name) => name.trim())
-    .filter(Boolean);
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
 }
 
 async function readColumns(path: string, columns: string[] | undefined): Promise<Map<string, ColumnValues>> {

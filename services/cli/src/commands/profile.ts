@@ -1,8 +1,9 @@
 import { writeFile } from "node:fs/promises";
 import { DEFAULT_BINS, DEFAULT_CATEGORY_CAPACITY, DEFAULT_KLL_K, ProfileBuilder } from "@tessera/stats";
 import { listTableFiles, readRows, TableReadError } from "@tessera/stores";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
+import { list, positiveInt, time } from "../options.js";
 
 interface ProfileFlags {
   from: string;
@@ -63,26 +64,6 @@ export function register(program: Command): void {
           `; numerical: ${numerical.join(", ") || "-"}; categorical: ${categorical.join(", ") || "-"}`,
       );
     });
-}
-
-function list(value: string): string[] {
-  return value
-    .split(",")
-    .map((name) => name.trim())
-    .filter(Boolean);
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
-  return n;
-}
-
-function time(value: string): number {
-  const ms = /^-?\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new InvalidArgumentError(`expected ISO 8601 or epoch ms, got "${value}"`);
-  return ms;
 }
 
 /** The hour a Hive-partitioned path covers (date=YYYY-MM-DD[/hour=HH]), or undefined if it has none. */

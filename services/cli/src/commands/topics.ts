@@ -1,6 +1,7 @@
 import { createKafka, ensureTopics } from "@tessera/kafka";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
+import { positiveInt } from "../options.js";
 import { topicSchemas } from "./schemas.js";
 
 interface CreateOptions {
@@ -10,12 +11,6 @@ interface CreateOptions {
   retentionHours?: number;
   json?: boolean;
 }
-
-const positiveInt = (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-};
 
 export function register(program: Command): void {
   const topics = program.command("topics").description("Manage Tessera's Kafka topics");
