@@ -41,6 +41,7 @@ const flags = numericFlags({
   seconds: 20,
   redis: 1,
   cassandra: 1,
+  cassandraTiles: 400,
   freshness: 1,
   /** FeatureUpdates on in the freshness run (1) or not (0). */
   features: 1,
@@ -162,8 +163,9 @@ function processorConfig(topic: string, store: StoreKind, name: string, publishF
       },
       topics: { deadLetter: `${topic}.dlq`, features: `${topic}.features` },
       publishFeatures,
-      // One flush is one logged batch on Cassandra: stay under the stack's 8 MiB batch_size_fail_threshold.
-      ...(store === "cassandra" ? { flush: { maxTiles: 20_000 } } : {}),
+      // One flush is one logged batch on Cassandra: stay under batch_size_fail_threshold (the
+      // server's default 50 KiB holds about 500 small tiles).
+      ...(store === "cassandra" ? { flush: { maxTiles: flags.cassandraTiles } } : {}),
       ops: { port: 0 },
     },
   });
@@ -205,7 +207,12 @@ async function processorRate(
   let startAt = 0;
   let startCount = 0;
   let cpu = process.cpuUsage();
+  let failed: unknown;
+  processor.done.catch((error) => {
+    failed = error;
+  });
   for (;;) {
+    if (failed) throw new Error(`the ${store} processor stopped: ${(failed as Error).message}`);
     const done = await storedProgress(store, processor.groupId, topic, probe).catch(() => 0);
     if (startAt === 0 && done > 0) {
       startAt = performance.now();
