@@ -98,12 +98,15 @@ async function startStack(): Promise<void> {
       `topic: ${topic}`,
     ),
   );
-  // As compose's tessera-init does, through the image's `tessera` entry.
-  const create = spawnSync(entrypoint, ["tessera", "topics", "create", "--partitions", "2", topic], {
-    env: { ...process.env, ...services() },
-    encoding: "utf8",
-  });
-  expect(create.status, create.stderr).toBe(0);
+  // As compose's tessera-init does, through the image's `tessera` entry: every default topic (the drift
+  // worker's shipped config reads tessera.features/predictions/labels), then this run's source topic.
+  for (const args of [[], [topic]]) {
+    const create = spawnSync(entrypoint, ["tessera", "topics", "create", "--partitions", "2", ...args], {
+      env: { ...process.env, ...services() },
+      encoding: "utf8",
+    });
+    expect(create.status, create.stderr).toBe(0);
+  }
 
   for (const name of ["processor", "archiver", "http", "grpc", "drift"]) ports[name] = await freePort();
   start("stream-processor", {
