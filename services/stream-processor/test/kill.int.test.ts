@@ -85,7 +85,9 @@ describe("stream processor under SIGKILL", () => {
 
     const started = Date.now();
     const events = payments(EVENTS, { entities: 500, seed: 42, endMs: started - 1000, spanMs: 10 * 60_000 });
-    const producing = paced(kafkaBrokers(), topic, encode, events, 8000);
+    // Produced over ~50 s: the six kill cycles (restart + progress + random wait, ~7 s each) all land
+    // while events are still arriving, even when a quiet machine lets the processor keep up.
+    const producing = paced(kafkaBrokers(), topic, encode, events, 4000);
     producing.catch(() => {});
 
     let child: ChildProcess = spawnProcessor(configFile, log);
