@@ -55,6 +55,11 @@ describe("archive layout", () => {
   it("lists data files in hour, partition, offset order, skipping temp files and markers", async () => {
     expect(await isArchiveDir(dir)).toBe(true);
     expect(await isArchiveDir(join(dir, "_inflight"))).toBe(false);
+    // A date= folder alone (no hour= inside) is just a directory of files.
+    const plain = await mkdtemp(join(tmpdir(), "not-archive-"));
+    await mkdir(join(plain, "date=2024-01-01"));
+    expect(await isArchiveDir(plain)).toBe(false);
+    await rm(plain, { recursive: true });
     const files = await listArchive(dir);
     expect(files).toHaveLength(15);
     expect(files.slice(0, 3).map((f) => [f.hour, f.partition, f.firstOffset, f.lastOffset])).toEqual([

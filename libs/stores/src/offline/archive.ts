@@ -60,12 +60,16 @@ const DATE_DIR = /^date=(\d{4}-\d{2}-\d{2})$/;
 const HOUR_DIR = /^hour=(\d{2})$/;
 const PART_FILE = /^part-(\d+)-(\d+)-(\d+)\.parquet$/;
 
-/** Whether `dir` looks like an archive topic directory (it has `date=` subdirectories). */
+/** Whether `dir` is laid out as an archive topic directory (`date=YYYY-MM-DD/hour=HH/` folders). */
 export async function isArchiveDir(dir: string): Promise<boolean> {
   const info = await stat(dir).catch(() => undefined);
   if (!info?.isDirectory()) return false;
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries.some((e) => e.isDirectory() && DATE_DIR.test(e.name));
+  for (const date of await readdir(dir, { withFileTypes: true })) {
+    if (!date.isDirectory() || !DATE_DIR.test(date.name)) continue;
+    const hours = await readdir(join(dir, date.name), { withFileTypes: true });
+    if (hours.some((h) => h.isDirectory() && HOUR_DIR.test(h.name))) return true;
+  }
+  return false;
 }
 
 export interface ArchiveRange {

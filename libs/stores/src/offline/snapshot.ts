@@ -11,6 +11,7 @@ import {
   type ViewRuntime,
   viewRuntime,
 } from "@tessera/transforms";
+import { ARCHIVE_COLUMNS, eventFiles, pointInTimeAsIngested } from "./archive.js";
 import { TableReadError } from "./errors.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -37,6 +38,11 @@ export interface SnapshotOptions {
   out: string;
   /** Name feature columns `<view>__<feature>` instead of `<feature>`. */
   fullNames?: boolean;
+  /**
+   * "event" (default): windows over event time. "ingestion": what serving could have seen, from the
+   * archive's append-time column (see pointInTimeAsIngested in archive.ts).
+   */
+  asOf?: "event" | "ingestion";
   onProgress?: (progress: SnapshotProgress) => void;
 }
 
@@ -87,7 +93,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
     }
   }
 
-  const events = await readEvents(options.events, plans, spine, progress);
+  const events = await readEvents(options.events, plans, spine, progress, options.asOf === "ingestion");
   const eventsSeconds = clock();
 
   const jsonl = tableFormat(options.out) === "jsonl";
@@ -104,13 +110,10 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
       const times = new Float64Array(rows.length);
       for (let i = 0; i < rows.length; i++) times[i] = spine.times[rows[i]!]!;
       const eventRows = eventsByEntity.rows(entity);
-      const values = pointInTimeColumns(
-        plan.runtime,
-        eventsByEntity.columns,
-        eventRows,
-        times,
-        plan.features,
-      );
+      const { columns: eventColumns, appended } = eventsByEntity;
+      const values = appended
+        ? pointInTimeAsIngested(plan.runtime, eventColumns, appended, eventRows, times, plan.features)
+        : pointInTimeColumns(plan.runtime, eventColumns, eventRows, times, plan.features);
       for (let i = 0; i < rows.length; i++) {
         for (let j = 0; j < outputs.length; j++) {
           const value = values[i]![j]!;
@@ -254,6 +257,8 @@ interface PlanEvents {
   filtered: number;
   entityIds: Int32Array;
   columns: EventColumns;
+  /** Append time of each event, for `asOf: "ingestion"`. */
+  appended?: Float64Array;
 }
 
 async function readEvents(
@@ -261,6 +266,7 @@ async function readEvents(
   plans: Plan[],
   spine: Spine,
   progress: (p: SnapshotProgress) => void,
+  ingestion = false,
 ): Promise<PlanEvents[]> {
   // Read only the columns the views need, unless a row transform may look at any of them.
   const needed = new Set<string>();
@@ -271,13 +277,19 @@ async function readEvents(
     if (view.source.offset) needed.add(view.source.offset);
     for (const f of features) if (view.features[f]!.column) needed.add(view.features[f]!.column!);
   }
+  if (ingestion) needed.add(ARCHIVE_COLUMNS.appendTime);
   const derived = new Set(plans.flatMap((p) => p.view.derive.map((d) => d.name)));
   const required = [...needed].filter((name) => !derived.has(name));
 
-  const builders = plans.map((plan) => new EventBuilder(plan));
+  const builders = plans.map((plan) => new EventBuilder(plan, ingestion));
   let read = 0;
   const readOptions = everything ? {} : { columns: required };
-  for await (const batch of readBatches(path, readOptions)) {
+  // An archive directory is pruned to the hours the spine can read.
+  let [minT, maxT] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+  for (const t of spine.times) [minT, maxT] = [Math.min(minT, t), Math.max(maxT, t)];
+  const features = plans.flatMap((p) => p.features.map((f) => p.view.features[f]!));
+  const files = spine.length === 0 ? [path] : await eventFiles(path, minT, maxT, features);
+  for await (const batch of readEach(files, readOptions)) {
     const missing = required.find((name) => !(name in batch.columns));
     if (missing)
       throw new TableReadError("the events have no such column", { file: batch.file, column: missing });
@@ -294,6 +306,10 @@ async function readEvents(
   return builders.map((b) => b.finish(read));
 }
 
+async function* readEach(files: string[], options: { columns?: string[] }): AsyncGenerator<ColumnBatch> {
+  for (const file of files) yield* readBatches(file, options);
+}
+
 /** Collects one plan's prepared events into growable columns. */
 class EventBuilder {
   private n = 0;
@@ -301,12 +317,17 @@ class EventBuilder {
   private entityIds = new Int32Array(1024);
   private ts = new Float64Array(1024);
   private seq = new Float64Array(1024);
+  private appended: Float64Array | undefined;
   private inputs: (Float64Array | unknown[] | null)[];
   private readonly kinds: ("number" | "any" | "event" | "unused")[];
   /** Reused for every event: its fields are copied into the columns below. */
   private readonly scratch: PreparedEvent;
 
-  constructor(private readonly plan: Plan) {
+  constructor(
+    private readonly plan: Plan,
+    ingestion = false,
+  ) {
+    if (ingestion) this.appended = new Float64Array(1024);
     this.kinds = plan.view.features.map((f, i) =>
       plan.features.includes(i) ? inputKind(f.op, f.column) : "unused",
     );
@@ -337,6 +358,17 @@ class EventBuilder {
     this.entityIds[this.n] = entity;
     this.ts[this.n] = prepared.ts;
     this.seq[this.n] = seq;
+    if (this.appended) {
+      const appended = parseTimestamp(row[ARCHIVE_COLUMNS.appendTime]);
+      if (appended === undefined) {
+        const where = { file: batch.file, row: batch.firstRow + i + 1, column: ARCHIVE_COLUMNS.appendTime };
+        throw new TableReadError(
+          "no append time: --as-of ingestion needs the archive's metadata columns",
+          where,
+        );
+      }
+      this.appended[this.n] = appended;
+    }
     for (let f = 0; f < this.kinds.length; f++) {
       const input = prepared.inputs[f];
       const column = this.inputs[f];
@@ -356,6 +388,7 @@ class EventBuilder {
     this.entityIds = grown(this.entityIds, (n) => new Int32Array(n));
     this.ts = grown(this.ts, (n) => new Float64Array(n));
     this.seq = grown(this.seq, (n) => new Float64Array(n));
+    if (this.appended) this.appended = grown(this.appended, (n) => new Float64Array(n));
     this.inputs = this.inputs.map((c) =>
       c instanceof Float64Array ? grown(c, (n) => new Float64Array(n)) : c,
     );
@@ -371,6 +404,7 @@ class EventBuilder {
         seq: this.seq.subarray(0, this.n),
         inputs: this.inputs.map((c) => (c instanceof Float64Array ? c.subarray(0, this.n) : c)),
       },
+      ...(this.appended ? { appended: this.appended.subarray(0, this.n) } : {}),
     };
   }
 }
@@ -405,6 +439,7 @@ function entityOrdered(events: PlanEvents, count: number) {
     seq: permute(events.columns.seq),
     inputs: events.columns.inputs.map(permute),
   };
+  const appended = events.appended ? permute(events.appended) : undefined;
   const positions = Int32Array.from({ length: order.length }, (_, i) => i);
-  return { columns, rows: (id: number) => positions.subarray(starts[id]!, starts[id + 1]!) };
+  return { columns, appended, rows: (id: number) => positions.subarray(starts[id]!, starts[id + 1]!) };
 }

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import {
   runSnapshot,
   type SnapshotProgress,
@@ -9,6 +12,7 @@ import type { Definitions } from "@tessera/transforms";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
+import { parseShard, writeShardSpine } from "../offline/shard.js";
 import { loadDefinitions } from "./validate.js";
 
 interface SnapshotFlags {
@@ -19,6 +23,8 @@ interface SnapshotFlags {
   features?: string[];
   fullNames?: boolean;
   json?: boolean;
+  asOf: string;
+  shard?: string;
 }
 
 /** `--features view[:feature,...]` (repeatable) → selections; no flag → every feature of every view. */
@@ -94,7 +100,10 @@ export function register(program: Command): void {
     .command("snapshot")
     .description("Point-in-time correct training snapshot: feature values at each spine row's timestamp")
     .requiredOption("--definitions <defs>", "feature definitions (.yaml or .ts)")
-    .requiredOption("--events <path>", "events: .jsonl, .csv or .parquet file, or a directory of them")
+    .requiredOption(
+      "--events <path>",
+      "events: .jsonl, .csv or .parquet file, a directory of them, or an archive topic directory (hours pruned)",
+    )
     .requiredOption(
       "--spine <path>",
       "label spine (.csv or .parquet): the entity column and `timestamp` (epoch ms)",
@@ -106,6 +115,12 @@ export function register(program: Command): void {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option("--full-names", "name feature columns <view>__<feature>")
+    .option(
+      "--as-of <time>",
+      "event: windows over event time; ingestion: what serving could have seen (archive append times)",
+      "event",
+    )
+    .option("--shard <i/n>", "only the spine's entities of shard i of n (FNV-1a of the entity key)")
     .option("--json", "print a JSON summary on stdout")
     .action(async (flags: SnapshotFlags) => {
       if (!tableFormat(flags.out)) {
@@ -113,15 +128,27 @@ export function register(program: Command): void {
       }
       const definitions = await loadDefinitions(flags.definitions);
       const selections = selectFeatures(definitions, flags.features);
+      if (flags.asOf !== "event" && flags.asOf !== "ingestion") {
+        throw new CliError(`--as-of ${flags.asOf}: use event or ingestion`, exitCodes.usage);
+      }
+      let spine = flags.spine;
+      if (flags.shard) {
+        const shard = parseShard(flags.shard);
+        const keys = new Set(selections.map((s) => s.view.source.entity));
+        if (keys.size > 1) throw new CliError("--shard needs views with one entity column", exitCodes.usage);
+        spine = join(await mkdtemp(join(tmpdir(), "tessera-shard-")), "spine.parquet");
+        await writeShardSpine(flags.spine, [...keys][0]!, shard, spine);
+      }
       const progress = progressReporter(flags.json === true);
       let summary: Awaited<ReturnType<typeof runSnapshot>>;
       try {
         summary = await runSnapshot({
           selections,
           events: flags.events,
-          spine: flags.spine,
+          spine,
           out: flags.out,
           fullNames: flags.fullNames === true,
+          asOf: flags.asOf as "event" | "ingestion",
           onProgress: progress.report,
         });
       } catch (error) {
@@ -129,6 +156,7 @@ export function register(program: Command): void {
         throw error;
       } finally {
         progress.stop();
+        if (spine !== flags.spine) await rm(dirname(spine), { recursive: true, force: true });
       }
       if (flags.json) {
         console.log(JSON.stringify(summary, null, 2));
