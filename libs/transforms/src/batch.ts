@@ -1,5 +1,6 @@
 import type { FeatureValue } from "./aggregators/index.js";
 import type { PreparedEvent, ViewRuntime } from "./events.js";
+import { finalizeTiles, TileState } from "./tile-state.js";
 
 /**
  * One entity's events as columns, for snapshots over millions of events without an object per event.
@@ -13,10 +14,12 @@ export interface EventColumns {
 }
 
 /**
- * Point-in-time batch evaluator for one entity: a sort-merge of its events with its spine times.
- * Events are added to hop tiles in (ts, log position) order, and each spine time t reads its window
- * once every event with ts < t — and no other — has been added. So the tile holding t contains exactly
- * the events in [tile start, t), and no per-row scan of events is needed. No clock: every event counts.
+ * Point-in-time batch evaluator for one entity: a sort-merge of its events with its spine times, on
+ * the same tile state as the stream processor and the feature server. Events are added in (ts, log
+ * position) order, and each spine time t is finalised once every event with ts < t — and no other —
+ * has been added, so the tile holding t contains exactly the events in [tile start, t). Tiles that no
+ * later window can reach are dropped as the spine advances, so memory stays bounded by the windows.
+ * No clock: every event counts.
  *
  * `rows` are the entity's event indexes into `columns`, in any order; `times` any order.
  * Returns, for each time in the order given, one value per feature of `features` (default: all).
@@ -28,56 +31,43 @@ export function pointInTimeColumns(
   times: ArrayLike<number>,
   features: readonly number[] = runtime.view.features.map((_, i) => i),
 ): FeatureValue[][] {
-  const { view, aggregators } = runtime;
+  const { layout } = runtime;
   const { ts, seq, inputs } = columns;
   const sorted = Int32Array.from(rows).sort((a, b) => ts[a]! - ts[b]! || seq[a]! - seq[b]!);
   const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
-  const n = features.length;
-  const hops = features.map((f) => view.features[f]!.hopMs);
-  const windows = features.map((f) => view.features[f]!.windowMs);
-  const aggs = features.map((f) => aggregators[f]!);
-  const cols = features.map((f) => inputs[f]!);
-  // Per feature, its tiles in time order: events arrive sorted, so a tile is either the last one or a
-  // new one at the end, and windows only move forward, so expired tiles leave from the front.
-  const tileIndex: number[][] = features.map(() => []);
-  const tileState: unknown[][] = features.map(() => []);
-  const head = new Int32Array(n);
+  const state = new TileState(layout);
+  const nFeatures = runtime.view.features.length;
+  // A slot adds the input of its first feature; take it from a requested feature that shares the
+  // slot (unrequested features may have no column at all), and leave slots nobody asked for empty.
+  const reads: { into: number; column: ArrayLike<unknown> | null }[] = [];
+  for (const f of features) {
+    const fl = layout.features[f]!;
+    const slot = layout.groups[fl.group]!.slots.find((s) => s.offset === fl.offset)!;
+    if (!reads.some((r) => r.into === slot.input)) reads.push({ into: slot.input, column: inputs[f] ?? null });
+  }
+  const eventInputs: unknown[] = new Array(nFeatures).fill(null);
+  // Per hop group, the longest window of the requested features: tiles before its start are done with.
+  const reach = layout.groups.map((group) =>
+    Math.max(0, ...features.filter((f) => layout.features[f]!.hopMs === group.hopMs).map((f) => layout.features[f]!.windowMs)),
+  );
+  const values: FeatureValue[] = new Array(nFeatures);
   const out: FeatureValue[][] = new Array(times.length);
   let next = 0;
   for (const row of order) {
     const t = times[row]!;
     for (; next < sorted.length && ts[sorted[next]!]! < t; next++) {
       const e = sorted[next]!;
-      const time = ts[e]!;
-      for (let j = 0; j < n; j++) {
-        const column = cols[j];
-        const input = column === null ? true : column![e];
-        if (input === null || input === undefined || Number.isNaN(input)) continue;
-        const k = Math.floor(time / hops[j]!);
-        const index = tileIndex[j]!;
-        const states = tileState[j]!;
-        const last = index.length - 1;
-        if (last >= head[j]! && index[last] === k)
-          states[last] = aggs[j]!.add(states[last], input, time, seq[e]!);
-        else {
-          index.push(k);
-          states.push(aggs[j]!.add(aggs[j]!.init(), input, time, seq[e]!));
-        }
+      for (const { into, column } of reads) {
+        const input = column === null ? true : column[e];
+        eventInputs[into] = input === undefined || Number.isNaN(input) ? null : input;
       }
+      state.addToTiles(ts[e]!, seq[e]!, eventInputs);
     }
-    const values: FeatureValue[] = new Array(n);
-    for (let j = 0; j < n; j++) {
-      const from = Math.floor((t - windows[j]!) / hops[j]!); // windowStart(t) / hop
-      const index = tileIndex[j]!;
-      const states = tileState[j]!;
-      let h = head[j]!;
-      while (h < index.length && index[h]! < from) states[h++] = undefined; // release expired tiles
-      head[j] = h;
-      let acc = aggs[j]!.init();
-      for (let i = h; i < states.length; i++) acc = aggs[j]!.merge(acc, states[i]);
-      values[j] = aggs[j]!.finalize(acc);
-    }
-    out[row] = values;
+    layout.groups.forEach((group, g) => {
+      state.dropBefore(g, Math.floor((t - reach[g]!) / group.hopMs));
+    });
+    finalizeTiles(layout, state, t, values, undefined, features);
+    out[row] = features.map((f) => values[f]!);
   }
   return out;
 }

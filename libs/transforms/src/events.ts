@@ -1,5 +1,6 @@
-import { type Aggregator, createAggregator, type FeatureValue, inputKind } from "./aggregators/index.js";
+import { type FeatureValue, inputKind } from "./aggregators/index.js";
 import type { Feature, Row, View } from "./definitions/types.js";
+import { type ViewLayout, viewLayout } from "./tile-state.js";
 import { parseTimestamp } from "./time.js";
 
 /** An event reduced to what the aggregators need: entity key, event time, log position, one input per feature. */
@@ -17,13 +18,10 @@ export type Prepared =
   /** `column` names the offending column when one is to blame (entity key, event time). */
   | { ok: false; filtered: boolean; reason: string; column?: string };
 
-/** The aggregator of each feature plus how to read its input: built once per view. */
+/** A view compiled for evaluation: how to read each feature's input, and the layout of its tile state. */
 export interface ViewRuntime {
   view: View;
-  aggregators: Aggregator[];
-  /** Features grouped by hop (features sharing a hop share tile keys), and each feature's group. */
-  groups: { hopMs: number; features: number[] }[];
-  hopOf: number[];
+  layout: ViewLayout;
   /**
    * Row → event. Pass `into` to reuse one event object (and its inputs array) for a scan that copies
    * what it needs before the next call: no allocation per event.
@@ -51,11 +49,7 @@ function readInput(feature: Feature): (row: Row) => unknown {
 }
 
 export function viewRuntime(view: View): ViewRuntime {
-  const aggregators = view.features.map((f) => createAggregator(f.op, f));
   const readers = view.features.map(readInput);
-  const hops = [...new Set(view.features.map((f) => f.hopMs))];
-  const hopOf = view.features.map((f) => hops.indexOf(f.hopMs));
-  const groups = hops.map((hopMs, g) => ({ hopMs, features: hopOf.flatMap((h, i) => (h === g ? [i] : [])) }));
   const { entity: entityKey, timestamp: tsKey } = view.source;
   const transforms = view.derive.length > 0 || view.filter !== undefined;
 
@@ -96,7 +90,7 @@ export function viewRuntime(view: View): ViewRuntime {
     into.seq = seq;
     return into;
   };
-  return { view, aggregators, groups, hopOf, prepare };
+  return { view, layout: viewLayout(view), prepare };
 }
 
 /** Finalised values of one entity at one time, keyed by feature name. */

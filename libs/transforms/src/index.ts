@@ -5,6 +5,7 @@ export {
   type Aggregator,
   createAggregator,
   type FeatureValue,
+  type OpState,
   HLL_PRECISION,
   inputKind,
   OPS,
@@ -47,14 +48,26 @@ export {
   viewRuntime,
 } from "./events.js";
 export {
+  type FeatureLayout,
+  FORMAT_VERSION,
+  finalizeTiles,
+  type GroupLayout,
+  type LogPosition,
+  TileReader,
+  TileState,
+  TileStateError,
+  type TileSource,
+  tileStateExpiry,
+  encodeTileState,
+  type ViewLayout,
+  viewLayout,
+} from "./tile-state.js";
+export { parseTimestamp } from "./time.js";
+export {
   type ApplyResult,
-  type EntityState,
-  EntityTiles,
+  type EncodedEntity,
   finalizeAt,
-  type StoredTile,
-  tileExpiresAt,
   ViewState,
   type ViewStateOptions,
-} from "./incremental.js";
-export { parseTimestamp } from "./time.js";
+} from "./view-state.js";
 export { DEFAULT_MAX_SKEW_MS, isExpired, isLate, tileStart, windowStart } from "./windows.js";

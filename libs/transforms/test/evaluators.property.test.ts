@@ -141,10 +141,9 @@ describe("incremental == batch == reference, every op", { timeout: 120_000 }, ()
         const state = new ViewState(view, { maxSkewMs: 20 });
         for (const [seq, e] of events.entries())
           state.apply({ id: e.entity, ts: e.ts, v: e.v }, { offset: seq, now });
-        const dirty = state.takeDirty();
-        for (const [entity, stored] of dirty) {
+        for (const { entity, state: stored } of state.takeDirty()) {
           for (const t of [now, now + 5, now + 30]) {
-            expect(finalizeAt(view, entity, stored, t)).toEqual(state.valueAt(entity, t));
+            expect(finalizeAt(view, stored, t)).toEqual(state.valueAt(entity, t));
           }
         }
       }),

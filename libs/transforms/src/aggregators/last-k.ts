@@ -20,24 +20,6 @@ function readStamped(input: ByteReader): Stamped {
   return { ts: input.f64(), seq: input.f64(), value: input.value() };
 }
 
-function pickOne(keepNew: (held: Stamped, ts: number, seq: number) => boolean): Aggregator<Stamped | null> {
-  const offer = (held: Stamped | null, value: unknown, ts: number, seq: number): Stamped | null =>
-    held === null || keepNew(held, ts, seq) ? { ts, seq, value } : held;
-  return {
-    init: () => null,
-    add: offer,
-    merge: (into, from) => (from === null ? into : offer(into, from.value, from.ts, from.seq)),
-    finalize: (held) => (held === null ? null : (held.value as FeatureValue)),
-    serialize: (held) => (held === null ? new Uint8Array(0) : writeStamped(new ByteWriter(), held).finish()),
-    deserialize: (bytes) => (bytes.length === 0 ? null : readStamped(new ByteReader(bytes))),
-  };
-}
-
-/** Smallest ts; on a tie the event later in the log. */
-export const first = pickOne((held, ts, seq) => ts < held.ts || (ts === held.ts && seq > held.seq));
-/** Largest ts; on a tie the event later in the log. */
-export const last = pickOne(isAfter);
-
 /** The k most recent values, newest first (same order as `last`: ts, then log position). */
 export function lastK(k: number): Aggregator<Stamped[]> {
   const offer = (list: Stamped[], value: unknown, ts: number, seq: number): Stamped[] => {

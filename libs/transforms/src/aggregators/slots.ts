@@ -1,0 +1,388 @@
+/**
+ * Partial aggregates as fixed-width runs of float64 words: the form tile state takes everywhere
+ * (tile-state.ts lays them out; docs/concepts.md has the diagram).
+ *
+ * A *state kind* says how a partial aggregate sits in `width` words and how to init, add and merge
+ * it; an *op* finalises one. Features of a hop group that need the same state share one slot (sum,
+ * mean and stddev of one column keep one n/Σx/Σx²), so a tile holds each partial aggregate once.
+ * What has no fixed width (sketches, last_k, non-numeric first/last values, long exact sums) lives in
+ * the entity's side list, and its slot word holds the index.
+ */
+import { ByteReader, ByteWriter } from "../bytes.js";
+import { addExactProduct, roundExact } from "../exact.js";
+import type { Aggregator, FeatureValue } from "./aggregator.js";
+
+/** Side values of one entity in memory: the slot words hold indexes into it. */
+export type SideList = unknown[];
+
+/** How a side value goes to bytes and back (the entity codec stores side values this way). */
+export interface SideCodec {
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+/** Where merges read a source's side values from: a list in memory, or bytes decoded on demand. */
+export interface SideSource {
+  sideValue(index: number, codec: SideCodec): unknown;
+}
+
+export type Remap = (index: number, codec: SideCodec) => number;
+
+export interface StateKind {
+  readonly width: number;
+  init(w: Float64Array, at: number): void;
+  add(w: Float64Array, at: number, side: SideList, value: unknown, ts: number, seq: number): void;
+  /** Merges the state at (from, fromAt), whose side values come from `src`, into (w, at). */
+  merge(w: Float64Array, at: number, side: SideList, from: Float64Array, fromAt: number, src: SideSource): void;
+  /**
+   * Hands each side index the state holds to `remap` and stores the index it returns (compaction,
+   * encoding and decoding renumber side values this way).
+   */
+  refs(w: Float64Array, at: number, remap: Remap): void;
+}
+
+const noRefs = () => {};
+
+// ── counts ───────────────────────────────────────────────────────────────────────────────────
+
+/** One word: n. Adds 1 per non-null input (count(column)) or per event (count()). */
+export const counter: StateKind = {
+  width: 1,
+  init: (w, at) => {
+    w[at] = 0;
+  },
+  add: (w, at) => {
+    w[at]! += 1;
+  },
+  merge: (w, at, _side, from, fromAt) => {
+    w[at]! += from[fromAt]!;
+  },
+  refs: noRefs,
+};
+
+// ── exact sums ───────────────────────────────────────────────────────────────────────────────
+// Shewchuk's partials (see exact.ts) in three words [len, p0, p1]: up to two partials inline, which
+// covers everyday data (cents over any realistic total); a longer list moves to the side list for
+// good, and len = −(index + 1) points at it. The sum stays exact either way.
+
+const partialsCodec: SideCodec = {
+  encode: (value) => {
+    const partials = value as number[];
+    const out = new ByteWriter().varuint(partials.length);
+    for (const p of partials) out.f64(p);
+    return out.finish();
+  },
+  decode: (bytes) => {
+    const input = new ByteReader(bytes);
+    const n = input.varuint();
+    const partials: number[] = [];
+    for (let i = 0; i < n; i++) partials.push(input.f64());
+    return partials;
+  },
+};
+
+/** Adds x to the partials at (w, at): the unrolled two-partial case of addExact, spilling when a third appears. */
+function addPartial(w: Float64Array, at: number, side: SideList, x: number): void {
+  const len = w[at]!;
+  if (len < 0) {
+    addExactList(side[-len - 1] as number[], x);
+    return;
+  }
+  let out0 = 0;
+  let out1 = 0;
+  let n = 0;
+  for (let j = 0; j < len; j++) {
+    let y = w[at + 1 + j]!;
+    if (Math.abs(x) < Math.abs(y)) {
+      const t = x;
+      x = y;
+      y = t;
+    }
+    const hi = x + y;
+    const lo = y - (hi - x);
+    if (lo !== 0) {
+      if (n === 0) out0 = lo;
+      else out1 = lo;
+      n++;
+    }
+    x = hi;
+  }
+  if (n === 0) {
+    w[at] = 1;
+    w[at + 1] = x;
+  } else if (n === 1) {
+    w[at] = 2;
+    w[at + 1] = out0;
+    w[at + 2] = x;
+  } else {
+    side.push([out0, out1, x]);
+    w[at] = -side.length;
+  }
+}
+
+/** Shewchuk's addExact on a plain list (the side form). */
+function addExactList(partials: number[], x: number): void {
+  let i = 0;
+  for (let j = 0; j < partials.length; j++) {
+    let y = partials[j]!;
+    if (Math.abs(x) < Math.abs(y)) {
+      const t = x;
+      x = y;
+      y = t;
+    }
+    const hi = x + y;
+    const lo = y - (hi - x);
+    if (lo !== 0) partials[i++] = lo;
+    x = hi;
+  }
+  if (i === partials.length) partials.push(x);
+  else {
+    partials[i] = x;
+    if (partials.length > i + 1) partials.length = i + 1;
+  }
+}
+
+function mergePartials(
+  w: Float64Array,
+  at: number,
+  side: SideList,
+  from: Float64Array,
+  fromAt: number,
+  src: SideSource,
+): void {
+  const len = from[fromAt]!;
+  if (len >= 0) {
+    for (let j = 0; j < len; j++) addPartial(w, at, side, from[fromAt + 1 + j]!);
+    return;
+  }
+  for (const p of src.sideValue(-len - 1, partialsCodec) as number[]) addPartial(w, at, side, p);
+}
+
+/** The partials at (w, at) as a list (for finalising; `side` is where a spilled list lives). */
+function readPartials(w: Float64Array, at: number, side: SideList): readonly number[] {
+  const len = w[at]!;
+  if (len < 0) return side[-len - 1] as number[];
+  return len === 0 ? [] : len === 1 ? [w[at + 1]!] : [w[at + 1]!, w[at + 2]!];
+}
+
+function partialRefs(w: Float64Array, at: number, remap: Remap): void {
+  if (w[at]! < 0) w[at] = -remap(-w[at]! - 1, partialsCodec) - 1;
+}
+
+/** [n, Σx as partials]: sum and mean. */
+export const moments: StateKind = {
+  width: 4,
+  init: (w, at) => {
+    w[at] = 0;
+    w[at + 1] = 0;
+  },
+  add: (w, at, side, value) => {
+    w[at]! += 1;
+    addPartial(w, at + 1, side, value as number);
+  },
+  merge: (w, at, side, from, fromAt, src) => {
+    w[at]! += from[fromAt]!;
+    mergePartials(w, at + 1, side, from, fromAt + 1, src);
+  },
+  refs: (w, at, remap) => partialRefs(w, at + 1, remap),
+};
+
+/** [n, Σx, Σx² (each x² added exactly)]: variance and stddev, and sum/mean of the same column. */
+export const moments2: StateKind = {
+  width: 7,
+  init: (w, at) => {
+    w[at] = 0;
+    w[at + 1] = 0;
+    w[at + 4] = 0;
+  },
+  add: (w, at, side, value) => {
+    const x = value as number;
+    w[at]! += 1;
+    addPartial(w, at + 1, side, x);
+    addSquare(w, at + 4, side, x);
+  },
+  merge: (w, at, side, from, fromAt, src) => {
+    w[at]! += from[fromAt]!;
+    mergePartials(w, at + 1, side, from, fromAt + 1, src);
+    mergePartials(w, at + 4, side, from, fromAt + 4, src);
+  },
+  refs: (w, at, remap) => {
+    partialRefs(w, at + 1, remap);
+    partialRefs(w, at + 4, remap);
+  },
+};
+
+const SPLITTER = 134217729; // 2^27 + 1 (Veltkamp split), as in exact.ts
+
+/** Adds x² exactly: the rounded product and its error (Dekker's two-product). */
+function addSquare(w: Float64Array, at: number, side: SideList, x: number): void {
+  const p = x * x;
+  const c = SPLITTER * x;
+  const h = c - (c - x);
+  const l = x - h;
+  const err = h * h - p + 2 * h * l + l * l;
+  addPartial(w, at, side, p);
+  if (err !== 0) addPartial(w, at, side, err);
+}
+
+/**
+ * Population variance = (n·Σx² − (Σx)²) / n², with the numerator computed exactly from the partials
+ * and rounded once: order-independent and free of the cancellation that sinks the textbook formula.
+ */
+export function populationVariance(n: number, sum: readonly number[], squares: readonly number[]): number | null {
+  if (n === 0) return null;
+  const numerator: number[] = [];
+  for (const q of squares) addExactProduct(numerator, n, q);
+  for (const a of sum) for (const b of sum) addExactProduct(numerator, -a, b);
+  return Math.max(0, roundExact(numerator)) / (n * n);
+}
+
+// ── extremes ─────────────────────────────────────────────────────────────────────────────────
+
+function extreme(pick: (a: number, b: number) => number, empty: number): StateKind {
+  return {
+    width: 1,
+    init: (w, at) => {
+      w[at] = empty;
+    },
+    add: (w, at, _side, value) => {
+      w[at] = pick(w[at]!, value as number);
+    },
+    merge: (w, at, _side, from, fromAt) => {
+      w[at] = pick(w[at]!, from[fromAt]!);
+    },
+    refs: noRefs,
+  };
+}
+
+export const minimum = extreme(Math.min, Number.POSITIVE_INFINITY);
+export const maximum = extreme(Math.max, Number.NEGATIVE_INFINITY);
+
+// ── first / last ─────────────────────────────────────────────────────────────────────────────
+// [ts, seq, tag, num]: tag 0 none, 1 number (num), 2 side value (num = index), 3 true, 4 false.
+
+const valueCodec: SideCodec = {
+  encode: (value) => new ByteWriter().value(value).finish(),
+  decode: (bytes) => new ByteReader(bytes).value(),
+};
+
+function holdValue(w: Float64Array, at: number, side: SideList, value: unknown): void {
+  if (typeof value === "number") {
+    w[at] = 1;
+    w[at + 1] = value;
+  } else if (typeof value === "boolean") {
+    w[at] = value ? 3 : 4;
+  } else if (w[at] === 2) {
+    side[w[at + 1]!] = value; // this slot's own side entry: overwrite, never grow
+  } else {
+    side.push(value);
+    w[at] = 2;
+    w[at + 1] = side.length - 1;
+  }
+}
+
+function heldValue(w: Float64Array, at: number, side: SideSource | SideList): FeatureValue {
+  switch (w[at]) {
+    case 1:
+      return w[at + 1]!;
+    case 2:
+      return (Array.isArray(side) ? side[w[at + 1]!] : side.sideValue(w[at + 1]!, valueCodec)) as FeatureValue;
+    case 3:
+      return true;
+    case 4:
+      return false;
+    default:
+      return null;
+  }
+}
+
+/** Smallest ts wins (`first`) or largest (`last`); on equal ts, the event later in the log. */
+function ordered(first: boolean): StateKind {
+  const wins = (w: Float64Array, at: number, ts: number, seq: number) => {
+    if (w[at + 2] === 0) return true;
+    const held = w[at]!;
+    return (first ? ts < held : ts > held) || (ts === held && seq > w[at + 1]!);
+  };
+  return {
+    width: 4,
+    init: (w, at) => {
+      w[at + 2] = 0;
+    },
+    add: (w, at, side, value, ts, seq) => {
+      if (!wins(w, at, ts, seq)) return;
+      w[at] = ts;
+      w[at + 1] = seq;
+      holdValue(w, at + 2, side, value);
+    },
+    merge: (w, at, side, from, fromAt, src) => {
+      if (from[fromAt + 2] === 0 || !wins(w, at, from[fromAt]!, from[fromAt + 1]!)) return;
+      w[at] = from[fromAt]!;
+      w[at + 1] = from[fromAt + 1]!;
+      holdValue(w, at + 2, side, heldValue(from, fromAt + 2, src));
+    },
+    refs: (w, at, remap) => {
+      if (w[at + 2] === 2) w[at + 3] = remap(w[at + 3]!, valueCodec);
+    },
+  };
+}
+
+export const earliest = ordered(true);
+export const latest = ordered(false);
+
+// ── sketches and lists: an object monoid in the side list, one word holding its index (−1: empty) ─
+
+export function sideKind(agg: Aggregator): StateKind & { codec: SideCodec; aggregator: Aggregator } {
+  const codec: SideCodec = { encode: (state) => agg.serialize(state), decode: (bytes) => agg.deserialize(bytes) };
+  return {
+    width: 1,
+    codec,
+    aggregator: agg,
+    init: (w, at) => {
+      w[at] = -1;
+    },
+    add: (w, at, side, value, ts, seq) => {
+      const ref = w[at]!;
+      if (ref < 0) {
+        side.push(agg.add(agg.init(), value, ts, seq));
+        w[at] = side.length - 1;
+      } else side[ref] = agg.add(side[ref], value, ts, seq);
+    },
+    merge: (w, at, side, from, fromAt, src) => {
+      const ref = from[fromAt]!;
+      if (ref < 0) return;
+      const state = src.sideValue(ref, codec);
+      const into = w[at]!;
+      if (into < 0) {
+        side.push(agg.merge(agg.init(), state));
+        w[at] = side.length - 1;
+      } else side[into] = agg.merge(side[into], state);
+    },
+    refs: (w, at, remap) => {
+      if (w[at]! >= 0) w[at] = remap(w[at]!, codec);
+    },
+  };
+}
+
+// ── finalising: each op reads one kind's words ──────────────────────────────────────────────
+
+export type Finalize = (w: Float64Array, at: number, side: SideList) => FeatureValue;
+
+export const finalizers = {
+  count: ((w, at) => w[at]!) as Finalize,
+  sum: ((w, at, side) => roundExact(readPartials(w, at + 1, side))) as Finalize,
+  mean: ((w, at, side) => (w[at] === 0 ? null : roundExact(readPartials(w, at + 1, side)) / w[at]!)) as Finalize,
+  variance: ((w, at, side) =>
+    populationVariance(w[at]!, readPartials(w, at + 1, side), readPartials(w, at + 4, side))) as Finalize,
+  stddev: ((w, at, side) => {
+    const v = populationVariance(w[at]!, readPartials(w, at + 1, side), readPartials(w, at + 4, side));
+    return v === null ? null : Math.sqrt(v);
+  }) as Finalize,
+  extreme: ((w, at) => (Number.isFinite(w[at]!) ? w[at]! : null)) as Finalize,
+  ordered: ((w, at, side) => heldValue(w, at + 2, side)) as Finalize,
+  side:
+    (agg: Aggregator): Finalize =>
+    (w, at, side) => {
+      const ref = w[at]!;
+      return agg.finalize(ref < 0 ? agg.init() : side[ref]);
+    },
+};

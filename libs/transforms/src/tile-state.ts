@@ -1,0 +1,551 @@
+/**
+ * The one representation of tile state: how an entity's tiles of one view sit in memory, how they
+ * encode to the single binary value the online store keeps, and how values are finalised from
+ * either. The stream processor, the feature server, snapshots, backfill and the demo all use it.
+ * docs/concepts.md ("Tile state") has the diagram; this comment is the reference.
+ *
+ * Layout of a view (built once, `viewLayout`): features are grouped by hop; within a group, features
+ * that need the same partial aggregate share one *slot* (aggregators/slots.ts: sum, mean and stddev
+ * of one column share n/Σx/Σx²). A tile is one *record* of float64 words:
+ *
+ *     record of hop group g:  [ k | slot 0 words | slot 1 words | … ]      k = tile start / hop
+ *
+ * An entity's state: per group, its records sorted by k (only tiles that hold events exist), the
+ * groups one after another in one Float64Array; a side list for what has no fixed width (sketches,
+ * last_k, non-numeric first/last values, exact sums longer than two partials), referenced by index
+ * from slot words; events stamped ahead of processing time ("pending"), waiting to fold into tiles.
+ *
+ * The encoded value (little-endian), written whole and read whole:
+ *
+ *     0   u8   FORMAT_VERSION          4   u32  hash of the view version
+ *     1   u8   hop group count G       8   f64  newest event time (−∞: none)
+ *     2   u16  0                       16  f64  log offset the state includes events up to (−1: none)
+ *                                      24  i32  log partition of that offset (−1: none)
+ *                                      28  u32  pending event count P
+ *                                      32  u32  side value count S
+ *                                      36  u32  0
+ *     40  G × u32 record counts, padded to 8 bytes
+ *     …   the records of every group, as float64 words (8-byte aligned)
+ *     …   S × u32 side value lengths, then the side values (aggregator bytes)
+ *     …   P pending events: f64 ts, f64 seq, one tagged value per feature
+ *
+ * The feature server finalises straight from these bytes (TileReader: one copy into an aligned
+ * scratch buffer, no object per tile); the processor decodes them into a TileState it can add to.
+ */
+import type { FeatureValue, SideCodec, SideList, SideSource, StateKind } from "./aggregators/index.js";
+import { opState } from "./aggregators/index.js";
+import type { Finalize } from "./aggregators/slots.js";
+import { ByteReader, ByteWriter } from "./bytes.js";
+import type { View } from "./definitions/types.js";
+import type { PreparedEvent } from "./events.js";
+import { murmur3 } from "./hash.js";
+import { isExpired, windowStart } from "./windows.js";
+
+/** Bumped whenever the bytes change meaning; online keys carry it too, so old values are never misread. */
+export const FORMAT_VERSION = 1;
+const HEADER_BYTES = 40;
+
+export interface SlotLayout {
+  kind: StateKind;
+  /** Word offset within the record. */
+  offset: number;
+  /** The feature whose input the slot adds (every sharer reads the same input). */
+  input: number;
+}
+
+export interface GroupLayout {
+  hopMs: number;
+  /** Words per record: k plus every slot. */
+  width: number;
+  slots: SlotLayout[];
+}
+
+export interface FeatureLayout {
+  group: number;
+  /** Word offset of the feature's slot within its group's record. */
+  offset: number;
+  kind: StateKind;
+  finalize: Finalize;
+  windowMs: number;
+  hopMs: number;
+}
+
+export interface ViewLayout {
+  view: View;
+  groups: GroupLayout[];
+  features: FeatureLayout[];
+  versionHash: number;
+  /** Widest slot, for finalising accumulators. */
+  maxSlotWidth: number;
+}
+
+const SQUARED_OPS = new Set(["variance", "stddev"]);
+
+export function viewLayout(view: View): ViewLayout {
+  const hops = [...new Set(view.features.map((f) => f.hopMs))];
+  const groups: GroupLayout[] = hops.map((hopMs) => ({ hopMs, width: 1, slots: [] }));
+  const slotAt = hops.map(() => new Map<string, number>());
+  const features: FeatureLayout[] = view.features.map((feature, f) => {
+    const g = hops.indexOf(feature.hopMs);
+    const group = groups[g]!;
+    // sum/mean share their column's moments with a variance/stddev of the same hop when there is one.
+    const squares = view.features.some(
+      (o) => o.hopMs === feature.hopMs && o.column === feature.column && SQUARED_OPS.has(o.op),
+    );
+    const { key, kind, finalize } = opState(feature, squares);
+    let offset = slotAt[g]!.get(key);
+    if (offset === undefined) {
+      offset = group.width;
+      group.slots.push({ kind, offset, input: f });
+      group.width += kind.width;
+      slotAt[g]!.set(key, offset);
+    }
+    return { group: g, offset, kind, finalize, windowMs: feature.windowMs, hopMs: feature.hopMs };
+  });
+  return {
+    view,
+    groups,
+    features,
+    versionHash: murmur3(view.version, 0x7e55e7a),
+    maxSlotWidth: Math.max(1, ...features.map((f) => f.kind.width)),
+  };
+}
+
+/** What finalising reads: records per group, side values, pending events. */
+export interface TileSource extends SideSource {
+  readonly words: Float64Array;
+  /** Word index of group g's first record. */
+  base(g: number): number;
+  count(g: number): number;
+  readonly pending: readonly PreparedEvent[] | null;
+}
+
+/** Which log position a state already includes: events at or below `offset` of `partition`. */
+export interface LogPosition {
+  partition: number;
+  offset: number;
+}
+
+export class TileStateError extends RangeError {
+  override name = "TileStateError";
+}
+
+/** One entity's tiles of one view, in memory, open to new events. */
+export class TileState implements TileSource {
+  words: Float64Array;
+  readonly counts: number[];
+  side: SideList = [];
+  pending: PreparedEvent[] | null = null;
+  /** Newest event time applied (−∞: none). */
+  newest = Number.NEGATIVE_INFINITY;
+  /** The log position the loaded state included (partition −1: none): its events are not applied again. */
+  loadedFrom: LogPosition = NO_POSITION;
+  private used = 0;
+
+  constructor(readonly layout: ViewLayout) {
+    this.counts = layout.groups.map(() => 0);
+    this.words = new Float64Array(layout.groups.reduce((n, g) => n + g.width, 0) * 2);
+  }
+
+  base(g: number): number {
+    let at = 0;
+    for (let h = 0; h < g; h++) at += this.counts[h]! * this.layout.groups[h]!.width;
+    return at;
+  }
+
+  count(g: number): number {
+    return this.counts[g]!;
+  }
+
+  sideValue(index: number): unknown {
+    return this.side[index];
+  }
+
+  /** Words in use: the records of every group. */
+  get length(): number {
+    return this.used;
+  }
+
+  /** Adds an event judged on time at processing time `now`: into its tiles, or pending if stamped at or after `now`. */
+  add(event: PreparedEvent, now: number): void {
+    this.fold(now);
+    if (event.ts > this.newest) this.newest = event.ts;
+    if (event.ts >= now) {
+      (this.pending ??= []).push({ ...event, inputs: [...event.inputs] });
+      return;
+    }
+    this.addToTiles(event.ts, event.seq, event.inputs);
+  }
+
+  /** Adds an event to its tile in every group (no clock: the batch evaluator and folding use this). */
+  addToTiles(ts: number, seq: number, inputs: readonly unknown[]): void {
+    const { groups } = this.layout;
+    let at = 0;
+    for (let g = 0; g < groups.length; g++) {
+      const group = groups[g]!;
+      const r = this.record(g, at, Math.floor(ts / group.hopMs));
+      const words = this.words;
+      for (const slot of group.slots) {
+        const input = inputs[slot.input];
+        if (input === null || input === undefined) continue;
+        slot.kind.add(words, r + slot.offset, this.side, input, ts, seq);
+      }
+      at += this.counts[g]! * group.width;
+    }
+  }
+
+  /** Word index of group g's record for tile k (group g starts at word `base`), created if absent. */
+  private record(g: number, base: number, k: number): number {
+    const { width, slots } = this.layout.groups[g]!;
+    const n = this.counts[g]!;
+    const words = this.words;
+    let i = n;
+    // Most events land in the newest tile, or open the next one.
+    while (i > 0 && words[base + (i - 1) * width]! > k) i--;
+    if (i > 0 && words[base + (i - 1) * width] === k) return base + (i - 1) * width;
+    const at = base + i * width;
+    this.reserve(width);
+    this.words.copyWithin(at + width, at, this.used);
+    this.used += width;
+    this.counts[g] = n + 1;
+    const w = this.words;
+    w[at] = k;
+    for (const slot of slots) slot.kind.init(w, at + slot.offset);
+    return at;
+  }
+
+  private reserve(extra: number): void {
+    if (this.used + extra <= this.words.length) return;
+    const next = new Float64Array(Math.max(this.words.length * 2, this.used + extra));
+    next.set(this.words.subarray(0, this.used));
+    this.words = next;
+  }
+
+  /** Moves pending events stamped before `now` into their tiles. */
+  fold(now: number): void {
+    const pending = this.pending;
+    if (pending === null) return;
+    let kept = 0;
+    for (const e of pending) {
+      if (e.ts < now) this.addToTiles(e.ts, e.seq, e.inputs);
+      else pending[kept++] = e;
+    }
+    pending.length = kept;
+    if (kept === 0) this.pending = null;
+  }
+
+  /** Drops the tiles of group g that start before tile kFrom (the batch evaluator's windows moved past them). */
+  dropBefore(g: number, kFrom: number): void {
+    const { width } = this.layout.groups[g]!;
+    const base = this.base(g);
+    const n = this.counts[g]!;
+    let drop = 0;
+    while (drop < n && this.words[base + drop * width]! < kFrom) drop++;
+    if (drop === 0) return;
+    this.words.copyWithin(base, base + drop * width, this.used);
+    this.used -= drop * width;
+    this.counts[g] = n - drop;
+  }
+
+  /** Drops tiles past retention (the state TTL) at processing time `now`. Returns whether anything is left. */
+  prune(now: number): boolean {
+    const { groups, view } = this.layout;
+    for (let g = 0; g < groups.length; g++) {
+      const { hopMs } = groups[g]!;
+      // Tile k is expired once (k + 1)·hop ≤ now − retention: the first live k is the one after.
+      let kFrom = Math.floor((now - view.retentionMs) / hopMs);
+      while (isExpired(kFrom * hopMs, hopMs, now, view.retentionMs)) kFrom++;
+      this.dropBefore(g, kFrom);
+    }
+    this.compactSide();
+    return this.used > 0 || this.pending !== null;
+  }
+
+  /** Forgets side values no slot references any more (after tiles were dropped). */
+  private compactSide(): void {
+    const old = this.side;
+    if (old.length === 0) return;
+    const fresh: SideList = [];
+    forEachRef(this.layout, this, this.words, (index) => fresh.push(old[index]) - 1);
+    this.side = fresh;
+  }
+
+  /** Takes over decoded records: `counts` per group, `used` words of `words` (TileReader.toState). */
+  adopt(counts: readonly number[], words: Float64Array, used: number, side: SideList): void {
+    counts.forEach((n, g) => {
+      this.counts[g] = n;
+    });
+    this.words = words;
+    this.used = used;
+    this.side = side;
+  }
+}
+
+const NO_POSITION: LogPosition = Object.freeze({ partition: -1, offset: -1 });
+
+/** Calls `remap` for every side index the state's records hold, in record order (the encoding's order). */
+function forEachRef(
+  layout: ViewLayout,
+  src: { base(g: number): number; count(g: number): number },
+  words: Float64Array,
+  remap: (index: number, codec: SideCodec) => number,
+): void {
+  layout.groups.forEach((group, g) => {
+    const base = src.base(g);
+    for (let i = 0; i < src.count(g); i++) {
+      const r = base + i * group.width;
+      for (const slot of group.slots) slot.kind.refs(words, r + slot.offset, remap);
+    }
+  });
+}
+
+/** When no value at any t ≥ that time can read the state any more: a TTL for the store (−∞: empty). */
+export function tileStateExpiry(state: TileState): number {
+  const { groups, view } = state.layout;
+  let last = Number.NEGATIVE_INFINITY;
+  groups.forEach((group, g) => {
+    const n = state.counts[g]!;
+    if (n === 0) return;
+    const k = state.words[state.base(g) + (n - 1) * group.width]!;
+    last = Math.max(last, (k + 1) * group.hopMs);
+  });
+  for (const e of state.pending ?? []) {
+    for (const { hopMs } of groups) last = Math.max(last, (Math.floor(e.ts / hopMs) + 1) * hopMs);
+  }
+  return last + view.retentionMs;
+}
+
+// ── finalising ───────────────────────────────────────────────────────────────────────────────
+
+let scratch = new Float64Array(16);
+const scratchSide: SideList = [];
+
+/**
+ * Values at time t: each feature aggregates exactly its events with windowStart(t) ≤ ts < t, from the
+ * tiles in that range plus pending events in it. `present[f]` says whether anything lay in the
+ * window. `features` limits the work to those indexes (default: all).
+ */
+export function finalizeTiles(
+  layout: ViewLayout,
+  src: TileSource,
+  t: number,
+  values: FeatureValue[],
+  present?: boolean[],
+  features?: readonly number[],
+): void {
+  if (scratch.length < layout.maxSlotWidth) scratch = new Float64Array(layout.maxSlotWidth);
+  const acc = scratch;
+  const words = src.words;
+  const n = features ? features.length : layout.features.length;
+  for (let j = 0; j < n; j++) {
+    const f = features ? features[j]! : j;
+    const fl = layout.features[f]!;
+    const { width } = layout.groups[fl.group]!;
+    const from = windowStart(t, fl.windowMs, fl.hopMs);
+    const base = src.base(fl.group);
+    fl.kind.init(acc, 0);
+    scratchSide.length = 0;
+    let any = false;
+    // Records are sorted by k and windows are recent: walk back from the newest.
+    for (let i = src.count(fl.group) - 1; i >= 0; i--) {
+      const r = base + i * width;
+      const start = words[r]! * fl.hopMs;
+      if (start >= t) continue;
+      if (start < from) break;
+      fl.kind.merge(acc, 0, scratchSide, words, r + fl.offset, src);
+      any = true;
+    }
+    for (const e of src.pending ?? []) {
+      const input = e.inputs[f];
+      if (e.ts < from || e.ts >= t || input === null || input === undefined) continue;
+      fl.kind.add(acc, 0, scratchSide, input, e.ts, e.seq);
+      any = true;
+    }
+    values[f] = fl.finalize(acc, 0, scratchSide);
+    if (present) present[f] = any;
+  }
+}
+
+// ── bytes ────────────────────────────────────────────────────────────────────────────────────
+
+const countsBytes = (groups: number) => Math.ceil((groups * 4) / 8) * 8;
+
+/** The state as the one binary value the store keeps, stamped with the log position it includes. */
+export function encodeTileState(state: TileState, position: LogPosition = NO_POSITION): Uint8Array {
+  const { layout } = state;
+  const G = layout.groups.length;
+  // Side values in record order; their indexes are renumbered in that order below.
+  const sideBytes: Uint8Array[] = [];
+  const side = state.side;
+  if (side.length > 0) {
+    forEachRef(layout, state, state.words, (index, codec) => {
+      sideBytes.push(codec.encode(side[index]));
+      return index;
+    });
+  }
+  let pendingBytes: Uint8Array | null = null;
+  const pending = state.pending;
+  if (pending !== null) {
+    const out = new ByteWriter();
+    for (const e of pending) {
+      out.f64(e.ts).f64(e.seq);
+      for (let f = 0; f < layout.features.length; f++) out.value(e.inputs[f]);
+    }
+    pendingBytes = out.finish();
+  }
+  const tilesAt = HEADER_BYTES + countsBytes(G);
+  const sideAt = tilesAt + state.length * 8;
+  let size = sideAt + sideBytes.length * 4 + (pendingBytes?.length ?? 0);
+  for (const b of sideBytes) size += b.length;
+
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = FORMAT_VERSION;
+  out[1] = G;
+  view.setUint32(4, layout.versionHash, true);
+  view.setFloat64(8, state.newest, true);
+  const positioned = position.partition >= 0;
+  view.setFloat64(16, positioned ? position.offset : -1, true);
+  view.setInt32(24, positioned ? position.partition : -1, true);
+  view.setUint32(28, pending?.length ?? 0, true);
+  view.setUint32(32, sideBytes.length, true);
+  for (let g = 0; g < G; g++) view.setUint32(HEADER_BYTES + g * 4, state.counts[g]!, true);
+  const words = new Float64Array(out.buffer, tilesAt, state.length);
+  words.set(state.words.subarray(0, state.length));
+  if (sideBytes.length > 0) {
+    let next = 0;
+    forEachRef(layout, state, words, () => next++);
+    let at = sideAt + sideBytes.length * 4;
+    sideBytes.forEach((b, i) => {
+      view.setUint32(sideAt + i * 4, b.length, true);
+      out.set(b, at);
+      at += b.length;
+    });
+  }
+  if (pendingBytes) out.set(pendingBytes, size - pendingBytes.length);
+  return out;
+}
+
+/**
+ * Finalises straight from encoded bytes: `load` copies one value into an aligned scratch buffer and
+ * reads its header; side values are decoded only when a merge asks for them. One reader serves any
+ * number of values, one after another.
+ */
+export class TileReader implements TileSource {
+  words = new Float64Array(128);
+  private bytes = new Uint8Array(this.words.buffer);
+  private data = new DataView(this.words.buffer);
+  private tilesWord = 0;
+  private readonly counts: number[];
+  private readonly bases: number[];
+  private sideCount = 0;
+  private sideAt = 0;
+  private sideOffsets: number[] = [];
+  private sideCache: unknown[] = [];
+  pending: PreparedEvent[] | null = null;
+  newest = Number.NEGATIVE_INFINITY;
+  position: LogPosition = NO_POSITION;
+
+  constructor(readonly layout: ViewLayout) {
+    this.counts = layout.groups.map(() => 0);
+    this.bases = layout.groups.map(() => 0);
+  }
+
+  /** Reads one encoded value; throws TileStateError when it is not this layout's format or version. */
+  load(value: Uint8Array): this {
+    const { layout } = this;
+    if (value.length > this.bytes.length) {
+      this.words = new Float64Array(Math.ceil((value.length * 1.5) / 8));
+      this.bytes = new Uint8Array(this.words.buffer);
+      this.data = new DataView(this.words.buffer);
+    }
+    this.bytes.set(value);
+    const data = this.data;
+    const G = layout.groups.length;
+    if (value.length < HEADER_BYTES || value[0] !== FORMAT_VERSION || value[1] !== G) {
+      throw new TileStateError(`not tile state format ${FORMAT_VERSION} with ${G} hop groups`);
+    }
+    if (data.getUint32(4, true) !== layout.versionHash) {
+      throw new TileStateError(`tile state of another version than ${layout.view.version}`);
+    }
+    this.newest = data.getFloat64(8, true);
+    const partition = data.getInt32(24, true);
+    this.position = partition < 0 ? NO_POSITION : { partition, offset: data.getFloat64(16, true) };
+    const tilesAt = HEADER_BYTES + countsBytes(G);
+    this.tilesWord = tilesAt / 8;
+    let words = 0;
+    for (let g = 0; g < G; g++) {
+      this.counts[g] = data.getUint32(HEADER_BYTES + g * 4, true);
+      this.bases[g] = this.tilesWord + words;
+      words += this.counts[g]! * layout.groups[g]!.width;
+    }
+    const sideAt = tilesAt + words * 8;
+    this.sideCount = data.getUint32(32, true);
+    let end = sideAt + this.sideCount * 4;
+    if (end > value.length) throw new TileStateError("tile state is truncated");
+    this.sideAt = sideAt;
+    if (this.sideCount > 0) {
+      this.sideOffsets = [];
+      for (let i = 0; i < this.sideCount; i++) {
+        this.sideOffsets.push(end);
+        end += data.getUint32(sideAt + i * 4, true);
+      }
+      this.sideCache = [];
+    }
+    if (end > value.length) throw new TileStateError("tile state is truncated");
+    const pendingCount = data.getUint32(28, true);
+    this.pending = null;
+    if (pendingCount > 0) {
+      const input = new ByteReader(value.subarray(end));
+      const n = layout.features.length;
+      this.pending = [];
+      for (let i = 0; i < pendingCount; i++) {
+        const ts = input.f64();
+        const seq = input.f64();
+        const inputs = Array.from({ length: n }, () => input.value());
+        this.pending.push({ ok: true, entity: "", ts, seq, inputs });
+      }
+    }
+    return this;
+  }
+
+  base(g: number): number {
+    return this.bases[g]!;
+  }
+
+  count(g: number): number {
+    return this.counts[g]!;
+  }
+
+  sideValue(index: number, codec: SideCodec): unknown {
+    let value = this.sideCache[index];
+    if (value === undefined) {
+      if (index >= this.sideCount) throw new TileStateError(`side value ${index} is missing`);
+      const from = this.sideOffsets[index]!;
+      const length = this.data.getUint32(this.sideAt + index * 4, true);
+      value = codec.decode(this.bytes.slice(from, from + length));
+      this.sideCache[index] = value;
+    }
+    return value;
+  }
+
+  /** The loaded value as a TileState the processor can add to (side values decoded, pending copied). */
+  toState(): TileState {
+    const { layout } = this;
+    const state = new TileState(layout);
+    let used = 0;
+    for (let g = 0; g < layout.groups.length; g++) used += this.counts[g]! * layout.groups[g]!.width;
+    // Room to grow by a few tiles before the first reallocation.
+    const words = new Float64Array(used + layout.groups.reduce((n, g) => n + g.width, 0) * 2);
+    words.set(this.words.subarray(this.tilesWord, this.tilesWord + used));
+    const side: SideList = [];
+    state.adopt(this.counts, words, used, side);
+    if (this.sideCount > 0) {
+      forEachRef(layout, state, words, (index, codec) => side.push(this.sideValue(index, codec)) - 1);
+    }
+    state.pending = this.pending;
+    state.newest = this.newest;
+    state.loadedFrom = this.position;
+    return state;
+  }
+}
