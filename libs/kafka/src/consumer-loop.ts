@@ -130,7 +130,8 @@ export class ConsumerLoop {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.options.handleBatch(batch, context);
-        payload.resolveOffset(batch.lastOffset());
+        // A handler that sought elsewhere (isStale) has not consumed this batch: leave it unresolved.
+        if (!payload.isStale()) payload.resolveOffset(batch.lastOffset());
         if (this.options.autoCommit ?? true) await payload.commitOffsetsIfNecessary();
         return;
       } catch (error) {

@@ -40,6 +40,7 @@ export { CassandraOnlineStore, type CassandraOnlineStoreConfig } from "./online/
 export {
   type OnlineBackend,
   OnlineStoreError,
+  StoreFencedError,
   StoreRequestError,
   StoreUnavailableError,
 } from "./online/errors.js";
@@ -47,13 +48,11 @@ export { createOnlineStore, type OnlineStoreConfig } from "./online/index.js";
 export { MemoryOnlineStore, type MemoryOnlineStoreConfig } from "./online/memory.js";
 export { RedisOnlineStore, type RedisOnlineStoreConfig } from "./online/redis.js";
 export type {
-  EntityTiles,
-  FreshnessWrite,
-  OffsetWrite,
+  Claim,
   OnlineStore,
   OnlineView,
-  StoredTile,
-  TileWrite,
+  PartitionOwner,
+  StateWrite,
   WriteBatch,
 } from "./online/types.js";
 // ── end online ───────────────────────────────────────────────────────────────────────────────

@@ -43,71 +43,54 @@ describe("cassandra online store: layout and flush", () => {
     await client.shutdown();
   });
 
-  it("creates a table per view version with the retention as default TTL", async () => {
+  const tableOf = async () => {
     const tables = await client.execute(
       "SELECT table_name, default_time_to_live, comment FROM system_schema.tables WHERE keyspace_name = ?",
       [keyspace],
     );
-    const clicks = tables.rows.find((row) =>
-      String(row.get("comment")).includes("view clicks version abc123"),
-    );
-    expect(clicks?.get("table_name")).toMatch(/^tiles_clicks_[0-9a-f]{10}$/);
-    expect(clicks?.get("default_time_to_live")).toBe(3601);
+    return tables.rows.find((row) => String(row.get("comment")).includes("view clicks version abc123"))!;
+  };
+  const write = async (group: string, entity: string, state: number[], expiresAt: number) => {
+    const { epoch, offset } = await store.claimPartition(group, "t", 0);
+    const owner = { consumerGroup: group, topic: "t", partition: 0, epoch };
+    await store.writeBatch({
+      owner,
+      expectedOffset: offset,
+      offset: offset + 1,
+      states: [{ view: "clicks", version: "abc123", entity, state: new Uint8Array(state), expiresAt }],
+    });
+    return owner;
+  };
+
+  it("creates a table per view version and state format, with twice the retention as default TTL", async () => {
+    const table = await tableOf();
+    expect(table.get("table_name")).toMatch(/^states_clicks_[0-9a-f]{10}$/);
+    expect(table.get("default_time_to_live")).toBe(7201);
   });
 
-  it("sets each tile's TTL from its start, not from the write", async () => {
-    const now = Date.now();
-    const tileStart = now - 3_000_000; // 600 s of retention left
-    await store.writeBatch({
-      tiles: [
-        {
-          view: "clicks",
-          version: "abc123",
-          entity: "ttl",
-          aggregation: "count",
-          tileStart,
-          state: new Uint8Array([1]),
-        },
-      ],
-      freshness: [],
-      offsets: [],
-    });
-    const tables = await client.execute(
-      "SELECT table_name, comment FROM system_schema.tables WHERE keyspace_name = ?",
-      [keyspace],
-    );
-    const table = tables.rows
-      .find((row) => String(row.get("comment")).includes("view clicks"))
-      ?.get("table_name");
+  it("sets each state's TTL from its expiresAt, and its write time from the owner's epoch and offset", async () => {
+    const group = `g_${randomBytes(3).toString("hex")}`;
+    const owner = await write(group, "ttl", [1], Date.now() + 600_000);
     const row = await client.execute(
-      `SELECT TTL(state) AS ttl FROM ${keyspace}.${table} WHERE entity = 'ttl'`,
+      `SELECT TTL(state) AS ttl, WRITETIME(state) AS at FROM ${keyspace}.${(await tableOf()).get("table_name")} WHERE entity = 'ttl'`,
     );
     const ttl = row.first().get("ttl") as number;
     expect(ttl).toBeGreaterThanOrEqual(599);
     expect(ttl).toBeLessThanOrEqual(602);
+    expect(String(row.first().get("at"))).toBe(String(BigInt(owner.epoch) * 2n ** 32n));
   });
 
-  it("refuses a flush larger than the server's batch limit as a request error, writing nothing", async () => {
-    const now = Date.now();
+  it("lets no write of an older owner win over a newer one's, whatever order they arrive in", async () => {
     const group = `g_${randomBytes(3).toString("hex")}`;
-    // ~9.8 MB: above the local stack's batch_size_fail_threshold (8 MiB), below the 16 MiB frame limit.
-    const tiles = Array.from({ length: 1200 }, (_, i) => ({
-      view: "clicks",
-      version: "abc123",
-      entity: `big-${i}`,
-      aggregation: "count",
-      tileStart: now,
-      state: new Uint8Array(8192),
-    }));
-    const attempt = store.writeBatch({
-      tiles,
-      freshness: [],
-      offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset: 1 }],
-    });
-    await expect(attempt).rejects.toBeInstanceOf(StoreRequestError);
-    await expect(attempt).rejects.toThrow(/[Bb]atch too large/);
-    expect(await store.readOffsets(group, "t")).toEqual(new Map());
-    const read = await store.readTiles("clicks", "abc123", ["big-0", "big-1199"], 0);
-    expect([...read.values()].flatMap((e) => e.tiles)).toEqual([]);
+    await write(group, "late", [1], Date.now() + 600_000); // epoch e, offset 0
+    const newer = await write(group, "late", [2], Date.now() + 600_000); // epoch e + 1, offset 1
+    // A write of the old epoch arriving now (a zombie's, delayed in the network) carries an older timestamp.
+    const table = (await tableOf()).get("table_name");
+    await client.execute(
+      `INSERT INTO ${keyspace}.${table} (entity, state) VALUES ('late', 0x09) USING TIMESTAMP ?`,
+      [cassandra.types.Long.fromString(String(BigInt(newer.epoch - 1) * 2n ** 32n + 999n))],
+      { prepare: true },
+    );
+    expect([...(await store.readStates("clicks", "abc123", ["late"]))[0]!]).toEqual([2]);
   });
 });

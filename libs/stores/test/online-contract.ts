@@ -6,13 +6,14 @@ import { randomBytes } from "node:crypto";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type EntityTiles,
   type OnlineStore,
   OnlineStoreError,
   type OnlineView,
+  type PartitionOwner,
+  type StateWrite,
+  StoreFencedError,
   StoreRequestError,
   StoreUnavailableError,
-  type TileWrite,
 } from "../src/index.js";
 
 export interface ContractTarget {
@@ -28,41 +29,30 @@ export interface ContractTarget {
 }
 
 const HOUR = 3_600_000;
-const MINUTE = 60_000;
 
 const unique = (what: string) => `${what}-${randomBytes(4).toString("hex")}`;
 const view = (retentionMs = 24 * HOUR): OnlineView => ({ name: unique("view"), version: "v1", retentionMs });
-/** Tile starts aligned to the minute, inside a day's retention. */
-const minuteAgo = (n: number) => Math.floor(Date.now() / MINUTE) * MINUTE - n * MINUTE;
 const state = (...values: number[]) => new Uint8Array(values);
+const later = () => Date.now() + HOUR;
 
-const tile = (
-  v: OnlineView,
-  entity: string,
-  aggregation: string,
-  tileStart: number,
-  s: Uint8Array,
-): TileWrite => ({
+const put = (v: OnlineView, entity: string, s: Uint8Array, expiresAt = later()): StateWrite => ({
   view: v.name,
   version: v.version,
   entity,
-  aggregation,
-  tileStart,
   state: s,
+  expiresAt,
 });
 
-/** Tiles as plain values, so a mismatch prints readably and Buffer/Uint8Array differences do not matter. */
-const plain = (entity: EntityTiles | undefined) =>
-  entity && {
-    newestEventTime: entity.newestEventTime,
-    tiles: entity.tiles.map((t) => ({
-      aggregation: t.aggregation,
-      tileStart: t.tileStart,
-      state: [...t.state],
-    })),
-  };
+/** States as plain arrays, so a mismatch prints readably and Buffer/Uint8Array differences do not matter. */
+const plain = (states: (Uint8Array | null)[]) => states.map((s) => (s === null ? null : [...s]));
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A partition's owner after a fresh claim, with the offset it must expect next. */
+async function owner(store: OnlineStore, topic = "events", partition = 0, consumerGroup = unique("g")) {
+  const claim = await store.claimPartition(consumerGroup, topic, partition);
+  return { owner: { consumerGroup, topic, partition, epoch: claim.epoch }, offset: claim.offset };
+}
 
 export function onlineStoreContract(backend: string, target: ContractTarget): void {
   describe(`OnlineStore contract: ${backend}`, () => {
@@ -75,242 +65,149 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       await store.close();
     });
 
-    it("round-trips tiles, freshness and offsets", async () => {
+    /** One flush by `o`, which then expects the offset it wrote. */
+    const flush = async (
+      o: { owner: PartitionOwner; offset: number },
+      offset: number,
+      states: StateWrite[],
+      on: OnlineStore = store,
+    ) => {
+      await on.writeBatch({ owner: o.owner, expectedOffset: o.offset, offset, states });
+      o.offset = offset;
+    };
+
+    it("round-trips states and offsets, in the order asked", async () => {
       const v = view();
       await store.applyView(v);
-      const [t0, t1] = [minuteAgo(2), minuteAgo(1)];
-      await store.writeBatch({
-        tiles: [
-          tile(v, "alice", "count_1h", t1, state(2)),
-          tile(v, "alice", "count_1h", t0, state(1)),
-          tile(v, "alice", "sum_amount", t0, state(9, 8, 7)),
-          tile(v, "bob", "count_1h", t1, state(5)),
-        ],
-        freshness: [
-          { view: v.name, version: v.version, entity: "alice", eventTime: t1 + 1234 },
-          { view: v.name, version: v.version, entity: "bob", eventTime: t1 + 5 },
-        ],
-        offsets: [{ consumerGroup: unique("g"), topic: "events", partition: 0, offset: 41 }],
-      });
-      const read = await store.readTiles(v.name, v.version, ["alice", "bob"], t0);
-      expect(plain(read.get("alice"))).toEqual({
-        newestEventTime: t1 + 1234,
-        tiles: [
-          { aggregation: "count_1h", tileStart: t0, state: [1] },
-          { aggregation: "sum_amount", tileStart: t0, state: [9, 8, 7] },
-          { aggregation: "count_1h", tileStart: t1, state: [2] },
-        ],
-      });
-      expect(plain(read.get("bob"))).toEqual({
-        newestEventTime: t1 + 5,
-        tiles: [{ aggregation: "count_1h", tileStart: t1, state: [5] }],
-      });
+      const o = await owner(store);
+      expect(o.offset).toBe(-1);
+      await flush(o, 41, [put(v, "alice", state(1, 2, 3)), put(v, "bob", state(5))]);
+      expect(plain(await store.readStates(v.name, v.version, ["bob", "nobody", "alice", "bob"]))).toEqual([
+        [5],
+        null,
+        [1, 2, 3],
+        [5],
+      ]);
+      expect(await store.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map([[0, 41]]));
+      expect(await store.readStates(v.name, v.version, [])).toEqual([]);
     });
 
     it("keeps state bytes exactly: every byte value, and empty states", async () => {
       const v = view();
       await store.applyView(v);
       const all = new Uint8Array(256).map((_, i) => i);
-      const t = minuteAgo(1);
-      await store.writeBatch({
-        tiles: [tile(v, "e", "all", t, all), tile(v, "e", "empty", t, new Uint8Array(0))],
-        offsets: [],
-        freshness: [],
-      });
-      const read = await store.readTiles(v.name, v.version, ["e"], t, t);
-      expect(plain(read.get("e"))?.tiles).toEqual([
-        { aggregation: "all", tileStart: t, state: [...all] },
-        { aggregation: "empty", tileStart: t, state: [] },
-      ]);
+      await flush(await owner(store), 0, [put(v, "all", all), put(v, "empty", new Uint8Array(0))]);
+      expect(plain(await store.readStates(v.name, v.version, ["all", "empty"]))).toEqual([[...all], []]);
     });
 
     it("overwrites with absolute values, never adds", async () => {
       const v = view();
       await store.applyView(v);
-      const group = unique("g");
-      const t = minuteAgo(1);
-      const write = (s: Uint8Array, eventTime: number, offset: number) =>
-        store.writeBatch({
-          tiles: [tile(v, "e", "count", t, s)],
-          freshness: [{ view: v.name, version: v.version, entity: "e", eventTime }],
-          offsets: [{ consumerGroup: group, topic: "events", partition: 3, offset }],
-        });
-      await write(state(1, 1, 1, 1), t + 500, 10);
-      await write(state(7), t + 100, 20);
-      const read = await store.readTiles(v.name, v.version, ["e"], t);
-      expect(plain(read.get("e"))).toEqual({
-        newestEventTime: t + 100,
-        tiles: [{ aggregation: "count", tileStart: t, state: [7] }],
-      });
-      expect(await store.readOffsets(group, "events")).toEqual(new Map([[3, 20]]));
+      const o = await owner(store, "events", 3);
+      await flush(o, 10, [put(v, "e", state(1, 1, 1, 1))]);
+      await flush(o, 20, [put(v, "e", state(7))]);
+      expect(plain(await store.readStates(v.name, v.version, ["e"]))).toEqual([[7]]);
+      expect(await store.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map([[3, 20]]));
     });
 
-    it("lands a batch's tiles and offsets together", async () => {
+    it("lands a batch's states and offset together", async () => {
       const v = view();
       await store.applyView(v);
-      const group = unique("g");
-      const t = minuteAgo(1);
+      const o = await owner(store);
       for (let i = 1; i <= 20; i++) {
-        await store.writeBatch({
-          tiles: [tile(v, "a", "count", t, state(i)), tile(v, "b", "count", t, state(i))],
-          freshness: [],
-          offsets: [
-            { consumerGroup: group, topic: "events", partition: 0, offset: i * 10 },
-            { consumerGroup: group, topic: "events", partition: 1, offset: i * 10 + 1 },
-          ],
-        });
-        const [tiles, offsets] = [
-          await store.readTiles(v.name, v.version, ["a", "b"], t),
-          await store.readOffsets(group, "events"),
-        ];
-        expect([tiles.get("a")?.tiles[0]?.state[0], tiles.get("b")?.tiles[0]?.state[0]]).toEqual([i, i]);
-        expect(offsets).toEqual(
-          new Map([
-            [0, i * 10],
-            [1, i * 10 + 1],
-          ]),
-        );
+        await flush(o, i * 10, [put(v, "a", state(i)), put(v, "b", state(i))]);
+        expect(plain(await store.readStates(v.name, v.version, ["a", "b"]))).toEqual([[i], [i]]);
+        expect(await store.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map([[0, i * 10]]));
       }
     });
 
-    it("never shows a reader half of an entity's flush", async () => {
+    it("never shows a reader part of a state", async () => {
       const v = view();
       await store.applyView(v);
-      const starts = [minuteAgo(2), minuteAgo(1)];
-      const aggregations = ["a", "b", "c", "d", "e"];
+      const o = await owner(store);
+      const value = (i: number) => new Uint8Array(4096).fill(i);
       let writing = true;
       const writer = (async () => {
-        for (let i = 1; i <= 30; i++) {
-          await store.writeBatch({
-            tiles: starts.flatMap((s) => aggregations.map((a) => tile(v, "e", a, s, state(i)))),
-            freshness: [{ view: v.name, version: v.version, entity: "e", eventTime: i }],
-            offsets: [],
-          });
-        }
+        for (let i = 1; i <= 30; i++) await flush(o, i, [put(v, "e", value(i))]);
         writing = false;
       })();
       const seen = new Set<string>();
       while (writing) {
-        const e = (await store.readTiles(v.name, v.version, ["e"], 0)).get("e")!;
-        const values = new Set([e.newestEventTime ?? 0, ...e.tiles.map((t) => t.state[0])]);
-        seen.add(`${e.tiles.length}:${[...values].join(",")}`);
+        const [read] = await store.readStates(v.name, v.version, ["e"]);
+        seen.add(read ? `${read.length}:${[...new Set(read)].join(",")}` : "none");
       }
       await writer;
-      // Every read saw nothing, or all ten tiles and the freshness of one and the same flush.
-      for (const read of seen) expect(read).toMatch(/^(0:0|10:\d+)$/);
-      expect([...seen].some((read) => read.startsWith("10:"))).toBe(true);
+      // Every read saw nothing yet, or the whole of one write.
+      for (const read of seen) expect(read).toMatch(/^(none|4096:\d+)$/);
+      expect([...seen].some((read) => read.startsWith("4096:"))).toBe(true);
     });
 
-    it("writes nothing of a batch that fails", async () => {
+    it("writes nothing of a batch that fails its checks", async () => {
       const good = view();
       await store.applyView(good);
-      const group = unique("g");
-      const t = minuteAgo(1);
-      const bad = [
-        // A view this store never applied.
-        { ...tile(good, "e", "count", t, state(1)), view: unique("never-applied") },
-        { ...tile(good, "e", "count", t, state(1)), tileStart: 1.5 },
-        { ...tile(good, "", "count", t, state(1)) },
+      const o = await owner(store);
+      const bad: StateWrite[] = [
+        { ...put(good, "e", state(1)), view: unique("never-applied") }, // a view this store never applied
+        { ...put(good, "", state(1)) },
+        { ...put(good, "e", state(1)), expiresAt: Number.NaN },
+        put(good, "x", state(1)), // twice in one batch, below
       ];
       for (const poison of bad) {
         const attempt = store.writeBatch({
-          tiles: [tile(good, "e", "count", t, state(1)), poison],
-          freshness: [{ view: good.name, version: good.version, entity: "e", eventTime: t }],
-          offsets: [{ consumerGroup: group, topic: "events", partition: 0, offset: 5 }],
+          owner: o.owner,
+          expectedOffset: -1,
+          offset: 5,
+          states: [put(good, "x", state(1)), poison],
         });
         await expect(attempt).rejects.toBeInstanceOf(StoreRequestError);
       }
-      await expect(
-        store.writeBatch({
-          tiles: [tile(good, "e", "count", t, state(1))],
-          freshness: [],
-          offsets: [{ consumerGroup: group, topic: "events", partition: 0, offset: -5 }],
-        }),
-      ).rejects.toBeInstanceOf(StoreRequestError);
-      const read = await store.readTiles(good.name, good.version, ["e"], 0);
-      expect(plain(read.get("e"))).toEqual({ newestEventTime: null, tiles: [] });
-      expect(await store.readOffsets(group, "events")).toEqual(new Map());
-    });
-
-    it("filters by tile range, bounds inclusive", async () => {
-      const v = view();
-      await store.applyView(v);
-      const starts = [5, 4, 3, 2, 1].map(minuteAgo);
-      await store.writeBatch({
-        tiles: starts.map((s, i) => tile(v, "e", "count", s, state(i))),
-        freshness: [],
-        offsets: [],
-      });
-      const startsIn = async (from: number, to?: number) =>
-        (await store.readTiles(v.name, v.version, ["e"], from, to)).get("e")?.tiles.map((t) => t.tileStart);
-      expect(await startsIn(starts[1]!, starts[3]!)).toEqual(starts.slice(1, 4));
-      expect(await startsIn(starts[2]!)).toEqual(starts.slice(2));
-      expect(await startsIn(starts[0]! + 1, starts[1]! + 1)).toEqual([starts[1]]);
-      expect(await startsIn(starts[4]! + 1)).toEqual([]);
-      expect(await startsIn(starts[3]!, starts[1]!)).toEqual([]);
+      for (const batch of [
+        { owner: o.owner, expectedOffset: -1, offset: -5, states: [] },
+        { owner: o.owner, expectedOffset: -1, offset: 1.5, states: [] },
+        { owner: { ...o.owner, epoch: 0 }, expectedOffset: -1, offset: 5, states: [] },
+        { owner: { ...o.owner, partition: -1 }, expectedOffset: -1, offset: 5, states: [] },
+      ]) {
+        await expect(store.writeBatch(batch)).rejects.toBeInstanceOf(StoreRequestError);
+      }
+      expect(await store.readStates(good.name, good.version, ["x", "e"])).toEqual([null, null]);
+      expect(await store.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map());
     });
 
     it("reads many entities in one call, with unknown and repeated ones", async () => {
       const v = view();
       await store.applyView(v);
-      const t = minuteAgo(1);
       const entities = Array.from({ length: 300 }, (_, i) => `user-${i}`);
-      await store.writeBatch({
-        tiles: entities.map((e, i) => tile(v, e, "count", t, state(i % 256, Math.floor(i / 256)))),
-        freshness: entities.map((e, i) => ({
-          view: v.name,
-          version: v.version,
-          entity: e,
-          eventTime: t + i,
-        })),
-        offsets: [],
-      });
+      await flush(
+        await owner(store),
+        0,
+        entities.map((e, i) => put(v, e, state(i % 256, Math.floor(i / 256)))),
+      );
       const asked = ["nobody", ...entities, "user-7"];
-      const read = await store.readTiles(v.name, v.version, asked, t);
-      expect([...read.keys()]).toEqual(asked.slice(0, -1));
-      entities.forEach((e, i) => {
-        expect(plain(read.get(e))).toEqual({
-          newestEventTime: t + i,
-          tiles: [{ aggregation: "count", tileStart: t, state: [i % 256, Math.floor(i / 256)] }],
-        });
-      });
-      expect(plain(read.get("nobody"))).toEqual({ newestEventTime: null, tiles: [] });
-      expect((await store.readTiles(v.name, v.version, [], 0)).size).toBe(0);
+      const read = plain(await store.readStates(v.name, v.version, asked));
+      expect(read).toEqual([null, ...entities.map((_, i) => [i % 256, Math.floor(i / 256)]), [7, 0]]);
     });
 
     it("keeps entity names with separators and unicode apart", async () => {
       const v = view();
       await store.applyView(v);
-      const t = minuteAgo(1);
-      const names = ["a:b", "a", "a|b", "{a}", "a b", "ü🙂", "a\u0000b"];
-      await store.writeBatch({
-        tiles: names.map((e, i) => tile(v, e, "x|y:z", t, state(i))),
-        freshness: [],
-        offsets: [],
-      });
-      const read = await store.readTiles(v.name, v.version, names, t);
-      expect(names.map((e) => plain(read.get(e))?.tiles)).toEqual(
-        names.map((_, i) => [{ aggregation: "x|y:z", tileStart: t, state: [i] }]),
+      const names = ["a:b", "a", "a|b", "{a}", "a b", "ü🙂", "a\u0000b", "}{"];
+      await flush(
+        await owner(store),
+        0,
+        names.map((e, i) => put(v, e, state(i))),
       );
+      expect(plain(await store.readStates(v.name, v.version, names))).toEqual(names.map((_, i) => [i]));
     });
 
     it("keeps offsets per consumer group, topic and partition", async () => {
       const [g1, g2] = [unique("g"), unique("g")];
-      await store.writeBatch({
-        tiles: [],
-        freshness: [],
-        offsets: [
-          { consumerGroup: g1, topic: "a", partition: 0, offset: 1 },
-          { consumerGroup: g1, topic: "a", partition: 7, offset: 2 },
-          { consumerGroup: g1, topic: "b", partition: 0, offset: 3 },
-          { consumerGroup: g2, topic: "a", partition: 0, offset: 4 },
-        ],
-      });
-      await store.writeBatch({
-        tiles: [],
-        freshness: [],
-        offsets: [{ consumerGroup: g1, topic: "a", partition: 7, offset: 2 ** 40 }],
-      });
+      const write = async (group: string, topic: string, partition: number, offset: number) =>
+        flush(await owner(store, topic, partition, group), offset, []);
+      await write(g1, "a", 0, 1);
+      await write(g1, "a", 7, 2);
+      await write(g1, "b", 0, 3);
+      await write(g2, "a", 0, 4);
+      await write(g1, "a", 7, 2 ** 40);
       expect(await store.readOffsets(g1, "a")).toEqual(
         new Map([
           [0, 1],
@@ -327,36 +224,22 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       const v2 = { ...v1, version: "v2" };
       const other = view();
       for (const v of [v1, v2, other]) await store.applyView(v);
-      const t = minuteAgo(1);
-      await store.writeBatch({
-        tiles: [tile(v1, "e", "count", t, state(1)), tile(v2, "e", "count", t, state(2))],
-        freshness: [{ view: v1.name, version: v1.version, entity: "e", eventTime: t }],
-        offsets: [],
-      });
-      const read = async (v: OnlineView) =>
-        plain((await store.readTiles(v.name, v.version, ["e"], 0)).get("e"));
-      expect(await read(v1)).toEqual({
-        newestEventTime: t,
-        tiles: [{ aggregation: "count", tileStart: t, state: [1] }],
-      });
-      expect(await read(v2)).toEqual({
-        newestEventTime: null,
-        tiles: [{ aggregation: "count", tileStart: t, state: [2] }],
-      });
-      expect(await read(other)).toEqual({ newestEventTime: null, tiles: [] });
+      await flush(await owner(store), 0, [put(v1, "e", state(1)), put(v2, "e", state(2))]);
+      const read = async (v: OnlineView) => plain(await store.readStates(v.name, v.version, ["e"]));
+      expect(await read(v1)).toEqual([[1]]);
+      expect(await read(v2)).toEqual([[2]]);
+      expect(await read(other)).toEqual([null]);
     });
 
     it("applies a view idempotently, from several store instances", async () => {
       const v = view();
       await store.applyView(v);
-      const t = minuteAgo(1);
-      await store.writeBatch({ tiles: [tile(v, "e", "count", t, state(3))], freshness: [], offsets: [] });
+      await flush(await owner(store), 0, [put(v, "e", state(3))]);
       const second = target.open();
       try {
         // On a shared backend, a second process applying the same view must leave the data alone.
         await Promise.all([store.applyView(v), second.applyView(v), second.applyView(v)]);
-        const read = await store.readTiles(v.name, v.version, ["e"], t);
-        expect(plain(read.get("e"))?.tiles).toEqual([{ aggregation: "count", tileStart: t, state: [3] }]);
+        expect(plain(await store.readStates(v.name, v.version, ["e"]))).toEqual([[3]]);
       } finally {
         await second.close();
       }
@@ -364,38 +247,27 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
 
     it("refuses reads and writes of a view that was not applied, and bad views", async () => {
       const v = view();
-      await expect(store.readTiles(v.name, v.version, ["e"], 0)).rejects.toBeInstanceOf(StoreRequestError);
+      await expect(store.readStates(v.name, v.version, ["e"])).rejects.toBeInstanceOf(StoreRequestError);
+      const o = await owner(store);
+      await expect(
+        store.writeBatch({ owner: o.owner, expectedOffset: -1, offset: 0, states: [put(v, "e", state(1))] }),
+      ).rejects.toBeInstanceOf(StoreRequestError);
       await expect(store.applyView({ ...v, retentionMs: 0 })).rejects.toBeInstanceOf(StoreRequestError);
       await expect(store.applyView({ ...v, name: "" })).rejects.toBeInstanceOf(StoreRequestError);
-      await store.applyView(v);
-      await expect(store.readTiles(v.name, v.version, ["e"], 0.5)).rejects.toBeInstanceOf(StoreRequestError);
+      await expect(store.claimPartition("", "t", 0)).rejects.toBeInstanceOf(StoreRequestError);
+      await expect(store.claimPartition("g", "t", -1)).rejects.toBeInstanceOf(StoreRequestError);
     });
 
-    it("expires tiles at tileStart + retention and an idle entity after retention", async () => {
-      const retentionMs = 2000;
-      const v = view(retentionMs);
+    it("expires a state at its expiresAt, and a write already past it deletes", async () => {
+      const v = view();
       await store.applyView(v);
+      const o = await owner(store);
       const written = Date.now();
-      const soon = written - 1400; // expires ~600 ms from now
-      const late = written; // expires ~2000 ms from now
-      await store.writeBatch({
-        tiles: [
-          tile(v, "e", "count", soon, state(1)),
-          tile(v, "e", "count", late, state(2)),
-          tile(v, "e", "count", written - 5000, state(3)), // already expired: dropped
-        ],
-        freshness: [{ view: v.name, version: v.version, entity: "e", eventTime: late }],
-        offsets: [],
-      });
-      const starts = async () => {
-        const e = (await store.readTiles(v.name, v.version, ["e"], 0)).get("e");
-        return { starts: e?.tiles.map((t) => t.tileStart), newest: e?.newestEventTime };
-      };
-      expect(await starts()).toEqual({ starts: [soon, late], newest: late });
-      await sleep(written + 900 - Date.now());
-      expect(await starts()).toEqual({ starts: [late], newest: late });
-      await sleep(written + retentionMs + 300 - Date.now());
-      expect(await starts()).toEqual({ starts: [], newest: null });
+      await flush(o, 0, [put(v, "soon", state(1), written + 1200), put(v, "gone", state(2), later())]);
+      await flush(o, 1, [put(v, "gone", state(3), written - 1)]);
+      expect(plain(await store.readStates(v.name, v.version, ["soon", "gone"]))).toEqual([[1], null]);
+      await sleep(written + 2500 - Date.now());
+      expect(await store.readStates(v.name, v.version, ["soon"])).toEqual([null]);
     });
 
     it("rejects calls after close", async () => {
@@ -404,17 +276,103 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       await closing.applyView(v);
       await closing.close();
       await expect(closing.readOffsets("g", "t")).rejects.toBeInstanceOf(OnlineStoreError);
-      await expect(closing.readTiles(v.name, v.version, ["e"], 0)).rejects.toBeInstanceOf(OnlineStoreError);
+      await expect(closing.readStates(v.name, v.version, ["e"])).rejects.toBeInstanceOf(OnlineStoreError);
+      await expect(closing.claimPartition("g", "t", 0)).rejects.toBeInstanceOf(OnlineStoreError);
+    });
+
+    describe("fencing", () => {
+      it("hands out a higher epoch with every claim, with the offset stored so far", async () => {
+        const group = unique("g");
+        const epochs: number[] = [];
+        for (const partition of [0, 1, 0, 2, 1])
+          epochs.push((await store.claimPartition(group, "t", partition)).epoch);
+        expect([...epochs].sort((a, b) => a - b)).toEqual(epochs);
+        expect(new Set(epochs).size).toBe(epochs.length);
+        const o = await owner(store, "t", 1, group);
+        await flush(o, 99, []);
+        expect(await store.claimPartition(group, "t", 1)).toEqual({ epoch: expect.any(Number), offset: 99 });
+        // Claims of concurrent replicas never hand out one epoch twice.
+        const racing = await Promise.all(
+          Array.from({ length: 8 }, () => store.claimPartition(group, "t", 3)),
+        );
+        expect(new Set(racing.map((c) => c.epoch)).size).toBe(8);
+      });
+
+      it("refuses a stalled owner's flush once another claimed the partition, and keeps the new owner's writes", async () => {
+        const v = view();
+        await store.applyView(v);
+        const stalled = await owner(store, "events", 0);
+        await flush(stalled, 10, [put(v, "a", state(1)), put(v, "b", state(1))]);
+        // The stalled owner's session expired; another replica took the partition over and flushed.
+        const fresh = await owner(store, "events", 0, stalled.owner.consumerGroup);
+        expect(fresh.offset).toBe(10);
+        expect(fresh.owner.epoch).toBeGreaterThan(stalled.owner.epoch);
+        await flush(fresh, 20, [put(v, "a", state(2))]);
+        // The stalled one wakes up and flushes what it applied meanwhile.
+        const zombie = store.writeBatch({
+          owner: stalled.owner,
+          expectedOffset: 10,
+          offset: 30,
+          states: [put(v, "a", state(9)), put(v, "b", state(9))],
+        });
+        await expect(zombie).rejects.toBeInstanceOf(StoreFencedError);
+        await expect(zombie).rejects.toMatchObject({ reason: "epoch", retriable: false });
+        expect(plain(await store.readStates(v.name, v.version, ["a"]))).toEqual([[2]]);
+        expect(await store.readOffsets(stalled.owner.consumerGroup, "events")).toEqual(new Map([[0, 20]]));
+        // The new owner carries on.
+        await flush(fresh, 25, [put(v, "b", state(3))]);
+        expect(plain(await store.readStates(v.name, v.version, ["a", "b"]))).toEqual([[2], [3]]);
+      });
+
+      it("refuses a flush whose expected offset is not the stored one (the store lost writes)", async () => {
+        const v = view();
+        await store.applyView(v);
+        const o = await owner(store);
+        await flush(o, 10, [put(v, "a", state(1))]);
+        const attempt = store.writeBatch({
+          owner: o.owner,
+          expectedOffset: 15,
+          offset: 20,
+          states: [put(v, "a", state(2))],
+        });
+        await expect(attempt).rejects.toBeInstanceOf(StoreFencedError);
+        await expect(attempt).rejects.toMatchObject({ reason: "offset" });
+        expect(await store.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map([[0, 10]]));
+        // A claim again says where the store stands.
+        expect((await store.claimPartition(o.owner.consumerGroup, "events", 0)).offset).toBe(10);
+      });
+
+      it("ends with the last owner's states when replicas keep taking one partition over", async () => {
+        const v = view();
+        await store.applyView(v);
+        const group = unique("g");
+        let last = -1;
+        const replicas = Array.from({ length: 3 }, (_, r) => ({
+          r,
+          claim: undefined as undefined | Awaited<ReturnType<typeof owner>>,
+        }));
+        for (let round = 0; round < 12; round++) {
+          const replica = replicas[round % 3]!;
+          replica.claim = await owner(store, "t", 0, group);
+          expect(replica.claim.offset).toBe(last);
+          // Every other replica still believes it owns the partition and tries to flush.
+          for (const other of replicas) {
+            if (other === replica || !other.claim) continue;
+            await expect(
+              flush(other.claim, round * 10 + 5, [put(v, "e", state(100 + other.r))]),
+            ).rejects.toBeInstanceOf(StoreFencedError);
+          }
+          await flush(replica.claim, round * 10, [put(v, "e", state(replica.r, round))]);
+          last = round * 10;
+        }
+        expect(plain(await store.readStates(v.name, v.version, ["e"]))).toEqual([[2, 11]]);
+        expect(await store.readOffsets(group, "t")).toEqual(new Map([[0, 110]]));
+      });
     });
 
     if (target.remote) {
       const remote = target.remote;
       const timeoutMs = 500;
-      const offsetOnly = (offset: number) => ({
-        tiles: [],
-        freshness: [],
-        offsets: [{ consumerGroup: "g", topic: "t", partition: 0, offset }],
-      });
       const expectUnavailable = async (name: string, call: () => Promise<unknown>) => {
         const started = Date.now();
         const error = await call().then(
@@ -427,7 +385,7 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
       };
       // The caller retries on StoreUnavailableError, as the processor and the feature server will;
       // the first connection may take longer than one call's timeout.
-      const retrying = async (call: () => Promise<void>) => {
+      const retrying = async <T>(call: () => Promise<T>): Promise<T> => {
         const deadline = Date.now() + 15_000;
         for (;;) {
           try {
@@ -444,7 +402,7 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
         try {
           await expectUnavailable("applyView", () => down.applyView(view()));
           await expectUnavailable("readOffsets", () => down.readOffsets("g", "t"));
-          await expectUnavailable("writeBatch", () => down.writeBatch(offsetOnly(1)));
+          await expectUnavailable("claimPartition", () => down.claimPartition("g", "t", 0));
         } finally {
           await down.close();
         }
@@ -469,68 +427,71 @@ export function onlineStoreContract(backend: string, target: ContractTarget): vo
         }
       });
 
-      it("times out while the server stalls, and carries on when it resumes", async () => {
-        const proxy = new CuttableProxy(remote.upstream);
-        const through = remote.at(await proxy.up(), timeoutMs);
-        const group = unique("g");
-        const v = view();
-        const t = minuteAgo(1);
-        const flush = (offset: number) =>
-          through.writeBatch({
-            tiles: [tile(v, "e", "count", t, state(offset))],
-            freshness: [],
-            offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset }],
-          });
-        try {
-          await retrying(() => through.applyView(v));
-          await retrying(() => flush(1));
-          proxy.stall();
-          await expectUnavailable("readOffsets", () => through.readOffsets(group, "t"));
-          await expectUnavailable("readTiles", () => through.readTiles(v.name, v.version, ["e"], t));
-          // Its outcome is unknown: it may land when the server resumes, before anything sent later.
-          await expectUnavailable("writeBatch", () => flush(2));
-          proxy.resume();
-          await retrying(() => flush(3));
-          expect(await through.readOffsets(group, "t")).toEqual(new Map([[0, 3]]));
-          const read = await through.readTiles(v.name, v.version, ["e"], t);
-          expect(plain(read.get("e"))?.tiles).toEqual([{ aggregation: "count", tileStart: t, state: [3] }]);
-        } finally {
-          proxy.resume();
-          await through.close();
-          await proxy.down();
-        }
-      });
+      /** Cuts the server away (stall or drop), checks every call fails fast, brings it back, writes on. */
+      const outage =
+        (
+          cut: (proxy: CuttableProxy) => Promise<void>,
+          restore: (proxy: CuttableProxy, port: number) => Promise<void>,
+        ) =>
+        async () => {
+          const proxy = new CuttableProxy(remote.upstream);
+          const port = await proxy.up();
+          const through = remote.at(port, timeoutMs);
+          const v = view();
+          try {
+            await retrying(() => through.applyView(v));
+            const o = await retrying(() => owner(through));
+            const write = (offset: number) =>
+              through.writeBatch({
+                owner: o.owner,
+                expectedOffset: 1,
+                offset,
+                states: [put(v, "e", state(offset))],
+              });
+            await retrying(() =>
+              through.writeBatch({
+                owner: o.owner,
+                expectedOffset: -1,
+                offset: 1,
+                states: [put(v, "e", state(1))],
+              }),
+            );
+            await cut(proxy);
+            await expectUnavailable("readOffsets", () =>
+              through.readOffsets(o.owner.consumerGroup, "events"),
+            );
+            await expectUnavailable("readStates", () => through.readStates(v.name, v.version, ["e"]));
+            // Its outcome is unknown: it may land when the server is back, before anything sent later.
+            await expectUnavailable("writeBatch", () => write(2));
+            await restore(proxy, port);
+            // The retry expects what this owner last knew was stored; its own earlier attempt may have landed.
+            await retrying(() => write(3));
+            expect(await through.readOffsets(o.owner.consumerGroup, "events")).toEqual(new Map([[0, 3]]));
+            expect(plain(await through.readStates(v.name, v.version, ["e"]))).toEqual([[3]]);
+          } finally {
+            proxy.resume();
+            await through.close();
+            await proxy.down();
+          }
+        };
 
-      it("fails fast while the server is gone and recovers by itself when it is back", async () => {
-        const proxy = new CuttableProxy(remote.upstream);
-        const port = await proxy.up();
-        const through = remote.at(port, timeoutMs);
-        const group = unique("g");
-        const v = view();
-        const t = minuteAgo(1);
-        const flush = (offset: number) =>
-          through.writeBatch({
-            tiles: [tile(v, "e", "count", t, state(offset))],
-            freshness: [],
-            offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset }],
-          });
-        try {
-          await retrying(() => through.applyView(v));
-          await retrying(() => flush(1));
-          await proxy.down();
-          await expectUnavailable("readOffsets", () => through.readOffsets(group, "t"));
-          await expectUnavailable("readTiles", () => through.readTiles(v.name, v.version, ["e"], t));
-          await expectUnavailable("writeBatch", () => flush(2));
-          await proxy.up(port);
-          await retrying(() => flush(3));
-          expect(await through.readOffsets(group, "t")).toEqual(new Map([[0, 3]]));
-          const read = await through.readTiles(v.name, v.version, ["e"], t);
-          expect(plain(read.get("e"))?.tiles).toEqual([{ aggregation: "count", tileStart: t, state: [3] }]);
-        } finally {
-          await through.close();
-          await proxy.down();
-        }
-      });
+      it(
+        "times out while the server stalls, and carries on when it resumes",
+        outage(
+          async (proxy) => proxy.stall(),
+          async (proxy) => proxy.resume(),
+        ),
+      );
+
+      it(
+        "fails fast while the server is gone and recovers by itself when it is back",
+        outage(
+          (proxy) => proxy.down(),
+          async (proxy, port) => {
+            await proxy.up(port);
+          },
+        ),
+      );
     }
   });
 }

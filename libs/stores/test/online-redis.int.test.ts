@@ -1,7 +1,8 @@
+import { FORMAT_VERSION } from "@tessera/transforms";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { services, uniqueName } from "../../../test/support/index.js";
-import { createOnlineStore, type OnlineStore, StoreRequestError } from "../src/index.js";
+import { createOnlineStore, type OnlineStore, StoreFencedError, StoreRequestError } from "../src/index.js";
 import { onlineStoreContract } from "./online-contract.js";
 
 const keyPrefix = `${uniqueName("test-online")}:`;
@@ -27,7 +28,23 @@ describe("redis online store: layout and flush", () => {
   let redis: Redis;
   let store: OnlineStore;
   const view = { name: "clicks", version: "abc123", retentionMs: 2000 };
-  const key = (entity: string) => `${keyPrefix}t:clicks:abc123:{${entity}}`;
+  const key = (entity: string) => `${keyPrefix}s${FORMAT_VERSION}:clicks:abc123:{${entity}}`;
+  const write = async (group: string, entities: string[], expiresAt: number) => {
+    const { epoch, offset } = await store.claimPartition(group, "t", 0);
+    await store.writeBatch({
+      owner: { consumerGroup: group, topic: "t", partition: 0, epoch },
+      expectedOffset: offset,
+      offset: offset + 1,
+      states: entities.map((entity) => ({
+        view: "clicks",
+        version: "abc123",
+        entity,
+        state: new Uint8Array([1, 2]),
+        expiresAt,
+      })),
+    });
+    return epoch;
+  };
 
   beforeAll(async () => {
     redis = new Redis(services().REDIS_URL);
@@ -41,69 +58,45 @@ describe("redis online store: layout and flush", () => {
     await redis.quit();
   });
 
-  it("keeps one hash per entity, hash-tagged by entity, expiring with the entity", async () => {
-    const now = Date.now();
-    await store.writeBatch({
-      tiles: [
-        {
-          view: "clicks",
-          version: "abc123",
-          entity: "u1",
-          aggregation: "count",
-          tileStart: now,
-          state: new Uint8Array([1]),
-        },
-      ],
-      freshness: [{ view: "clicks", version: "abc123", entity: "u1", eventTime: now }],
-      offsets: [],
-    });
-    expect(await redis.type(key("u1"))).toBe("hash");
-    expect((await redis.hkeys(key("u1"))).sort()).toEqual([`count|${now.toString(36)}`, "f", "m"]);
-    const ttl = await redis.pttl(key("u1"));
-    expect(ttl).toBeGreaterThan(1500);
-    expect(ttl).toBeLessThanOrEqual(2000);
-  });
-
-  it("drops expired tile fields on the next write, and the key once idle", async () => {
-    const written = Date.now();
-    const old = written - 1500;
-    const tile = (tileStart: number) => ({
-      view: "clicks",
-      version: "abc123",
-      entity: "u2",
-      aggregation: "count",
-      tileStart,
-      state: new Uint8Array([7]),
-    });
-    await store.writeBatch({ tiles: [tile(old)], freshness: [], offsets: [] });
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    await store.writeBatch({ tiles: [tile(Date.now())], freshness: [], offsets: [] });
-    const fields = await redis.hkeys(key("u2"));
-    expect(fields).not.toContain(`count|${old.toString(36)}`);
-    expect(fields).toHaveLength(2); // the new tile and "m"
-    await new Promise((resolve) => setTimeout(resolve, 2100));
-    expect(await redis.exists(key("u2"))).toBe(0);
+  it("keeps one string per entity, hash-tagged by entity, stamped with the owner's epoch, expiring at expiresAt", async () => {
+    const expiresAt = Date.now() + 1800;
+    const epoch = await write(uniqueName("g"), ["u1"], expiresAt);
+    expect(await redis.type(key("u1"))).toBe("string");
+    const raw = (await redis.getBuffer(key("u1")))!;
+    expect(raw.readUInt32BE(0) * 2 ** 32 + raw.readUInt32BE(4)).toBe(epoch);
+    expect([...raw.subarray(8)]).toEqual([1, 2]);
+    expect(await redis.pexpiretime(key("u1"))).toBe(expiresAt);
   });
 
   it("writes nothing when one key of the batch has the wrong type", async () => {
     const group = uniqueName("g");
-    await redis.set(key("intruder"), "not a hash");
-    const now = Date.now();
-    const attempt = store.writeBatch({
-      tiles: ["u3", "intruder", "u4"].map((entity) => ({
-        view: "clicks",
-        version: "abc123",
-        entity,
-        aggregation: "count",
-        tileStart: now,
-        state: new Uint8Array([1]),
-      })),
-      freshness: [],
-      offsets: [{ consumerGroup: group, topic: "t", partition: 0, offset: 9 }],
-    });
+    await redis.hset(key("intruder"), "f", "not a tile state");
+    const attempt = write(group, ["u3", "intruder", "u4"], Date.now() + 60_000);
     await expect(attempt).rejects.toBeInstanceOf(StoreRequestError);
     await expect(attempt).rejects.toThrow(/WRONGTYPE/);
     expect(await redis.exists(key("u3"), key("u4"))).toBe(0);
     expect(await store.readOffsets(group, "t")).toEqual(new Map());
+  });
+
+  it("writes nothing of a fenced flush (one script checks the owner before any write)", async () => {
+    const group = uniqueName("g");
+    const stale = await store.claimPartition(group, "t", 0);
+    await store.claimPartition(group, "t", 0);
+    const attempt = store.writeBatch({
+      owner: { consumerGroup: group, topic: "t", partition: 0, epoch: stale.epoch },
+      expectedOffset: -1,
+      offset: 5,
+      states: [
+        {
+          view: "clicks",
+          version: "abc123",
+          entity: "u5",
+          state: new Uint8Array([1]),
+          expiresAt: Date.now() + 60_000,
+        },
+      ],
+    });
+    await expect(attempt).rejects.toBeInstanceOf(StoreFencedError);
+    expect(await redis.exists(key("u5"))).toBe(0);
   });
 });

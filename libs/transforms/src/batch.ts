@@ -37,18 +37,15 @@ export function pointInTimeColumns(
   const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
   const state = new TileState(layout);
   const nFeatures = runtime.view.features.length;
-  // A slot adds the input of its first feature; take it from a requested feature that shares the
-  // slot (unrequested features may have no column at all), and leave slots nobody asked for empty.
-  const reads: { into: number; column: ArrayLike<unknown> | null }[] = [];
-  for (const f of features) {
-    const fl = layout.features[f]!;
-    const slot = layout.groups[fl.group]!.slots.find((s) => s.offset === fl.offset)!;
-    if (!reads.some((r) => r.into === slot.input)) reads.push({ into: slot.input, column: inputs[f] ?? null });
-  }
-  const eventInputs: unknown[] = new Array(nFeatures).fill(null);
+  const readInputs = columnInputs(runtime, inputs, features);
   // Per hop group, the longest window of the requested features: tiles before its start are done with.
   const reach = layout.groups.map((group) =>
-    Math.max(0, ...features.filter((f) => layout.features[f]!.hopMs === group.hopMs).map((f) => layout.features[f]!.windowMs)),
+    Math.max(
+      0,
+      ...features
+        .filter((f) => layout.features[f]!.hopMs === group.hopMs)
+        .map((f) => layout.features[f]!.windowMs),
+    ),
   );
   const values: FeatureValue[] = new Array(nFeatures);
   const out: FeatureValue[][] = new Array(times.length);
@@ -57,11 +54,7 @@ export function pointInTimeColumns(
     const t = times[row]!;
     for (; next < sorted.length && ts[sorted[next]!]! < t; next++) {
       const e = sorted[next]!;
-      for (const { into, column } of reads) {
-        const input = column === null ? true : column[e];
-        eventInputs[into] = input === undefined || Number.isNaN(input) ? null : input;
-      }
-      state.addToTiles(ts[e]!, seq[e]!, eventInputs);
+      state.addToTiles(ts[e]!, seq[e]!, readInputs(e));
     }
     layout.groups.forEach((group, g) => {
       state.dropBefore(g, Math.floor((t - reach[g]!) / group.hopMs));
@@ -70,6 +63,34 @@ export function pointInTimeColumns(
     out[row] = features.map((f) => values[f]!);
   }
   return out;
+}
+
+/**
+ * Event e's inputs as tile slots read them (one array, reused). A slot adds the input of its first
+ * feature; it is taken from a requested feature that shares the slot (unrequested features may have
+ * no column at all), and slots nobody asked for stay empty.
+ */
+export function columnInputs(
+  runtime: ViewRuntime,
+  inputs: EventColumns["inputs"],
+  features: readonly number[],
+): (e: number) => unknown[] {
+  const { layout } = runtime;
+  const reads: { into: number; column: ArrayLike<unknown> | null }[] = [];
+  for (const f of features) {
+    const fl = layout.features[f]!;
+    const slot = layout.groups[fl.group]!.slots.find((s) => s.offset === fl.offset)!;
+    if (!reads.some((r) => r.into === slot.input))
+      reads.push({ into: slot.input, column: inputs[f] ?? null });
+  }
+  const out: unknown[] = new Array(runtime.view.features.length).fill(null);
+  return (e) => {
+    for (const { into, column } of reads) {
+      const input = column === null ? true : column[e];
+      out[into] = input === undefined || (typeof input === "number" && Number.isNaN(input)) ? null : input;
+    }
+    return out;
+  };
 }
 
 /** pointInTimeColumns over prepared events (one entity's, any order). */

@@ -5,14 +5,14 @@ export {
   type Aggregator,
   createAggregator,
   type FeatureValue,
-  type OpState,
   HLL_PRECISION,
   inputKind,
   OPS,
   type Op,
+  type OpState,
   QUANTILE_ACCURACY,
 } from "./aggregators/index.js";
-export { type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
+export { columnInputs, type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
 export type {
@@ -48,17 +48,17 @@ export {
   viewRuntime,
 } from "./events.js";
 export {
+  encodeTileState,
   type FeatureLayout,
   FORMAT_VERSION,
   finalizeTiles,
   type GroupLayout,
   type LogPosition,
   TileReader,
+  type TileSource,
   TileState,
   TileStateError,
-  type TileSource,
   tileStateExpiry,
-  encodeTileState,
   type ViewLayout,
   viewLayout,
 } from "./tile-state.js";

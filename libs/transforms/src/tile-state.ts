@@ -68,15 +68,30 @@ export interface FeatureLayout {
   finalize: Finalize;
   windowMs: number;
   hopMs: number;
+  /** The window merge this feature finalises from (features of one slot and window share it). */
+  scan: number;
+}
+
+/** One merge of a slot's tiles over one window; `at` is where its accumulator sits in the scratch words. */
+export interface ScanLayout {
+  group: number;
+  offset: number;
+  kind: StateKind;
+  windowMs: number;
+  hopMs: number;
+  /** A feature that reads this slot's input (for pending events). */
+  input: number;
+  at: number;
 }
 
 export interface ViewLayout {
   view: View;
   groups: GroupLayout[];
   features: FeatureLayout[];
+  scans: ScanLayout[];
   versionHash: number;
-  /** Widest slot, for finalising accumulators. */
-  maxSlotWidth: number;
+  /** Words of every scan's accumulator, for finalising. */
+  scratchWords: number;
 }
 
 const SQUARED_OPS = new Set(["variance", "stddev"]);
@@ -100,15 +115,32 @@ export function viewLayout(view: View): ViewLayout {
       group.width += kind.width;
       slotAt[g]!.set(key, offset);
     }
-    return { group: g, offset, kind, finalize, windowMs: feature.windowMs, hopMs: feature.hopMs };
+    return { group: g, offset, kind, finalize, windowMs: feature.windowMs, hopMs: feature.hopMs, scan: -1 };
   });
-  return {
-    view,
-    groups,
-    features,
-    versionHash: murmur3(view.version, 0x7e55e7a),
-    maxSlotWidth: Math.max(1, ...features.map((f) => f.kind.width)),
-  };
+  // sum_1h and mean_1h (one slot, one window) finalise from one merge of their tiles.
+  const scans: ScanLayout[] = [];
+  let scratchWords = 0;
+  features.forEach((fl, f) => {
+    const same = scans.findIndex(
+      (s) => s.group === fl.group && s.offset === fl.offset && s.windowMs === fl.windowMs,
+    );
+    if (same >= 0) {
+      fl.scan = same;
+      return;
+    }
+    fl.scan = scans.length;
+    scans.push({
+      group: fl.group,
+      offset: fl.offset,
+      kind: fl.kind,
+      windowMs: fl.windowMs,
+      hopMs: fl.hopMs,
+      input: f,
+      at: scratchWords,
+    });
+    scratchWords += fl.kind.width;
+  });
+  return { view, groups, features, scans, versionHash: murmur3(view.version, 0x7e55e7a), scratchWords };
 }
 
 /** What finalising reads: records per group, side values, pending events. */
@@ -171,7 +203,8 @@ export class TileState implements TileSource {
     this.fold(now);
     if (event.ts > this.newest) this.newest = event.ts;
     if (event.ts >= now) {
-      (this.pending ??= []).push({ ...event, inputs: [...event.inputs] });
+      this.pending ??= [];
+      this.pending.push({ ...event, inputs: [...event.inputs] });
       return;
     }
     this.addToTiles(event.ts, event.seq, event.inputs);
@@ -317,13 +350,15 @@ export function tileStateExpiry(state: TileState): number {
 
 // ── finalising ───────────────────────────────────────────────────────────────────────────────
 
-let scratch = new Float64Array(16);
+let scratch = new Float64Array(64);
+let merged = new Uint8Array(16);
 const scratchSide: SideList = [];
 
 /**
  * Values at time t: each feature aggregates exactly its events with windowStart(t) ≤ ts < t, from the
  * tiles in that range plus pending events in it. `present[f]` says whether anything lay in the
- * window. `features` limits the work to those indexes (default: all).
+ * window. `features` limits the work to those indexes (default: all). Each (slot, window) is merged
+ * once, whatever number of features read it.
  */
 export function finalizeTiles(
   layout: ViewLayout,
@@ -333,36 +368,42 @@ export function finalizeTiles(
   present?: boolean[],
   features?: readonly number[],
 ): void {
-  if (scratch.length < layout.maxSlotWidth) scratch = new Float64Array(layout.maxSlotWidth);
+  if (scratch.length < layout.scratchWords) scratch = new Float64Array(layout.scratchWords);
+  if (merged.length < layout.scans.length) merged = new Uint8Array(layout.scans.length);
+  merged.fill(0, 0, layout.scans.length);
+  scratchSide.length = 0;
   const acc = scratch;
   const words = src.words;
   const n = features ? features.length : layout.features.length;
   for (let j = 0; j < n; j++) {
     const f = features ? features[j]! : j;
     const fl = layout.features[f]!;
-    const { width } = layout.groups[fl.group]!;
-    const from = windowStart(t, fl.windowMs, fl.hopMs);
-    const base = src.base(fl.group);
-    fl.kind.init(acc, 0);
-    scratchSide.length = 0;
-    let any = false;
-    // Records are sorted by k and windows are recent: walk back from the newest.
-    for (let i = src.count(fl.group) - 1; i >= 0; i--) {
-      const r = base + i * width;
-      const start = words[r]! * fl.hopMs;
-      if (start >= t) continue;
-      if (start < from) break;
-      fl.kind.merge(acc, 0, scratchSide, words, r + fl.offset, src);
-      any = true;
+    const scan = layout.scans[fl.scan]!;
+    if (merged[fl.scan] === 0) {
+      const { width } = layout.groups[scan.group]!;
+      const from = windowStart(t, scan.windowMs, scan.hopMs);
+      const base = src.base(scan.group);
+      scan.kind.init(acc, scan.at);
+      let any = false;
+      // Records are sorted by k and windows are recent: walk back from the newest.
+      for (let i = src.count(scan.group) - 1; i >= 0; i--) {
+        const r = base + i * width;
+        const start = words[r]! * scan.hopMs;
+        if (start >= t) continue;
+        if (start < from) break;
+        scan.kind.merge(acc, scan.at, scratchSide, words, r + scan.offset, src);
+        any = true;
+      }
+      for (const e of src.pending ?? []) {
+        const input = e.inputs[scan.input];
+        if (e.ts < from || e.ts >= t || input === null || input === undefined) continue;
+        scan.kind.add(acc, scan.at, scratchSide, input, e.ts, e.seq);
+        any = true;
+      }
+      merged[fl.scan] = any ? 2 : 1;
     }
-    for (const e of src.pending ?? []) {
-      const input = e.inputs[f];
-      if (e.ts < from || e.ts >= t || input === null || input === undefined) continue;
-      fl.kind.add(acc, 0, scratchSide, input, e.ts, e.seq);
-      any = true;
-    }
-    values[f] = fl.finalize(acc, 0, scratchSide);
-    if (present) present[f] = any;
+    values[f] = fl.finalize(acc, scan.at, scratchSide);
+    if (present) present[f] = merged[fl.scan] === 2;
   }
 }
 

@@ -42,10 +42,11 @@ function allOpsView(): View {
 const view = allOpsView();
 const runtime = viewRuntime(view);
 
-// Quarters (exact sums), huge and tiny doubles (sums that spill past two partials), text, booleans, null.
+// Quarters (exact sums), huge and tiny doubles (sums that spill past two partials; below 1e150 so
+// that squares stay finite), text, booleans, null.
 const value = fc.oneof(
   { weight: 5, arbitrary: fc.integer({ min: -400, max: 400 }).map((i) => i / 4) },
-  { weight: 2, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e300, max: 1e300 }) },
+  { weight: 2, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e150, max: 1e150 }) },
   { weight: 1, arbitrary: fc.constant(null) },
   { weight: 1, arbitrary: fc.constantFrom("a", "b", "7", "ü🙂", true, false) },
 );
@@ -57,7 +58,8 @@ function build(list: { ts: number; v: unknown }[], now: number, skew = 20) {
   list.forEach((e, seq) => {
     const prepared = runtime.prepare({ id: "e", ts: e.ts, v: e.v }, seq);
     if (!prepared.ok) throw new Error(prepared.reason);
-    if (state.applyPrepared(prepared, now).status === "applied") applied.push({ ...prepared, inputs: [...prepared.inputs] });
+    if (state.applyPrepared(prepared, now).status === "applied")
+      applied.push({ ...prepared, inputs: [...prepared.inputs] });
   });
   return { state, applied };
 }
@@ -65,50 +67,72 @@ function build(list: { ts: number; v: unknown }[], now: number, skew = 20) {
 describe("tile state encoding", { timeout: 120_000 }, () => {
   it("encode → decode is the identity for every op (pending events and side values included)", () => {
     fc.assert(
-      fc.property(events, fc.integer({ min: 60, max: 160 }), fc.integer({ min: -1, max: 7 }), (list, now, partition) => {
-        const { state } = build(list, now);
-        const [dirty] = state.takeDirty({ partition, offset: list.length - 1 });
-        if (!dirty) return;
-        const reader = new TileReader(runtime.layout).load(dirty.state);
-        const decoded = reader.toState();
-        expect(encodeTileState(decoded, reader.position)).toEqual(dirty.state);
-        expect(reader.position).toEqual(partition < 0 ? { partition: -1, offset: -1 } : { partition, offset: list.length - 1 });
-        const again = new ViewState(view, { maxSkewMs: 20 });
-        again.restore("e", dirty.state, partition);
-        for (const t of [now, now + 3, now + 40]) expect(again.valueAt("e", t)).toEqual(state.valueAt("e", t));
-      }),
-      { numRuns: 300 },
+      fc.property(
+        events,
+        fc.integer({ min: 60, max: 160 }),
+        fc.integer({ min: -1, max: 7 }),
+        (list, now, partition) => {
+          const { state } = build(list, now);
+          const [dirty] = state.takeDirty({ partition, offset: list.length - 1 });
+          if (!dirty) return;
+          const reader = new TileReader(runtime.layout).load(dirty.state);
+          const decoded = reader.toState();
+          expect(encodeTileState(decoded, reader.position)).toEqual(dirty.state);
+          expect(reader.position).toEqual(
+            partition < 0 ? { partition: -1, offset: -1 } : { partition, offset: list.length - 1 },
+          );
+          const again = new ViewState(view, { maxSkewMs: 20 });
+          again.restore("e", dirty.state, partition);
+          for (const t of [now, now + 3, now + 40])
+            expect(again.valueAt("e", t)).toEqual(state.valueAt("e", t));
+        },
+      ),
+      { numRuns: Number(process.env.RUNS ?? 300) },
     );
   });
 
   it("finalising from the bytes equals the batch evaluator, for random streams and random times", () => {
     fc.assert(
-      fc.property(events, fc.integer({ min: 0, max: 160 }), fc.array(fc.integer({ min: 0, max: 90 }), { minLength: 1, maxLength: 5 }), (list, now, offsets) => {
-        const { state, applied } = build(list, now);
-        const [dirty] = state.takeDirty();
-        if (!dirty) return;
-        const times = offsets.map((o) => now + o);
-        const batch = pointInTime(runtime, applied, times);
-        times.forEach((t, i) => {
-          const online = finalizeAt(runtime, dirty.state, t);
-          expect(view.features.map((f) => online[f.name])).toEqual(batch[i]);
-        });
-      }),
-      { numRuns: 300 },
+      fc.property(
+        events,
+        fc.integer({ min: 0, max: 160 }),
+        fc.array(fc.integer({ min: 0, max: 90 }), { minLength: 1, maxLength: 5 }),
+        (list, now, offsets) => {
+          const { state, applied } = build(list, now);
+          const [dirty] = state.takeDirty();
+          if (!dirty) return;
+          const times = offsets.map((o) => now + o);
+          const batch = pointInTime(runtime, applied, times);
+          times.forEach((t, i) => {
+            const online = finalizeAt(runtime, dirty.state, t);
+            expect(view.features.map((f) => online[f.name])).toEqual(batch[i]);
+          });
+        },
+      ),
+      { numRuns: Number(process.env.RUNS ?? 300) },
     );
   });
 
   it("never reads a value of another format version, another view version, or a truncated one", () => {
-    const { state } = build([{ ts: 1, v: 2 }, { ts: 50, v: "a" }], 60);
+    const { state } = build(
+      [
+        { ts: 1, v: 2 },
+        { ts: 50, v: "a" },
+      ],
+      60,
+    );
     const [{ state: bytes }] = state.takeDirty() as [{ state: Uint8Array }];
     const reader = new TileReader(runtime.layout);
     expect(() => reader.load(bytes)).not.toThrow();
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 255 }).filter((v) => v !== FORMAT_VERSION), (version) => {
-        const other = bytes.slice();
-        other[0] = version;
-        expect(() => reader.load(other)).toThrow(TileStateError);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 255 }).filter((v) => v !== FORMAT_VERSION),
+        (version) => {
+          const other = bytes.slice();
+          other[0] = version;
+          expect(() => reader.load(other)).toThrow(TileStateError);
+        },
+      ),
     );
     const otherView = parseDefinitionsYaml(`
 sources: [{ name: s, topic: t, entity: id, timestamp: ts }]
@@ -146,7 +170,10 @@ views:
     const state = new ViewState(bench);
     // As bench/feature-server loads it: 6 events per card over the last day.
     for (let i = 0; i < 6; i++) {
-      state.apply({ card_id: "c", ts: now - 1 - i * 4 * 3_600_000, amount: 12.34 * (i + 1) }, { offset: i, now });
+      state.apply(
+        { card_id: "c", ts: now - 1 - i * 4 * 3_600_000, amount: 12.34 * (i + 1) },
+        { offset: i, now },
+      );
     }
     const [{ state: bytes }] = state.takeDirty() as [{ state: Uint8Array }];
     // The per-field layout held 6,216 B per entity for this load (issue 15).
@@ -178,9 +205,14 @@ views:
         fc.integer({ min: 0, max: 10 }),
         (raw, cut, replay) => {
           // Processing time advances 5 s per event; some events are stamped ahead of it (pending).
-          const events = raw.map(([offset, x], i) => ({ row: { id: "a", ts: base + i * 5000 + offset, x }, now: base + i * 5000 }));
+          const events = raw.map(([offset, x], i) => ({
+            row: { id: "a", ts: base + i * 5000 + offset, x },
+            now: base + i * 5000,
+          }));
           const straight = new ViewState(simple, { maxSkewMs: 600_000 });
-          events.forEach(({ row, now }, i) => straight.apply(row, { offset: i, now }));
+          events.forEach(({ row, now }, i) => {
+            straight.apply(row, { offset: i, now });
+          });
 
           const first = new ViewState(simple, { maxSkewMs: 600_000 });
           const split = Math.min(cut, events.length);
@@ -225,7 +257,9 @@ views:
   it("evicts only flushed entities, least recently touched first", () => {
     const state = new ViewState(simple);
     const now = 1_800_000_000_000;
-    ["a", "b", "c"].forEach((id, i) => state.apply({ id, ts: now - 1000, x: 1 }, { offset: i, now }));
+    ["a", "b", "c"].forEach((id, i) => {
+      state.apply({ id, ts: now - 1000, x: 1 }, { offset: i, now });
+    });
     state.takeDirty();
     state.apply({ id: "a", ts: now - 500, x: 1 }, { offset: 3, now }); // a: touched again, dirty
     expect(state.evict(2)).toBe(2);

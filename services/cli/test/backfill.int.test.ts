@@ -115,7 +115,7 @@ describe("backfill then stream", () => {
     expect(cli.status, cli.stderr).toBe(0);
     const second = JSON.parse(cli.stdout);
     expect(second.offsets).toEqual(first.offsets);
-    expect(second.tiles).toBe(first.tiles);
+    expect(second.states).toBe(first.states);
     expect(second.consumerGroup).toBe(options.consumerGroup);
 
     // The processor starts from the beginning of the topic: only its stored offsets keep it from
@@ -169,24 +169,11 @@ describe("backfill then stream", () => {
     const t = Date.now();
     const all = [...before, ...after];
     const entities = [...new Set(all.map((e) => e.card_id))];
-    const tiles = await store.readTiles(view.name, view.version, entities, t - view.retentionMs);
+    const states = await store.readStates(view.name, view.version, entities);
     const runtime = viewRuntime(view);
     let total = 0;
-    for (const entity of entities) {
-      const stored = tiles.get(entity)!;
-      const online = finalizeAt(
-        runtime,
-        entity,
-        {
-          tiles: stored.tiles.map((s) => ({
-            feature: s.aggregation,
-            tileStart: s.tileStart,
-            bytes: s.state,
-          })),
-          pending: null,
-        },
-        t,
-      );
+    for (const [k, entity] of entities.entries()) {
+      const online = finalizeAt(runtime, states[k]!, t);
       const events = all
         .map((row, seq) => ({ row, seq }))
         .filter((e) => e.row.card_id === entity)
@@ -235,20 +222,10 @@ describe("backfill then stream", () => {
     expect(summary.applied).toBe(before.length);
     const runtime = viewRuntime(view);
     const entities = [...new Set(before.map((e) => e.card_id))];
-    const tiles = await cassandraStore.readTiles(view.name, view.version, entities, now - view.retentionMs);
+    const states = await cassandraStore.readStates(view.name, view.version, entities);
     let total = 0;
-    for (const entity of entities) {
-      const online = finalizeAt(
-        runtime,
-        entity,
-        {
-          tiles: tiles
-            .get(entity)!
-            .tiles.map((s) => ({ feature: s.aggregation, tileStart: s.tileStart, bytes: s.state })),
-          pending: null,
-        },
-        now,
-      );
+    for (const [k, entity] of entities.entries()) {
+      const online = finalizeAt(runtime, states[k]!, now);
       const events = before
         .map((row, seq) => ({ row, seq }))
         .filter((e) => e.row.card_id === entity)

@@ -3,7 +3,7 @@
  * pure data about the definitions, so it is cached per distinct feature list.
  */
 import type { Definitions, Derive, View, ViewRuntime } from "@tessera/transforms";
-import { viewRuntime } from "@tessera/transforms";
+import { TileReader, TileState, viewRuntime } from "@tessera/transforms";
 import { invalid } from "./errors.js";
 
 export interface ServedView {
@@ -14,6 +14,10 @@ export interface ServedView {
   onDemand: Derive[];
   /** Feature name → index into view.features. */
   featureIndex: Map<string, number>;
+  /** Reads stored states (one at a time: finalising is synchronous). */
+  reader: TileReader;
+  /** The state of an entity the store has nothing of. */
+  blank: TileState;
 }
 
 /** One output column: a stored feature (finalised) or an on-demand feature, of one view. */
@@ -36,6 +40,8 @@ export interface Plan {
   groups: EntityGroupPlan[];
   /** Per view (same order as `views`), whether any of its on-demand features is requested. */
   needsOnDemand: boolean[];
+  /** Per view, the stored features to finalise: those requested, or all when on-demand ones need them. */
+  features: number[][];
   /** For ACL errors: the first reference that named each view. */
   firstRef: number[];
 }
@@ -48,12 +54,15 @@ export class Catalog {
 
   constructor(definitions: Definitions) {
     for (const view of definitions.views) {
+      const runtime = viewRuntime(view);
       this.views.set(view.name, {
         view,
-        runtime: viewRuntime(view),
+        runtime,
         entityKey: view.source.entity,
         onDemand: view.onDemand ?? [],
         featureIndex: new Map(view.features.map((f, i) => [f.name, i])),
+        reader: new TileReader(runtime.layout),
+        blank: new TileState(runtime.layout),
       });
     }
   }
@@ -63,7 +72,7 @@ export class Catalog {
     const cacheKey = features.join("\n");
     const cached = this.plans.get(cacheKey);
     if (cached) return cached;
-    const plan: Plan = { views: [], groups: [], needsOnDemand: [], firstRef: [] };
+    const plan: Plan = { views: [], groups: [], needsOnDemand: [], features: [], firstRef: [] };
     const viewSlot = new Map<string, number>();
     const seen = new Set<string>();
     const add = (served: ServedView, slot: number, name: string, kind: Column["kind"], index: number) => {
@@ -113,6 +122,17 @@ export class Catalog {
       else if (odf >= 0) add(served, slot, name, "onDemand", odf);
       else throw invalid(field, `view ${viewName} has no feature ${JSON.stringify(name)}`);
     }
+    plan.features = plan.views.map((served, slot) =>
+      plan.needsOnDemand[slot]
+        ? served.view.features.map((_, i) => i)
+        : [
+            ...new Set(
+              plan.groups.flatMap((g) =>
+                g.columns.filter((c) => c.view === slot && c.kind === "feature").map((c) => c.index),
+              ),
+            ),
+          ],
+    );
     if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value!);
     this.plans.set(cacheKey, plan);
     return plan;

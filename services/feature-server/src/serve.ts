@@ -3,9 +3,9 @@
  * read each view's tiles in one store round trip, finalise them at `asOf` with libs/transforms, add
  * on-demand features. HTTP and gRPC are thin adapters around `FeatureService.get`.
  */
-import type { EntityTiles, OnlineStore } from "@tessera/stores";
+import type { OnlineStore } from "@tessera/stores";
 import { StoreUnavailableError } from "@tessera/stores";
-import { type FeatureValue, finalizeAt, type StoredTile, windowStart } from "@tessera/transforms";
+import { type FeatureValue, finalizeTiles } from "@tessera/transforms";
 import { CircuitBreaker } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
@@ -67,7 +67,8 @@ export interface ServiceOptions {
 const MAX_ID_LENGTH = 256;
 
 interface ViewRead {
-  tiles: Map<string, EntityTiles>;
+  /** Each id's stored state (tile-state encoding), null when the store has none. */
+  states: Map<string, Uint8Array | null>;
   /** True when served from last known values because the store failed. */
   stale: boolean;
 }
@@ -75,8 +76,8 @@ interface ViewRead {
 export class FeatureService {
   readonly breaker: CircuitBreaker;
   private readonly now: () => number;
-  /** Per view: entity → its tiles as last read, for the stale fallback (insertion order = age). */
-  private readonly lastKnown = new Map<string, Map<string, EntityTiles>>();
+  /** Per view: entity → its state as last read, for the stale fallback (insertion order = age). */
+  private readonly lastKnown = new Map<string, Map<string, Uint8Array>>();
 
   constructor(private readonly options: ServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -114,31 +115,30 @@ export class FeatureService {
     if (request.at !== undefined) for (const served of plan.views) checkAt(served, request.at, now);
 
     const reads = await Promise.all(
-      plan.views.map((served) => this.read(served, ids.get(served.entityKey)!, asOf)),
+      plan.views.map((served) => this.read(served, ids.get(served.entityKey)!)),
     );
 
-    const response: FeatureResponse = { asOf, views: {}, entities: {} };
-    plan.views.forEach((served, slot) => {
-      let newest: number | null = null;
-      for (const state of reads[slot]!.tiles.values()) {
-        if (state.newestEventTime !== null && (newest === null || state.newestEventTime > newest)) {
-          newest = state.newestEventTime;
-        }
-      }
-      response.views[served.view.name] = { version: served.view.version, newestEventTime: newest };
-    });
-
     const context = request.context ?? {};
+    const newest: (number | null)[] = plan.views.map(() => null);
+    const response: FeatureResponse = { asOf, views: {}, entities: {} };
     for (const group of plan.groups) {
       const slots = [...new Set(group.columns.map((c) => c.view))];
       const rows: EntityRow[] = [];
       for (const id of request.entities[group.entityKey]!) {
         const perView = new Map<number, Finalised>();
         for (const slot of slots) {
-          perView.set(
-            slot,
-            finalise(plan.views[slot]!, id, reads[slot]!, asOf, plan.needsOnDemand[slot]!, context),
+          const done = finalise(
+            plan.views[slot]!,
+            reads[slot]!,
+            id,
+            asOf,
+            plan.features[slot]!,
+            plan.needsOnDemand[slot]!,
+            context,
           );
+          if (done.newest !== null && (newest[slot] === null || done.newest > newest[slot]!))
+            newest[slot] = done.newest;
+          perView.set(slot, done);
         }
         const values: FeatureValue[] = new Array(group.columns.length);
         const statuses: Status[] = new Array(group.columns.length);
@@ -152,6 +152,9 @@ export class FeatureService {
       }
       response.entities[group.entityKey] = { features: group.names, results: rows };
     }
+    plan.views.forEach((served, slot) => {
+      response.views[served.view.name] = { version: served.view.version, newestEventTime: newest[slot]! };
+    });
     return response;
   }
 
@@ -193,20 +196,23 @@ export class FeatureService {
   }
 
   /** One store round trip for a view, through the breaker and the timeout; falls back when configured. */
-  private async read(served: ServedView, ids: string[], asOf: number): Promise<ViewRead> {
+  private async read(served: ServedView, ids: string[]): Promise<ViewRead> {
     const { view } = served;
-    const from = Math.min(...view.features.map((f) => windowStart(asOf, f.windowMs, f.hopMs)));
     const started = performance.now();
     try {
-      const tiles = await this.breaker.run(() =>
-        this.withTimeout(this.options.store.readTiles(view.name, view.version, ids, from, asOf - 1)),
+      const values = await this.breaker.run(() =>
+        this.withTimeout(this.options.store.readStates(view.name, view.version, ids)),
       );
       this.options.metrics.storeDuration.observe(
         { view: view.name, outcome: "ok" },
         (performance.now() - started) / 1000,
       );
-      if (this.options.fallback === "stale") this.remember(view.name, tiles);
-      return { tiles, stale: false };
+      const states = new Map<string, Uint8Array | null>();
+      ids.forEach((id, i) => {
+        states.set(id, values[i] ?? null);
+      });
+      if (this.options.fallback === "stale") this.remember(view.name, states);
+      return { states, stale: false };
     } catch (error) {
       const unavailable = error instanceof StoreUnavailableError || error instanceof ServeError;
       this.options.metrics.storeDuration.observe(
@@ -216,12 +222,12 @@ export class FeatureService {
       if (!unavailable) throw error;
       if (this.options.fallback === "stale") {
         const known = this.lastKnown.get(view.name);
-        const tiles = new Map<string, EntityTiles>();
+        const states = new Map<string, Uint8Array | null>();
         for (const id of ids) {
           const state = known?.get(id);
-          if (state) tiles.set(id, state);
+          if (state) states.set(id, state);
         }
-        return { tiles, stale: true };
+        return { states, stale: true };
       }
       if (error instanceof ServeError) throw error;
       throw new ServeError(
@@ -255,16 +261,16 @@ export class FeatureService {
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 
-  private remember(viewName: string, tiles: Map<string, EntityTiles>): void {
+  private remember(viewName: string, states: Map<string, Uint8Array | null>): void {
     let known = this.lastKnown.get(viewName);
     if (!known) {
       known = new Map();
       this.lastKnown.set(viewName, known);
     }
-    for (const [id, state] of tiles) {
-      if (state.tiles.length === 0 && state.newestEventTime === null) continue;
+    for (const [id, state] of states) {
+      if (state === null) continue;
       known.delete(id);
-      known.set(id, state);
+      known.set(id, state.slice()); // a copy: the driver's buffer may hold a whole reply
     }
     while (known.size > this.options.lastKnownEntries) known.delete(known.keys().next().value!);
   }
@@ -292,13 +298,17 @@ interface Finalised {
   /** Stored features, then on-demand features. */
   values: FeatureValue[];
   statuses: Status[];
+  /** The entity's newest event time, when its state is known. */
+  newest: number | null;
 }
 
+/** Values and statuses of one entity for one view, finalised straight from its stored state. */
 function finalise(
   served: ServedView,
-  id: string,
   read: ViewRead,
+  id: string,
   asOf: number,
+  features: readonly number[],
   onDemand: boolean,
   context: Record<string, unknown>,
 ): Finalised {
@@ -307,34 +317,25 @@ function finalise(
   const total = n + served.onDemand.length;
   const values: FeatureValue[] = new Array(total).fill(null);
   const statuses: Status[] = new Array(total).fill("error");
-  const state = read.tiles.get(id);
-  if (!state) return { featureCount: n, values, statuses }; // stale fallback with nothing known
-  const tiles: StoredTile[] = state.tiles.map((t) => ({
-    feature: t.aggregation,
-    tileStart: t.tileStart,
-    bytes: t.state,
-  }));
-  let vector: Record<string, FeatureValue>;
-  try {
-    vector = finalizeAt(served.runtime, id, { tiles, pending: null }, asOf);
-  } catch {
-    return { featureCount: n, values, statuses }; // undecodable tile: every value of the view is an error
-  }
-  // A feature is missing when no tile of it lies in its window: no state for this entity there.
+  const state = read.states.get(id);
+  if (state === undefined) return { featureCount: n, values, statuses, newest: null }; // stale fallback with nothing known
+  // A feature is missing when nothing of the entity lies in its window (no stored state at all, or
+  // none in range); its value is then the empty window's (0 for count and sum, else null).
   const present = new Array<boolean>(n).fill(false);
-  for (const t of state.tiles) {
-    const f = served.featureIndex.get(t.aggregation);
-    if (f === undefined || present[f]) continue;
-    const feature = view.features[f]!;
-    if (t.tileStart >= windowStart(asOf, feature.windowMs, feature.hopMs) && t.tileStart < asOf)
-      present[f] = true;
+  let newest: number | null = null;
+  try {
+    const source = state === null ? served.blank : served.reader.load(state);
+    finalizeTiles(served.runtime.layout, source, asOf, values, present, features);
+    if (state !== null && Number.isFinite(served.reader.newest)) newest = served.reader.newest;
+  } catch {
+    return { featureCount: n, values: new Array(total).fill(null), statuses, newest: null }; // undecodable: every value of the view is an error
   }
-  for (let f = 0; f < n; f++) {
-    values[f] = vector[view.features[f]!.name] ?? null;
-    statuses[f] = read.stale ? "stale" : present[f] ? "present" : "missing";
-  }
+  for (const f of features) statuses[f] = read.stale ? "stale" : present[f] ? "present" : "missing";
   if (onDemand) {
-    const row: Record<string, unknown> = { ...vector, context };
+    const row: Record<string, unknown> = { context };
+    view.features.forEach((feature, f) => {
+      row[feature.name] = values[f] ?? null;
+    });
     served.onDemand.forEach((d, j) => {
       try {
         const value = d.run(row);
@@ -346,5 +347,5 @@ function finalise(
       }
     });
   }
-  return { featureCount: n, values, statuses };
+  return { featureCount: n, values, statuses, newest };
 }

@@ -8,7 +8,7 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { type EntityTiles, MemoryOnlineStore, type OnlineStore } from "@tessera/stores";
+import { MemoryOnlineStore, type OnlineStore } from "@tessera/stores";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -132,10 +132,11 @@ describe("gRPC in-flight bound", () => {
       applyView: (v) => memory.applyView(v),
       writeBatch: (b) => memory.writeBatch(b),
       readOffsets: (g, t) => memory.readOffsets(g, t),
+      claimPartition: (g, t, p) => memory.claimPartition(g, t, p),
       close: () => memory.close(),
-      readTiles: async (...args): Promise<Map<string, EntityTiles>> => {
+      readStates: async (...args) => {
         await gate;
-        return memory.readTiles(...args);
+        return memory.readStates(...args);
       },
     };
     const server = await serve(
@@ -184,11 +185,12 @@ describe("graceful shutdown", () => {
       applyView: (v) => memory.applyView(v),
       writeBatch: (b) => memory.writeBatch(b),
       readOffsets: (g, t) => memory.readOffsets(g, t),
+      claimPartition: (g, t, p) => memory.claimPartition(g, t, p),
       close: () => memory.close(),
-      readTiles: async (...args): Promise<Map<string, EntityTiles>> => {
+      readStates: async (...args) => {
         reading = true;
         await gate;
-        return memory.readTiles(...args);
+        return memory.readStates(...args);
       },
     };
     const server = await serve({ reliability: { maxEventLoopDelayMs: 0, storeTimeoutMs: 10_000 } }, gated);

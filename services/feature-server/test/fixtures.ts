@@ -3,7 +3,7 @@
  * incremental evaluator and written through the online store (as the stream processor does), and
  * the batch evaluator's values as the oracle.
  */
-import type { OnlineStore, TileWrite } from "@tessera/stores";
+import type { OnlineStore, StateWrite } from "@tessera/stores";
 import {
   type Definitions,
   type FeatureValue,
@@ -82,7 +82,7 @@ export function events(
   }));
 }
 
-/** Applies the events with the incremental evaluator at processing time `now` and writes the tiles. */
+/** Applies the events with the incremental evaluator at processing time `now` and writes their states. */
 export async function writeTiles(
   store: OnlineStore,
   defs: Definitions,
@@ -92,41 +92,26 @@ export async function writeTiles(
   for (const view of defs.views) {
     await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
     const state = new ViewState(view);
-    const newest = new Map<string, number>();
     rows.forEach((row, offset) => {
       const result = state.apply(row as unknown as Record<string, unknown>, { offset, now });
       if (result.status !== "applied")
         throw new Error(`fixture event not applied: ${JSON.stringify(result)}`);
-      const entity = String((row as unknown as Record<string, unknown>)[view.source.entity]);
-      newest.set(entity, Math.max(newest.get(entity) ?? 0, row.ts));
     });
-    const tiles: TileWrite[] = [];
-    for (const [entity, entityState] of state.takeDirty()) {
-      for (const t of entityState.tiles) {
-        tiles.push({
-          view: view.name,
-          version: view.version,
-          entity,
-          tileStart: t.tileStart,
-          aggregation: t.feature,
-          state: t.bytes,
-        });
-      }
-    }
-    const freshness = [...newest].map(([entity, eventTime]) => ({
+    const states: StateWrite[] = state.takeDirty().map((e) => ({
       view: view.name,
       version: view.version,
-      entity,
-      eventTime,
+      entity: e.entity,
+      state: e.state,
+      expiresAt: e.expiresAt,
     }));
-    // Small batches: Cassandra refuses logged batches above 50 KiB.
-    for (let i = 0; i < tiles.length; i += 100) {
-      await store.writeBatch({
-        tiles: tiles.slice(i, i + 100),
-        offsets: [],
-        freshness: i === 0 ? freshness : [],
-      });
-    }
+    const group = `fixtures-${view.name}`;
+    const claim = await store.claimPartition(group, view.source.topic, 0);
+    await store.writeBatch({
+      owner: { consumerGroup: group, topic: view.source.topic, partition: 0, epoch: claim.epoch },
+      expectedOffset: claim.offset,
+      offset: Math.max(claim.offset, rows.length - 1),
+      states,
+    });
   }
 }
 

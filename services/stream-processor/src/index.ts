@@ -9,4 +9,3 @@ export {
 } from "./config.js";
 export { DefinitionsLoadError, loadDefinitions, selectViews } from "./definitions.js";
 export { type Processor, type ProcessorDeps, startProcessor } from "./processor.js";
-export { PENDING } from "./state.js";

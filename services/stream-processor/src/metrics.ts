@@ -31,7 +31,7 @@ export function processorMetrics(registry: Registry, held: () => { entities: num
     }),
     skipped: new Counter({
       name: "tessera_processor_events_skipped_total",
-      help: "Records at or below the stored offset (already applied before a restart or by a backfill).",
+      help: "Records (or, per view, entity events) already in the stored state: at or below the stored offset, or below the offset an entity's loaded state includes.",
       labelNames: ["topic"],
       registers,
     }),
@@ -69,11 +69,17 @@ export function processorMetrics(registry: Registry, held: () => { entities: num
     }),
     tilesHeld: new Gauge({
       name: "tessera_processor_tiles_held",
-      help: "Tile states held in memory (extrapolated from a sample above 2000 entities per view and partition).",
+      help: "Tiles held in memory (records across hop groups, all partitions and views).",
       registers,
       collect() {
         this.set(held().tiles);
       },
+    }),
+    fenced: new Counter({
+      name: "tessera_processor_fenced_total",
+      help: "Flushes the store refused: another replica claimed the partition (epoch), or the store lost writes (offset).",
+      labelNames: ["topic", "reason"],
+      registers,
     }),
     evicted: new Counter({
       name: "tessera_processor_entities_evicted_total",

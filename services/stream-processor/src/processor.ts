@@ -1,40 +1,35 @@
 /**
- * The stream processor: source topics → per-partition tiles → one atomic store write per flush
- * (absolute tile states + the partition's last applied offset) → Kafka offset commit → FeatureUpdate
- * records. Exactly-once in effect: on (re)assignment the stored offset says which events are
- * already in the store, and those are skipped.
+ * The stream processor: source topics → per-partition tile state → one fenced store write per flush
+ * (each changed entity's whole state + the partition's last applied offset) → FeatureUpdate records
+ * → Kafka offset commit. Exactly-once in effect, enforced by the store: a replica takes a partition
+ * over with a claim (a new owner epoch and the stored offset, atomically), and every flush lands only
+ * while that epoch still owns the partition. Stored states carry the offset they include, so an
+ * entity reloaded after a partial flush skips what it already holds.
  *
+ * The path an event takes, one module each: ingest.ts (decode, judge, load, apply), partition.ts
+ * (what a partition's owner holds), flush.ts (dead letters, fenced write, FeatureUpdates, commit).
  * kafkajs has no revocation callback, so nothing un-flushed outlives a batch handler: every handler
- * ends with a flush, and a rebalance (GROUP_JOIN) drops all in-memory state, to be reloaded from
- * the store. A handler whose generation ended before its flush abandons its state instead of
- * writing it, so an old owner never overwrites a new one.
+ * ends with a flush, and a rebalance (GROUP_JOIN) drops all in-memory state, to be reloaded.
  */
 import {
   type BatchContext,
   ConsumerLoop,
   createKafka,
-  type DeadLetter,
   DeadLetterPublisher,
-  deadLetterOf,
-  isRetriable,
   SchemaRegistry,
 } from "@tessera/kafka";
 import { createLogger, type Logger, type Readiness, startOpsServer } from "@tessera/runtime";
-import { createOnlineStore, type FreshnessWrite, type OnlineStore, type TileWrite } from "@tessera/stores";
-import { type Definitions, type PreparedEvent, type Row, type View, viewRuntime } from "@tessera/transforms";
-import type { Batch, Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
+import { createOnlineStore, type OnlineStore, StoreFencedError } from "@tessera/stores";
+import { type Definitions, type View, viewRuntime } from "@tessera/transforms";
+import type { Batch, Consumer, Kafka, Producer } from "kafkajs";
 import { Registry } from "prom-client";
-import {
-  avroFeatureValue,
-  type DeadReason,
-  EventDecoder,
-  FeatureUpdateEncoder,
-  requiredColumns,
-} from "./codec.js";
+import { EventDecoder, FeatureUpdateEncoder, requiredColumns } from "./codec.js";
 import { type ProcessorConfig, storeConfig } from "./config.js";
 import { loadDefinitions, selectViews } from "./definitions.js";
+import { Flusher, UpdatePublisher } from "./flush.js";
+import { Ingest } from "./ingest.js";
 import { type ProcessorMetrics, processorMetrics } from "./metrics.js";
-import { ViewSlot } from "./state.js";
+import { PartitionState } from "./partition.js";
 
 export interface ProcessorDeps {
   /** Default: the store the config names. */
@@ -67,73 +62,7 @@ export interface Processor {
   stop(): Promise<void>;
 }
 
-/** One partition of one source topic, owned during one group generation. */
-class PartitionState {
-  /** Last offset applied to the in-memory tiles (-1: none). */
-  applied: number;
-  /** Last offset the store holds. */
-  stored: number;
-  unflushedEvents = 0;
-  lastFlush = Date.now();
-  lastPrune = Date.now();
-  /** Event times applied since the last store write, for the freshness histogram. */
-  eventTimes: number[] = [];
-  /** Taken from the slots but not yet written (a failed write keeps them for the retry). */
-  writes: TileWrite[] = [];
-  freshness: FreshnessWrite[] = [];
-  /** Entities touched per slot since the last FeatureUpdate publish. */
-  readonly touched: Set<string>[];
-  deadLetters: DeadLetter[] = [];
-  updates: { key: string; value: Buffer }[] = [];
-  clock = Number.NEGATIVE_INFINITY;
-  committing = false;
-
-  constructor(
-    readonly topic: string,
-    readonly partition: number,
-    readonly generation: number,
-    readonly slots: ViewSlot[],
-    stored: number,
-  ) {
-    this.applied = stored;
-    this.stored = stored;
-    this.touched = slots.map(() => new Set());
-  }
-
-  get idle(): boolean {
-    return (
-      this.unflushedEvents === 0 &&
-      this.applied === this.stored &&
-      this.writes.length === 0 &&
-      this.deadLetters.length === 0 &&
-      this.updates.length === 0
-    );
-  }
-}
-
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-
-/** A dead-letter or FeatureUpdate publish failed: retried with backoff like any broker outage. */
-class PublishError extends Error {
-  override name = "PublishError";
-  readonly retriable = true;
-  constructor(stage: string, cause: unknown) {
-    super(
-      `publishing ${stage === "features" ? "FeatureUpdates" : "dead letters"} failed: ${(cause as Error)?.message ?? cause}`,
-      {
-        cause,
-      },
-    );
-  }
-}
-
-/** `older` then `newer`, one item per key, the newer one winning (a store batch must not repeat a key). */
-function latest<T>(older: T[], newer: T[], key: (item: T) => string): T[] {
-  const byKey = new Map<string, T>();
-  for (const item of older) byKey.set(key(item), item);
-  for (const item of newer) byKey.set(key(item), item);
-  return [...byKey.values()];
-}
 
 export async function startProcessor(config: ProcessorConfig, deps: ProcessorDeps = {}): Promise<Processor> {
   const logger = deps.logger ?? createLogger("stream-processor");
@@ -163,13 +92,12 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   const partitions = new Map<string, PartitionState>();
   const entitiesHeld = () => {
     let entities = 0;
-    for (const part of partitions.values()) for (const slot of part.slots) entities += slot.entities.size;
+    for (const part of partitions.values()) entities += part.entities;
     return entities;
   };
-  // Counting tiles serialises a sample of entities: only at scrape time, never on the hot path.
   const held = () => {
     let tiles = 0;
-    for (const part of partitions.values()) for (const slot of part.slots) tiles += slot.tilesHeld();
+    for (const part of partitions.values()) for (const view of part.views) tiles += view.tilesHeld();
     return { entities: entitiesHeld(), tiles };
   };
   const metrics: ProcessorMetrics = processorMetrics(metricsRegistry, held);
@@ -192,7 +120,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     registry,
     new Map(topics.map((t) => [t, requiredColumns(byTopic.get(t)!.map((i) => views[i]!))])),
   );
-  const updates = new FeatureUpdateEncoder(registry, config.topics.features);
+  const encoder = new FeatureUpdateEncoder(registry, config.topics.features);
 
   // Everything that can be checked before consuming is checked now, so a bad setting fails the start.
   for (const view of views) {
@@ -209,25 +137,18 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
     throw new Error(`topic(s) ${absent.join(", ")} do not exist: create them first (tessera topics create)`);
   }
-  if (config.publishFeatures) await updates.register();
+  if (config.publishFeatures) await encoder.register();
+  const publisher = config.publishFeatures
+    ? new UpdatePublisher(producer, config.topics.features)
+    : undefined;
 
   let generation = 0;
   let joined = false;
   let stopping = false;
   let paused = false;
   const lag = new Map<string, number>();
-  const storedOffsets = new Map<string, Promise<Map<number, number>>>();
-
-  /** Stored offsets of a topic, read once per generation. */
-  const readStored = (topic: string): Promise<Map<number, number>> => {
-    let found = storedOffsets.get(topic);
-    if (!found) {
-      found = store.readOffsets(groupId, topic);
-      storedOffsets.set(topic, found);
-      found.catch(() => storedOffsets.delete(topic));
-    }
-    return found;
-  };
+  /** Partitions another owner claimed since this generation began: left alone until a rejoin. */
+  const fenced = new Map<string, { generation: number; at: number }>();
 
   const loop = new ConsumerLoop({
     kafka,
@@ -252,20 +173,31 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     handleBatch: (batch, context) => handleBatch(batch, context),
   });
   const consumer: Consumer = loop.consumer;
+  const ingest = new Ingest(
+    { decoder, store, metrics, now, maxEntityKeyLength: config.maxEntityKeyLength },
+    views,
+  );
+  const flusher = new Flusher({
+    groupId,
+    store,
+    consumer,
+    deadLetters,
+    updates: publisher ? { publisher, encoder } : undefined,
+    metrics,
+    logger,
+    now,
+  });
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     generation++;
     joined = true;
     partitions.clear();
-    storedOffsets.clear();
+    fenced.clear();
     lag.clear();
     const assignment = event.payload.memberAssignment;
     logger.info({ generation, assignment }, "partitions assigned");
     void seekToStored(assignment).catch((error) =>
-      logger.warn(
-        { err: error },
-        "reading stored offsets after assignment failed (events are still skipped)",
-      ),
+      logger.warn({ err: error }, "reading stored offsets after assignment failed (a claim corrects it)"),
     );
   });
   // kafkajs restarts its consumer after a retriable crash; after any other the processor is done.
@@ -286,7 +218,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   /** Start each assigned partition after its stored offset, which may be ahead of the committed one (backfill). */
   async function seekToStored(assignment: Record<string, number[]>): Promise<void> {
     for (const [topic, assigned] of Object.entries(assignment)) {
-      const [stored, ends] = await Promise.all([readStored(topic), admin.fetchTopicOffsets(topic)]);
+      const [stored, ends] = await Promise.all([
+        store.readOffsets(groupId, topic),
+        admin.fetchTopicOffsets(topic),
+      ]);
       for (const partition of assigned) {
         const offset = stored.get(partition);
         if (offset !== undefined) consumer.seek({ topic, partition, offset: String(offset + 1) });
@@ -298,304 +233,94 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     }
   }
 
-  async function handleBatch(batch: Batch, context: BatchContext): Promise<void> {
-    const { topic, partition } = batch;
+  /**
+   * The partition's state in this generation, claimed in the store on its first batch (undefined
+   * while another owner holds it: after a fence, until the group rebalances or a session timeout
+   * has passed, so two replicas never take turns stealing it).
+   */
+  async function own(topic: string, partition: number): Promise<PartitionState | undefined> {
     const key = partitionKey(topic, partition);
-    let part = partitions.get(key);
-    if (!part || part.generation !== generation) {
-      const stored = (await readStored(topic)).get(partition) ?? -1;
-      part = new PartitionState(
-        topic,
-        partition,
-        generation,
-        byTopic.get(topic)!.map((i) => new ViewSlot(runtimes[i]!)),
-        stored,
-      );
-      partitions.set(key, part);
+    const part = partitions.get(key);
+    if (part && part.generation === generation) return part;
+    const wasFenced = fenced.get(key);
+    if (wasFenced?.generation === generation && Date.now() - wasFenced.at < config.kafka.sessionTimeoutMs) {
+      return undefined;
     }
-    const { messages } = batch;
+    const claimedIn = generation;
+    const claim = await store.claimPartition(groupId, topic, partition);
+    if (claimedIn !== generation) return undefined; // the group moved on while claiming: the next batch claims
+    const claimed = new PartitionState(
+      { consumerGroup: groupId, topic, partition, epoch: claim.epoch },
+      generation,
+      byTopic.get(topic)!.map((i) => runtimes[i]!),
+      claim.offset,
+      config.maxSkewMs,
+    );
+    partitions.set(key, claimed);
+    fenced.delete(key);
+    return claimed;
+  }
+
+  async function handleBatch(batch: Batch, context: BatchContext): Promise<void> {
+    const { topic, partition, messages } = batch;
+    const key = partitionKey(topic, partition);
+    const part = await own(topic, partition);
+    if (!part) return;
+    // Kafka's position is past what the store holds (it lost writes, or the seek read an older
+    // offset than the claim): go back, so no event is skipped.
+    if (part.stored >= 0 && Number(messages[0]!.offset) > part.applied + 1) {
+      consumer.seek({ topic, partition, offset: String(part.applied + 1) });
+      return;
+    }
     const every = flushEvery.get(topic)!;
-    for (let i = 0; i < messages.length; i += every) {
-      await ingest(part, messages.slice(i, i + every));
-      const due = part.unflushedEvents >= every || Date.now() - part.lastFlush >= config.flush.maxDelayMs;
-      if (due) await flush(part);
-      // A long batch must not cost the membership. (A rebalance signalled here waits for the batch.)
-      await context.heartbeat().catch(() => {});
-      if (stopping) break;
+    try {
+      for (let i = 0; i < messages.length; i += every) {
+        await ingest.run(part, messages.slice(i, i + every));
+        const due = part.unflushedEvents >= every || Date.now() - part.lastFlush >= config.flush.maxDelayMs;
+        if (due) {
+          await flusher.flush(part);
+          evict(part);
+        }
+        // A long batch must not cost the membership. (A rebalance signalled here waits for the batch.)
+        await context.heartbeat().catch(() => {});
+        if (stopping) break;
+      }
+      await flusher.flush(part);
+    } catch (error) {
+      if (error instanceof StoreFencedError) return fencedOut(part, error);
+      pause();
+      throw error;
     }
-    await flush(part);
+    resume();
+    if (Date.now() - part.lastPrune > 60_000) {
+      for (const view of part.views) view.prune(part.clock);
+      part.lastPrune = Date.now();
+    }
+    evict(part);
     const behind = Math.max(0, Number(batch.highWatermark) - part.applied - 1);
     lag.set(key, behind);
     metrics.lag.set({ topic, partition: String(partition) }, behind);
   }
 
-  /** Decode, judge and apply one slice of a batch to the partition's tiles (no store write). */
-  async function ingest(part: PartitionState, messages: KafkaMessage[]): Promise<void> {
-    const { topic, partition, slots } = part;
-    const fresh = messages.filter((m) => Number(m.offset) > part.applied);
-    if (fresh.length < messages.length) metrics.skipped.inc({ topic }, messages.length - fresh.length);
-    if (fresh.length === 0) return;
-    metrics.eventsIn.inc({ topic }, fresh.length);
-    await decoder.prepare(
-      topic,
-      fresh.map((m) => m.value),
-    );
-    // Processing time only moves forward within a partition, like the tiles' own clock.
-    part.clock = Math.max(part.clock, now());
-    const clock = part.clock;
-    const dead = (message: KafkaMessage, reason: DeadReason, detail: string) => {
-      part.deadLetters.push(deadLetterOf({ topic, partition, message }, reason, detail));
-      metrics.deadLettered.inc({ topic, reason });
-    };
-
-    // Pass 1: decode and judge every record, and find the entities to load from the store.
-    const accepted: (PreparedEvent | null)[][] = [];
-    const toLoad = slots.map(() => new Set<string>());
-    for (const message of fresh) {
-      const decoded = decoder.decode(message.value);
-      if (!decoded.ok) {
-        dead(message, decoded.reason, decoded.detail);
-        continue;
-      }
-      const rejected = judgeRow(decoded.row);
-      if (rejected) {
-        dead(message, rejected.reason, rejected.detail);
-        continue;
-      }
-      const offset = Number(message.offset);
-      const events: (PreparedEvent | null)[] = [];
-      let refused: { reason: DeadReason; detail: string } | undefined;
-      let untimely: { reason: DeadReason; detail: string } | undefined;
-      for (const slot of slots) {
-        const prepared = slot.runtime.prepare(decoded.row, offset);
-        if (!prepared.ok) {
-          if (prepared.filtered) {
-            metrics.filtered.inc({ view: slot.runtime.view.name });
-            events.push(null);
-            continue;
-          }
-          const value = prepared.column === undefined ? undefined : decoded.row[prepared.column];
-          refused = {
-            reason:
-              prepared.column === undefined
-                ? "transform_error"
-                : value == null || value === ""
-                  ? "missing_field"
-                  : "invalid_value",
-            detail: `view ${slot.runtime.view.name}: ${prepared.reason}`,
-          };
-          break;
-        }
-        const event = prepared;
-        if (event.entity.length > config.maxEntityKeyLength) {
-          refused = {
-            reason: "invalid_value",
-            detail: `entity key of ${event.entity.length} characters is longer than maxEntityKeyLength ${config.maxEntityKeyLength}`,
-          };
-          break;
-        }
-        const judged = slot.judge(event, clock, config.maxSkewMs);
-        if (judged) {
-          untimely ??= judged;
-          events.push(null);
-          continue;
-        }
-        events.push(event);
-      }
-      if (refused) {
-        dead(message, refused.reason, refused.detail);
-        continue;
-      }
-      // Late for one view is not late for another with a longer retention: those still apply it.
-      if (untimely) dead(message, untimely.reason, untimely.detail);
-      events.forEach((event, s) => {
-        if (event && !slots[s]!.has(event.entity)) toLoad[s]!.add(event.entity);
-      });
-      accepted.push(events);
-    }
-
-    // Entities not in memory carry on from their stored state (after a restart, rebalance or eviction).
-    await Promise.all(
-      slots.map(async (slot, s) => {
-        const entities = [...toLoad[s]!];
-        if (entities.length === 0) return;
-        const { name, version, retentionMs } = slot.runtime.view;
-        const stored = await store.readTiles(name, version, entities, clock - retentionMs);
-        for (const entity of entities) slot.restore(entity, stored.get(entity)!);
-        metrics.loaded.inc(entities.length);
-      }),
-    );
-
-    // Pass 2: apply, in log order.
-    const applied = slots.map(() => 0);
-    for (const events of accepted) {
-      for (let s = 0; s < slots.length; s++) {
-        const event = events[s];
-        if (!event) continue;
-        slots[s]!.apply(event, clock);
-        part.touched[s]!.add(event.entity);
-        part.eventTimes.push(event.ts);
-        applied[s]!++;
-      }
-    }
-    slots.forEach((slot, s) => {
-      if (applied[s]! > 0) metrics.applied.inc({ view: slot.runtime.view.name }, applied[s]);
-    });
-    part.applied = Number(fresh[fresh.length - 1]!.offset);
-    part.unflushedEvents += fresh.length;
-  }
-
-  /** Record-level checks no view makes itself: non-finite numbers anywhere a feature reads. */
-  const numericColumns = [
-    ...new Set(views.flatMap((v) => v.features.map((f) => f.column)).filter((c) => c !== undefined)),
-  ];
-  function judgeRow(row: Row): { reason: DeadReason; detail: string } | undefined {
-    for (const column of numericColumns) {
-      const value = row[column];
-      if (typeof value === "number" && !Number.isFinite(value)) {
-        return { reason: "invalid_value", detail: `${column} is ${value}` };
-      }
-    }
-    return undefined;
-  }
-
-  /**
-   * Dead letters first (a crash after them replays the records, so none is lost), then tiles +
-   * offset in one atomic store write, then FeatureUpdates, then the Kafka commit. Each step keeps
-   * its input until it succeeds, so a retried batch (same records, now skipped) finishes the flush.
-   */
-  async function flush(part: PartitionState): Promise<void> {
-    if (part.idle) return;
-    const started = performance.now();
-    const at = now();
-    const tiles: TileWrite[] = [];
-    const freshness: FreshnessWrite[] = [];
-    for (const slot of part.slots) {
-      const taken = slot.takeDirty(at);
-      for (const t of taken.tiles) tiles.push(t);
-      for (const f of taken.freshness) freshness.push(f);
-    }
-    // Usually nothing is left from a failed flush; when something is, newer states replace older.
-    part.writes =
-      part.writes.length === 0
-        ? tiles
-        : latest(
-            part.writes,
-            tiles,
-            (t) => `${t.view}\u0000${t.entity}\u0000${t.aggregation}\u0000${t.tileStart}`,
-          );
-    part.freshness =
-      part.freshness.length === 0
-        ? freshness
-        : latest(part.freshness, freshness, (f) => `${f.view}\u0000${f.entity}`);
-    part.unflushedEvents = 0;
-    part.lastFlush = Date.now();
-    if (part.generation !== generation) {
-      // The group moved on while this batch ran: another owner may hold the partition now.
+  /** The store refused a flush: this replica's state of the partition is no longer the truth. */
+  function fencedOut(part: PartitionState, error: StoreFencedError): void {
+    const key = partitionKey(part.topic, part.partition);
+    partitions.delete(key);
+    metrics.fenced.inc({ topic: part.topic, reason: error.reason });
+    if (error.reason === "epoch") {
+      // Another replica claimed it while this one stalled: leave it to that one until the group says otherwise.
+      fenced.set(key, { generation, at: Date.now() });
       logger.warn(
-        { topic: part.topic, partition: part.partition },
-        "generation ended before the flush: state dropped",
+        { topic: part.topic, partition: part.partition, epoch: part.owner.epoch, err: error },
+        "another replica owns this partition now: state dropped, not written; rejoining",
       );
-      return;
+    } else {
+      // The store holds an older offset than this owner wrote (lost writes): claim again and replay from it.
+      logger.warn(
+        { topic: part.topic, partition: part.partition, err: error },
+        "the store lost writes of this partition: state dropped; reloading and replaying from the stored offset",
+      );
     }
-    let stage = "dead_letter";
-    try {
-      while (part.deadLetters.length > 0) {
-        const chunk = letterChunk(part.deadLetters);
-        await deadLetters.publish(chunk);
-        part.deadLetters = part.deadLetters.slice(chunk.length);
-      }
-      stage = "store";
-      if (part.applied > part.stored || part.writes.length > 0) {
-        await store.writeBatch({
-          tiles: part.writes,
-          freshness: part.freshness,
-          offsets: [
-            { consumerGroup: groupId, topic: part.topic, partition: part.partition, offset: part.applied },
-          ],
-        });
-        const written = Date.now();
-        for (const ts of part.eventTimes) metrics.freshness.observe(Math.max(0, written - ts) / 1000);
-        part.eventTimes = [];
-        part.writes = [];
-        part.freshness = [];
-        part.stored = part.applied;
-        if (config.publishFeatures) collectUpdates(part, written);
-      }
-      stage = "features";
-      if (part.updates.length > 0) {
-        await producer.send({ topic: config.topics.features, acks: -1, messages: part.updates });
-        part.updates = [];
-      }
-      commit(part);
-    } catch (error) {
-      metrics.flushErrors.inc({ stage });
-      pause();
-      // kafkajs gives up on an unreachable broker with a non-retriable error; for a service that must
-      // outlive a broker restart, any failure to publish is one more retry (paused, not ready).
-      if (stage !== "store" && !isRetriable(error)) throw new PublishError(stage, error);
-      throw error;
-    }
-    resume();
-    metrics.flushSeconds.observe((performance.now() - started) / 1000);
-    if (Date.now() - part.lastPrune > 60_000) {
-      for (const slot of part.slots) slot.prune(at);
-      part.lastPrune = Date.now();
-    }
-    evict(part);
-  }
-
-  /**
-   * The store's offset is what counts; the Kafka commit only saves re-reading after a restart, so
-   * it runs in the background (one at a time per partition) and never holds up the next flush.
-   */
-  function commit(part: PartitionState): void {
-    if (part.committing) return;
-    const offset = part.stored + 1;
-    part.committing = true;
-    consumer
-      .commitOffsets([{ topic: part.topic, partition: part.partition, offset: String(offset) }])
-      .catch((error) => {
-        metrics.flushErrors.inc({ stage: "commit" });
-        logger.warn({ err: error, topic: part.topic, partition: part.partition }, "offset commit failed");
-      })
-      .finally(() => {
-        part.committing = false;
-      });
-  }
-
-  /** Leading letters of at most ~256 kB: a produce request must stay under the broker's size limit. */
-  function letterChunk(letters: DeadLetter[]): DeadLetter[] {
-    let bytes = 0;
-    let n = 0;
-    while (n < letters.length && (n === 0 || bytes < 256 * 1024)) {
-      bytes += (letters[n]!.key?.length ?? 0) + (letters[n]!.value?.length ?? 0);
-      n++;
-    }
-    return letters.slice(0, n);
-  }
-
-  function collectUpdates(part: PartitionState, t: number): void {
-    part.slots.forEach((slot, s) => {
-      const { name, version } = slot.runtime.view;
-      for (const entity of part.touched[s]!) {
-        const values: Record<string, ReturnType<typeof avroFeatureValue>> = {};
-        for (const [feature, value] of Object.entries(slot.valueAt(entity, t)))
-          values[feature] = avroFeatureValue(value);
-        part.updates.push({
-          key: entity,
-          value: updates.encode({
-            view: name,
-            version,
-            entity,
-            event_time: slot.newestOf(entity),
-            computed_at: t,
-            values,
-          }),
-        });
-      }
-      part.touched[s]!.clear();
-    });
   }
 
   /** Keep memory bounded: drop flushed entities of this partition, least recently touched first. */
@@ -604,8 +329,8 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     if (over <= 0) return;
     // A tenth of headroom, so the next batch does not evict again at once.
     over += Math.floor(config.memory.maxEntities / 10);
-    for (const slot of part.slots) {
-      const gone = slot.evict(over);
+    for (const view of part.views) {
+      const gone = view.evict(over);
       metrics.evicted.inc(gone);
       over -= gone;
       if (over <= 0) break;
@@ -661,6 +386,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   let closed: Promise<void> | undefined;
   function closeAll(): Promise<void> {
     closed ??= (async () => {
+      // FeatureUpdates of flushes already written go out before the producer closes.
+      await publisher
+        ?.drain()
+        .catch((error) => logger.warn({ err: error }, "FeatureUpdates not sent before stop"));
       await Promise.allSettled([producer.disconnect(), admin.disconnect(), ops?.close()]);
       if (ownsStore) await store.close().catch(() => {});
       if (ownsRegistry) registry.close();

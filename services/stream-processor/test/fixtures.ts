@@ -2,7 +2,6 @@
 import { readFileSync } from "node:fs";
 import type { OnlineStore } from "@tessera/stores";
 import {
-  type EntityState,
   type FeatureVector,
   finalizeAt,
   type PreparedEvent,
@@ -11,7 +10,6 @@ import {
   type View,
   viewRuntime,
 } from "@tessera/transforms";
-import { PENDING } from "../src/state.js";
 
 export const paymentSchema = JSON.parse(
   readFileSync(new URL("../../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
@@ -109,7 +107,7 @@ export function batchValues(
   return out;
 }
 
-/** What the feature server does: read the stored tiles and finalise them at t. */
+/** What the feature server does: read the stored states and finalise them at t. */
 export async function onlineValues(
   store: OnlineStore,
   view: View,
@@ -121,15 +119,11 @@ export async function onlineValues(
   const out = new Map<string, FeatureVector>();
   for (let i = 0; i < entities.length; i += 500) {
     const chunk = entities.slice(i, i + 500);
-    const stored = await store.readTiles(view.name, view.version, chunk, t - view.retentionMs);
-    for (const entity of chunk) {
-      const state: EntityState = { tiles: [], pending: null };
-      for (const tile of stored.get(entity)!.tiles) {
-        if (tile.aggregation === PENDING) continue;
-        state.tiles.push({ feature: tile.aggregation, tileStart: tile.tileStart, bytes: tile.state });
-      }
-      out.set(entity, finalizeAt(runtime, entity, state, t));
-    }
+    const states = await store.readStates(view.name, view.version, chunk);
+    chunk.forEach((entity, j) => {
+      const state = states[j];
+      if (state) out.set(entity, finalizeAt(runtime, state, t));
+    });
   }
   return out;
 }

@@ -11,11 +11,14 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  columnInputs,
   DEFAULT_MAX_SKEW_MS,
-  EntityTiles,
   type EventColumns,
   type FeatureValue,
+  finalizeTiles,
   isLate,
+  type PreparedEvent,
+  TileState,
   type ViewRuntime,
 } from "@tessera/transforms";
 import { TableReadError } from "./errors.js";
@@ -173,11 +176,14 @@ export function pointInTimeAsIngested(
   features: readonly number[] = runtime.view.features.map((_, i) => i),
   maxSkewMs: number = DEFAULT_MAX_SKEW_MS,
 ): FeatureValue[][] {
-  const { view } = runtime;
+  const { view, layout } = runtime;
   const { ts, seq, inputs } = columns;
   const sorted = Int32Array.from(rows).sort((a, b) => appended[a]! - appended[b]! || seq[a]! - seq[b]!);
   const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
-  const tiles = new EntityTiles(runtime);
+  const state = new TileState(layout);
+  const readInputs = columnInputs(runtime, inputs, features);
+  const event: PreparedEvent = { ok: true, entity: "", ts: 0, seq: 0, inputs: [] };
+  const values: FeatureValue[] = [];
   const out: FeatureValue[][] = new Array(times.length);
   let next = 0;
   for (const row of order) {
@@ -186,15 +192,15 @@ export function pointInTimeAsIngested(
       const e = sorted[next]!;
       const now = appended[e]!;
       if (isLate(ts[e]!, now, view.retentionMs) || ts[e]! > now + maxSkewMs) continue;
-      const eventInputs = inputs.map((column) => {
-        const input = column === null ? true : column[e];
-        return input === undefined || (typeof input === "number" && Number.isNaN(input)) ? null : input;
-      });
-      tiles.add({ ok: true, entity: "", ts: ts[e]!, seq: seq[e]!, inputs: eventInputs }, now);
+      event.ts = ts[e]!;
+      event.seq = seq[e]!;
+      event.inputs = readInputs(e);
+      state.add(event, now);
     }
-    tiles.prune(t);
-    const values = tiles.valueAt(t);
-    out[row] = features.map((f) => values[view.features[f]!.name] ?? null);
+    state.fold(t);
+    state.prune(t);
+    finalizeTiles(layout, state, t, values, undefined, features);
+    out[row] = features.map((f) => values[f]!);
   }
   return out;
 }

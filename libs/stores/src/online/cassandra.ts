@@ -1,16 +1,15 @@
 import { createHash } from "node:crypto";
+import { FORMAT_VERSION } from "@tessera/transforms";
 import cassandra from "cassandra-driver";
+import { bytes, ViewRegistry, validateBatch, validatePartition, viewKey } from "./common.js";
 import {
-  bytes,
-  sortTiles,
-  tileAlive,
-  ViewRegistry,
-  validateBatch,
-  validateRange,
-  viewKey,
-} from "./common.js";
-import { OnlineStoreError, StoreRequestError, StoreUnavailableError, withTimeout } from "./errors.js";
-import type { EntityTiles, OnlineStore, OnlineView, WriteBatch } from "./types.js";
+  OnlineStoreError,
+  StoreFencedError,
+  StoreRequestError,
+  StoreUnavailableError,
+  withTimeout,
+} from "./errors.js";
+import type { Claim, OnlineStore, OnlineView, WriteBatch } from "./types.js";
 
 const { errors, policies, types } = cassandra;
 
@@ -30,17 +29,28 @@ export interface CassandraOnlineStoreConfig {
   schemaTimeoutMs?: number;
 }
 
-// Table per view version: partition key entity, clustered by (tile_start, aggregation), with the
-// entity's newest event time as a static column, so one partition read returns everything.
-// Cassandra names are [a-z0-9_]{1,48}: a readable slug plus a hash of the exact name and version.
+// Table per view version: one row per entity holding its whole tile state. Cassandra names are
+// [a-z0-9_]{1,48}: a readable slug plus a hash of the exact name, version and state format (a changed
+// encoding gets a new table, so old values are never misread).
 function tableName(view: string, version: string): string {
   const slug = view
     .toLowerCase()
     .replace(/[^a-z0-9_]/g, "_")
     .slice(0, 24);
-  const hash = createHash("sha256").update(viewKey(view, version)).digest("hex").slice(0, 10);
-  return `tiles_${slug}_${hash}`;
+  const hash = createHash("sha256")
+    .update(`${viewKey(view, version)}\u0000${FORMAT_VERSION}`)
+    .digest("hex")
+    .slice(0, 10);
+  return `states_${slug}_${hash}`;
 }
+
+/**
+ * Write timestamps order the writers: a state written by epoch e at offset o carries e·2³² + (o mod
+ * 2³²), so any write of a newer owner beats any write of an older one, whatever order they arrive
+ * in (last write wins per cell), and within one owner a later flush beats an earlier one.
+ */
+const writeTimestamp = (epoch: number, offset: number) =>
+  BigInt(epoch) * 2n ** 32n + BigInt(offset % 2 ** 32);
 
 /**
  * Cassandra TTLs are whole seconds counted from the current whole second, so a cell can expire up
@@ -78,15 +88,15 @@ function translate(err: unknown, what: string): OnlineStoreError {
   return new StoreRequestError("cassandra", `${what}: ${message}${hint}`, { cause: err });
 }
 
-/** How many partition reads one readTiles keeps in flight (the driver refuses past ~2048 per connection). */
+/** Requests one call keeps in flight (the driver refuses past ~2048 per connection). */
 const READ_CONCURRENCY = 256;
+const WRITE_CONCURRENCY = 256;
 
 /**
- * Cassandra. A flush is one logged batch over tile partitions and the offsets partition: the
- * batchlog guarantees that all of it is applied eventually, even if the coordinator dies, but a
- * reader may briefly see part of it (no isolation across partitions). The processor only relies
- * on the first property. Cassandra refuses batches above batch_size_fail_threshold (50 KiB by
- * default), which caps the flush size; see the README.
+ * Cassandra. A flush writes each state as one cell (concurrent single-partition inserts, timestamped
+ * by the owner's epoch and offset, so an older owner's write always loses), then sets the partition's
+ * offset with a lightweight transaction conditional on the owner's epoch and the expected offset.
+ * Claims are lightweight transactions on the group's counter and the partition's row, one partition.
  */
 export class CassandraOnlineStore implements OnlineStore {
   private readonly client: cassandra.Client;
@@ -99,6 +109,9 @@ export class CassandraOnlineStore implements OnlineStore {
   private readonly schemaTimeoutMs: number;
   /** Schema changes are not prepared and wait for schema agreement, so they get the longer timeout. */
   private readonly ddl: cassandra.QueryOptions;
+  /** Lightweight transactions (Paxos at LOCAL_SERIAL), and reads that see their outcome. */
+  private readonly lwt: cassandra.QueryOptions;
+  private readonly serialRead: cassandra.QueryOptions;
   private keyspaceReady: Promise<void> | undefined;
   private closed = false;
 
@@ -115,6 +128,8 @@ export class CassandraOnlineStore implements OnlineStore {
     this.timeoutMs = config.timeoutMs ?? 2000;
     this.schemaTimeoutMs = config.schemaTimeoutMs ?? 30_000;
     this.ddl = { prepare: false, readTimeout: this.schemaTimeoutMs };
+    this.lwt = { prepare: true, serialConsistency: types.consistencies.localSerial };
+    this.serialRead = { prepare: true, consistency: types.consistencies.localSerial };
     this.client = new cassandra.Client({
       contactPoints: config.contactPoints,
       localDataCenter: config.localDataCenter,
@@ -138,11 +153,8 @@ export class CassandraOnlineStore implements OnlineStore {
       // default_time_to_live is a backstop: every write sets its own TTL. Expired cells become
       // tombstones; with TTL-only deletes a short gc_grace (3 h, the default hint window) is safe.
       await this.client.execute(
-        `CREATE TABLE IF NOT EXISTS ${this.keyspace}.${table} (
-           entity text, tile_start bigint, aggregation text, state blob,
-           newest_event_time bigint static, fresh_until bigint static,
-           PRIMARY KEY ((entity), tile_start, aggregation))
-         WITH default_time_to_live = ${ttlSeconds(view.retentionMs)} AND gc_grace_seconds = 10800
+        `CREATE TABLE IF NOT EXISTS ${this.keyspace}.${table} (entity text PRIMARY KEY, state blob, expires_at bigint)
+         WITH default_time_to_live = ${ttlSeconds(view.retentionMs * 2)} AND gc_grace_seconds = 10800
            AND comment = ${cqlString(`tessera view ${view.name} version ${view.version}`)}`,
         [],
         this.ddl,
@@ -151,87 +163,176 @@ export class CassandraOnlineStore implements OnlineStore {
     this.tables.set(viewKey(view.name, view.version), table);
   }
 
-  async writeBatch(batch: WriteBatch): Promise<void> {
-    validateBatch("cassandra", this.views, batch);
-    const now = Date.now();
-    const queries: { query: string; params: unknown[] }[] = [];
-    for (const tile of batch.tiles) {
-      const { retentionMs } = this.views.get(tile.view, tile.version);
-      if (!tileAlive(tile.tileStart, retentionMs, now)) continue;
-      // TTL from the tile's start, not from the write: the tile expires at tileStart + retention,
-      // as on every backend.
-      const ttl = ttlSeconds(tile.tileStart + retentionMs - now);
-      queries.push({
-        query: `INSERT INTO ${this.keyspace}.${this.table(tile.view, tile.version)} (entity, tile_start, aggregation, state) VALUES (?, ?, ?, ?) USING TTL ?`,
-        params: [
-          tile.entity,
-          BigInt(tile.tileStart),
-          tile.aggregation,
-          Buffer.from(tile.state.buffer, tile.state.byteOffset, tile.state.byteLength),
-          ttl,
-        ],
-      });
-    }
-    for (const f of batch.freshness) {
-      const { retentionMs } = this.views.get(f.view, f.version);
-      queries.push({
-        query: `UPDATE ${this.keyspace}.${this.table(f.view, f.version)} USING TTL ? SET newest_event_time = ?, fresh_until = ? WHERE entity = ?`,
-        params: [ttlSeconds(retentionMs), BigInt(f.eventTime), BigInt(now + retentionMs), f.entity],
-      });
-    }
-    for (const o of batch.offsets) {
-      queries.push({
-        query: `INSERT INTO ${this.keyspace}.offsets (consumer_group, topic, kafka_partition, last_offset) VALUES (?, ?, ?, ?)`,
-        params: [o.consumerGroup, o.topic, o.partition, BigInt(o.offset)],
-      });
-    }
-    if (queries.length === 0) return;
-    await this.call("writeBatch", this.timeoutMs, async () => {
-      await this.client.batch(queries, { prepare: true, logged: true, consistency: this.consistency });
+  async claimPartition(consumerGroup: string, topic: string, partition: number): Promise<Claim> {
+    validatePartition("cassandra", consumerGroup, topic, partition);
+    const key = [consumerGroup, topic];
+    const row = [consumerGroup, topic, partition];
+    const partitions = `${this.keyspace}.partitions`;
+    return this.call("claimPartition", this.schemaTimeoutMs, async () => {
+      await this.ensureKeyspace();
+      // The partition's row and the group's counter exist before the first claim (no-ops after).
+      await this.client.execute(
+        `INSERT INTO ${partitions} (consumer_group, topic, kafka_partition, owner_epoch, last_offset) VALUES (?, ?, ?, 0, -1) IF NOT EXISTS`,
+        row,
+        this.lwt,
+      );
+      await this.client.execute(
+        `UPDATE ${partitions} SET epoch = 0 WHERE consumer_group = ? AND topic = ? IF epoch = null`,
+        key,
+        this.lwt,
+      );
+      // Compare-and-set on the counter, with the offset read in the same round: retried on contention.
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const current = (
+          await this.client.execute(
+            `SELECT epoch, last_offset FROM ${partitions} WHERE consumer_group = ? AND topic = ? AND kafka_partition = ?`,
+            row,
+            this.serialRead,
+          )
+        ).first();
+        const epoch = current.get("epoch") as bigint;
+        const offset = current.get("last_offset") as bigint;
+        const claimed = await this.client.batch(
+          [
+            {
+              query: `UPDATE ${partitions} SET epoch = ? WHERE consumer_group = ? AND topic = ? IF epoch = ?`,
+              params: [epoch + 1n, ...key, epoch],
+            },
+            {
+              query: `UPDATE ${partitions} SET owner_epoch = ? WHERE consumer_group = ? AND topic = ? AND kafka_partition = ? IF last_offset = ?`,
+              params: [epoch + 1n, ...row, offset],
+            },
+          ],
+          this.lwt,
+        );
+        if (claimed.first().get("[applied]") === true)
+          return { epoch: Number(epoch + 1n), offset: Number(offset) };
+      }
+      throw new StoreUnavailableError(
+        "cassandra",
+        `claimPartition: partition ${partition} of ${topic} stayed contended`,
+      );
     });
   }
 
-  async readTiles(
+  async writeBatch(batch: WriteBatch): Promise<void> {
+    validateBatch("cassandra", this.views, batch);
+    const { owner } = batch;
+    const now = Date.now();
+    const timestamp = writeTimestamp(owner.epoch, batch.offset);
+    const writes = new Map<string, unknown[][]>();
+    const deletes = new Map<string, unknown[][]>();
+    for (const s of batch.states) {
+      const table = `${this.keyspace}.${this.table(s.view, s.version)}`;
+      const ttl = Math.ceil((s.expiresAt - now) / 1000);
+      const into = ttl > 0 ? writes : deletes;
+      let list = into.get(table);
+      if (!list) {
+        list = [];
+        into.set(table, list);
+      }
+      list.push(
+        ttl > 0
+          ? [
+              s.entity,
+              Buffer.from(s.state.buffer, s.state.byteOffset, s.state.byteLength),
+              BigInt(Math.ceil(s.expiresAt)),
+              timestamp,
+              ttl + 1,
+            ]
+          : [timestamp, s.entity],
+      );
+    }
+    await this.call("writeBatch", this.timeoutMs, async () => {
+      // Each state is one cell, whole; the timestamp decides between writers (see writeTimestamp).
+      const concurrent = { concurrencyLevel: WRITE_CONCURRENCY, raiseOnFirstError: true };
+      await Promise.all([
+        ...[...writes].map(([table, params]) =>
+          cassandra.concurrent.executeConcurrent(
+            this.client,
+            `INSERT INTO ${table} (entity, state, expires_at) VALUES (?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
+            params,
+            concurrent,
+          ),
+        ),
+        ...[...deletes].map(([table, params]) =>
+          cassandra.concurrent.executeConcurrent(
+            this.client,
+            `DELETE FROM ${table} USING TIMESTAMP ? WHERE entity = ?`,
+            params,
+            concurrent,
+          ),
+        ),
+      ]);
+      const result = await this.client.execute(
+        `UPDATE ${this.keyspace}.partitions SET last_offset = ? WHERE consumer_group = ? AND topic = ? AND kafka_partition = ? IF owner_epoch = ? AND last_offset >= ?`,
+        [
+          BigInt(batch.offset),
+          owner.consumerGroup,
+          owner.topic,
+          owner.partition,
+          BigInt(owner.epoch),
+          BigInt(batch.expectedOffset),
+        ],
+        this.lwt,
+      );
+      const row = result.first();
+      if (row.get("[applied]") === true) return;
+      // Above the expected offset is this owner's own earlier attempt whose reply was lost: that lands too.
+      const held = Number(row.get("owner_epoch") ?? 0);
+      const stored = Number(row.get("last_offset") ?? -1);
+      const where = `partition ${owner.partition} of ${owner.topic}`;
+      throw held !== owner.epoch
+        ? new StoreFencedError("cassandra", "epoch", `${where} is owned by epoch ${held}, not ${owner.epoch}`)
+        : new StoreFencedError(
+            "cassandra",
+            "offset",
+            `${where} holds offset ${stored}, not ${batch.expectedOffset}`,
+          );
+    });
+  }
+
+  async readStates(
     view: string,
     version: string,
     entities: readonly string[],
-    fromTileStart: number,
-    toTileStart?: number,
-  ): Promise<Map<string, EntityTiles>> {
-    const { retentionMs } = this.views.get(view, version);
-    validateRange("cassandra", fromTileStart, toTileStart);
+  ): Promise<(Uint8Array | null)[]> {
+    this.views.get(view, version);
+    // TTLs are whole seconds: a cell may outlive its expiresAt by up to 2 s, filtered away exactly here.
+    const query = `SELECT state, expires_at FROM ${this.keyspace}.${this.table(view, version)} WHERE entity = ?`;
     const now = Date.now();
-    // Expired tiles are filtered in the query: TTLs are whole seconds, so a cell may outlive its tile by < 1 s.
-    const from = BigInt(Math.max(fromTileStart, now - retentionMs + 1));
-    const to = BigInt(toTileStart ?? Number.MAX_SAFE_INTEGER);
-    const query = `SELECT tile_start, aggregation, state, newest_event_time, fresh_until FROM ${this.keyspace}.${this.table(view, version)} WHERE entity = ? AND tile_start >= ? AND tile_start <= ?`;
-    const unique = [...new Set(entities)];
-    const result = new Map<string, EntityTiles>();
-    await this.call("readTiles", this.timeoutMs, async () => {
+    const out: (Uint8Array | null)[] = new Array(entities.length).fill(null);
+    await this.call("readStates", this.timeoutMs, async () => {
       let next = 0;
       const worker = async () => {
-        while (next < unique.length) {
-          const entity = unique[next++]!;
-          result.set(entity, await this.readEntity(query, [entity, from, to], now));
+        while (next < entities.length) {
+          const i = next++;
+          const row = (await this.client.execute(query, [entities[i]])).first();
+          const state = row?.get("state") as Buffer | null | undefined;
+          if (state && Number(row!.get("expires_at")) > now) out[i] = bytes(state);
         }
       };
-      await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, unique.length) }, worker));
+      await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, entities.length) }, worker));
     });
-    return new Map(entities.map((entity) => [entity, result.get(entity)!]));
+    return out;
   }
 
   async readOffsets(consumerGroup: string, topic: string): Promise<Map<number, number>> {
     const offsets = new Map<number, number>();
-    // The first call may have to create the offsets table: give it the schema timeout.
+    // The first call may have to create the partitions table: give it the schema timeout.
     const ms = this.keyspaceReady ? this.timeoutMs : this.schemaTimeoutMs;
     await this.call("readOffsets", ms, async () => {
       await this.ensureKeyspace();
       const rows = await this.client.execute(
-        `SELECT kafka_partition, last_offset FROM ${this.keyspace}.offsets WHERE consumer_group = ? AND topic = ?`,
+        `SELECT kafka_partition, last_offset FROM ${this.keyspace}.partitions WHERE consumer_group = ? AND topic = ?`,
         [consumerGroup, topic],
+        this.serialRead,
       );
-      for (const row of rows)
-        offsets.set(row.get("kafka_partition") as number, Number(row.get("last_offset")));
+      for (const row of rows) {
+        const partition = row.get("kafka_partition") as number | null;
+        const offset = Number(row.get("last_offset") ?? -1);
+        if (partition !== null && offset >= 0) offsets.set(partition, offset);
+      }
     });
     return offsets;
   }
@@ -242,30 +343,7 @@ export class CassandraOnlineStore implements OnlineStore {
     await withTimeout("cassandra", "close", this.timeoutMs, this.client.shutdown()).catch(() => {});
   }
 
-  private async readEntity(query: string, params: unknown[], now: number): Promise<EntityTiles> {
-    const out: EntityTiles = { tiles: [], newestEventTime: null };
-    let pageState: string | undefined;
-    do {
-      const page = await this.client.execute(query, params, { fetchSize: 5000, pageState });
-      for (const row of page.rows) {
-        const newest = row.get("newest_event_time") as bigint | null;
-        const until = row.get("fresh_until") as bigint | null;
-        if (newest !== null && until !== null && Number(until) > now) out.newestEventTime = Number(newest);
-        // A partition with only its static column set returns one row with null clustering columns.
-        const tileStart = row.get("tile_start") as bigint | null;
-        if (tileStart === null) continue;
-        out.tiles.push({
-          aggregation: row.get("aggregation") as string,
-          tileStart: Number(tileStart),
-          state: bytes(row.get("state") as Buffer),
-        });
-      }
-      pageState = page.pageState ?? undefined;
-    } while (pageState);
-    return sortTiles(out);
-  }
-
-  /** Keyspace and offsets table, once per store instance. */
+  /** Keyspace and partitions table, once per store instance. */
   private ensureKeyspace(): Promise<void> {
     this.keyspaceReady ??= (async () => {
       const replication = Object.entries(this.replication)
@@ -276,9 +354,11 @@ export class CassandraOnlineStore implements OnlineStore {
         [],
         this.ddl,
       );
+      // Per (group, topic): the claim counter (static); per partition: its owner's epoch and offset.
       await this.client.execute(
-        `CREATE TABLE IF NOT EXISTS ${this.keyspace}.offsets (
-           consumer_group text, topic text, kafka_partition int, last_offset bigint,
+        `CREATE TABLE IF NOT EXISTS ${this.keyspace}.partitions (
+           consumer_group text, topic text, kafka_partition int,
+           epoch bigint static, owner_epoch bigint, last_offset bigint,
            PRIMARY KEY ((consumer_group, topic), kafka_partition))`,
         [],
         this.ddl,
@@ -300,10 +380,10 @@ export class CassandraOnlineStore implements OnlineStore {
     return table;
   }
 
-  private async call(what: string, ms: number, fn: () => Promise<void>): Promise<void> {
+  private async call<T>(what: string, ms: number, fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError("cassandra", `${what}: store is closed`);
     try {
-      await withTimeout("cassandra", what, ms, fn());
+      return await withTimeout("cassandra", what, ms, fn());
     } catch (err) {
       throw translate(err, what);
     }

@@ -1,5 +1,5 @@
 import { type OnlineBackend, StoreRequestError } from "./errors.js";
-import type { EntityTiles, OnlineView, StoredTile, WriteBatch } from "./types.js";
+import type { OnlineView, WriteBatch } from "./types.js";
 
 /** Separates the parts of a view version's identity; never produced by a view name or version of its own. */
 export const viewKey = (view: string, version: string) => `${view}\u0000${version}`;
@@ -36,55 +36,50 @@ export class ViewRegistry {
   }
 }
 
-/** A tile is visible while tileStart + retention > now. */
-export const tileAlive = (tileStart: number, retentionMs: number, now: number) =>
-  tileStart + retentionMs > now;
+const nonEmpty = (value: unknown) => typeof value === "string" && value !== "";
+
+/** Checks a partition's identity before any I/O. */
+export function validatePartition(
+  backend: OnlineBackend,
+  consumerGroup: string,
+  topic: string,
+  partition: number,
+): void {
+  if (!nonEmpty(consumerGroup) || !nonEmpty(topic)) {
+    throw new StoreRequestError(backend, "a partition needs a consumer group and a topic");
+  }
+  if (!Number.isSafeInteger(partition) || partition < 0) {
+    throw new StoreRequestError(backend, `partition ${partition} is invalid`);
+  }
+}
 
 /** Checks a whole batch before any I/O, so a bad item can never leave half a batch behind. */
 export function validateBatch(backend: OnlineBackend, views: ViewRegistry, batch: WriteBatch): void {
   const fail = (message: string) => {
     throw new StoreRequestError(backend, `invalid batch: ${message}`);
   };
-  const nonEmpty = (value: unknown) => typeof value === "string" && value !== "";
-  for (const tile of batch.tiles) {
-    views.get(tile.view, tile.version);
-    if (!nonEmpty(tile.entity)) fail(`tile of ${tile.view}@${tile.version} has no entity`);
-    if (!nonEmpty(tile.aggregation)) fail(`tile of entity ${tile.entity} has no aggregation`);
-    if (!Number.isSafeInteger(tile.tileStart)) fail(`tileStart ${tile.tileStart} is not an integer`);
-    if (!(tile.state instanceof Uint8Array)) fail(`state of ${tile.entity}/${tile.aggregation} is not bytes`);
+  const { owner } = batch;
+  validatePartition(backend, owner.consumerGroup, owner.topic, owner.partition);
+  if (!Number.isSafeInteger(owner.epoch) || owner.epoch <= 0)
+    fail(`epoch ${owner.epoch} is not a claimed epoch`);
+  // −1 (nothing applied yet) lets a writer land states before the partition's first offset.
+  if (!Number.isSafeInteger(batch.offset) || batch.offset < -1) fail(`offset ${batch.offset} is invalid`);
+  if (!Number.isSafeInteger(batch.expectedOffset) || batch.expectedOffset < -1) {
+    fail(`expected offset ${batch.expectedOffset} is invalid`);
   }
-  for (const f of batch.freshness) {
-    views.get(f.view, f.version);
-    if (!nonEmpty(f.entity)) fail(`freshness of ${f.view}@${f.version} has no entity`);
-    if (!Number.isSafeInteger(f.eventTime)) fail(`eventTime ${f.eventTime} is not an integer`);
+  const seen = new Set<string>();
+  for (const s of batch.states) {
+    views.get(s.view, s.version);
+    if (!nonEmpty(s.entity)) fail(`a state of ${s.view}@${s.version} has no entity`);
+    if (!(s.state instanceof Uint8Array)) fail(`state of ${s.entity} is not bytes`);
+    // −∞ is a state with nothing left: the write deletes it.
+    if (Number.isNaN(s.expiresAt) || s.expiresAt === Number.POSITIVE_INFINITY) {
+      fail(`expiresAt ${s.expiresAt} of ${s.entity} is not a time`);
+    }
+    const key = `${viewKey(s.view, s.version)}\u0000${s.entity}`;
+    if (seen.has(key)) fail(`entity ${s.entity} of ${s.view}@${s.version} appears twice`);
+    seen.add(key);
   }
-  for (const o of batch.offsets) {
-    if (!nonEmpty(o.consumerGroup) || !nonEmpty(o.topic))
-      fail("an offset needs a consumer group and a topic");
-    if (!Number.isSafeInteger(o.partition) || o.partition < 0) fail(`partition ${o.partition} is invalid`);
-    if (!Number.isSafeInteger(o.offset) || o.offset < 0) fail(`offset ${o.offset} is invalid`);
-  }
-}
-
-export function validateRange(
-  backend: OnlineBackend,
-  fromTileStart: number,
-  toTileStart: number | undefined,
-) {
-  if (
-    !Number.isSafeInteger(fromTileStart) ||
-    (toTileStart !== undefined && !Number.isSafeInteger(toTileStart))
-  ) {
-    throw new StoreRequestError(backend, `tile range ${fromTileStart}..${toTileStart} is not integers`);
-  }
-}
-
-const byStartThenAggregation = (a: StoredTile, b: StoredTile) =>
-  a.tileStart - b.tileStart || (a.aggregation < b.aggregation ? -1 : a.aggregation > b.aggregation ? 1 : 0);
-
-export function sortTiles(entity: EntityTiles): EntityTiles {
-  entity.tiles.sort(byStartThenAggregation);
-  return entity;
 }
 
 /** A Uint8Array over a driver's Buffer, without copying, so every backend returns the same type. */

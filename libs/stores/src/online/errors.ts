@@ -1,4 +1,4 @@
-export type OnlineBackend = "redis" | "cassandra" | "memory";
+export type OnlineBackend = "redis" | "redis-cluster" | "cassandra" | "memory";
 
 /** Base of every error an online store throws. `retriable` tells the caller whether to try again. */
 export class OnlineStoreError extends Error {
@@ -26,6 +26,21 @@ export class StoreRequestError extends OnlineStoreError {
   constructor(backend: OnlineBackend, message: string, options?: { cause?: unknown }) {
     super(backend, message, false, options);
     this.name = "StoreRequestError";
+  }
+}
+
+/**
+ * The writer no longer owns the partition as the store sees it ("epoch": another owner claimed it
+ * since) or the store does not hold the offset the writer last wrote ("offset": writes were lost,
+ * e.g. a Redis failover). Nothing of the batch that the newer owner wrote was overwritten; the writer
+ * must drop its in-memory state and claim the partition again before writing.
+ */
+export class StoreFencedError extends OnlineStoreError {
+  readonly reason: "epoch" | "offset";
+  constructor(backend: OnlineBackend, reason: "epoch" | "offset", message: string) {
+    super(backend, message, false);
+    this.name = "StoreFencedError";
+    this.reason = reason;
   }
 }
 

@@ -1,6 +1,6 @@
-import { sortTiles, tileAlive, ViewRegistry, validateBatch, validateRange, viewKey } from "./common.js";
-import { StoreUnavailableError } from "./errors.js";
-import type { EntityTiles, OnlineStore, OnlineView, WriteBatch } from "./types.js";
+import { ViewRegistry, validateBatch, validatePartition, viewKey } from "./common.js";
+import { StoreFencedError, StoreUnavailableError } from "./errors.js";
+import type { Claim, OnlineStore, OnlineView, WriteBatch } from "./types.js";
 
 export interface MemoryOnlineStoreConfig {
   kind: "memory";
@@ -8,21 +8,28 @@ export interface MemoryOnlineStoreConfig {
   now?: () => number;
 }
 
-interface MemoryEntity {
-  /** `${aggregation}\0${tileStart}` → tile */
-  tiles: Map<string, { aggregation: string; tileStart: number; state: Uint8Array }>;
-  newestEventTime: number | null;
-  /** When the newest event time stops being visible: retention after the write that set it. */
-  freshUntil: number;
+interface Held {
+  state: Uint8Array;
+  expiresAt: number;
+  /** Epoch of the owner that wrote it: an older one never overwrites it. */
+  epoch: number;
+}
+
+interface PartitionRecord {
+  epoch: number;
+  offset: number;
 }
 
 /** Plain Maps with the same semantics as the real stores, for unit tests and the embedded demo. */
 export class MemoryOnlineStore implements OnlineStore {
   private readonly views = new ViewRegistry("memory");
   /** viewKey → entity → state */
-  private readonly data = new Map<string, Map<string, MemoryEntity>>();
-  /** group\0topic → partition → offset */
-  private readonly offsets = new Map<string, Map<number, number>>();
+  private readonly data = new Map<string, Map<string, Held>>();
+  /** group\0topic → the claim counter and each partition's owner epoch and offset */
+  private readonly partitions = new Map<
+    string,
+    { epoch: number; partitions: Map<number, PartitionRecord> }
+  >();
   private readonly now: () => number;
   private closed = false;
 
@@ -37,78 +44,84 @@ export class MemoryOnlineStore implements OnlineStore {
     if (!this.data.has(key)) this.data.set(key, new Map());
   }
 
+  async claimPartition(consumerGroup: string, topic: string, partition: number): Promise<Claim> {
+    this.open();
+    validatePartition("memory", consumerGroup, topic, partition);
+    const topicRecord = this.topic(consumerGroup, topic);
+    const epoch = ++topicRecord.epoch;
+    const record = topicRecord.partitions.get(partition) ?? { epoch: 0, offset: -1 };
+    record.epoch = epoch;
+    topicRecord.partitions.set(partition, record);
+    return { epoch, offset: record.offset };
+  }
+
   async writeBatch(batch: WriteBatch): Promise<void> {
     this.open();
     validateBatch("memory", this.views, batch);
-    const now = this.now();
-    for (const tile of batch.tiles) {
-      const { retentionMs } = this.views.get(tile.view, tile.version);
-      if (!tileAlive(tile.tileStart, retentionMs, now)) continue;
-      const entity = this.entity(tile.view, tile.version, tile.entity);
-      entity.tiles.set(`${tile.aggregation}\u0000${tile.tileStart}`, {
-        aggregation: tile.aggregation,
-        tileStart: tile.tileStart,
-        state: tile.state.slice(),
-      });
+    const { owner } = batch;
+    const record = this.topic(owner.consumerGroup, owner.topic).partitions.get(owner.partition);
+    if (!record || record.epoch !== owner.epoch) {
+      throw new StoreFencedError(
+        "memory",
+        "epoch",
+        `partition ${owner.partition} of ${owner.topic} is owned by epoch ${record?.epoch ?? 0}, not ${owner.epoch}`,
+      );
     }
-    for (const f of batch.freshness) {
-      const entity = this.entity(f.view, f.version, f.entity);
-      entity.newestEventTime = f.eventTime;
-      entity.freshUntil = now + this.views.get(f.view, f.version).retentionMs;
+    // Above the expected offset is this owner's own earlier attempt that failed on its way back.
+    if (record.offset < batch.expectedOffset) {
+      throw new StoreFencedError(
+        "memory",
+        "offset",
+        `partition ${owner.partition} of ${owner.topic} holds offset ${record.offset}, not ${batch.expectedOffset}`,
+      );
     }
-    for (const o of batch.offsets) {
-      const key = `${o.consumerGroup}\u0000${o.topic}`;
-      let partitions = this.offsets.get(key);
-      if (!partitions) {
-        partitions = new Map();
-        this.offsets.set(key, partitions);
+    for (const s of batch.states) {
+      const held = this.data.get(viewKey(s.view, s.version))!.get(s.entity);
+      if (held && held.epoch > owner.epoch && held.expiresAt > this.now()) {
+        throw new StoreFencedError(
+          "memory",
+          "epoch",
+          `entity ${s.entity} was written by epoch ${held.epoch}`,
+        );
       }
-      partitions.set(o.partition, o.offset);
     }
+    const now = this.now();
+    for (const s of batch.states) {
+      const entities = this.data.get(viewKey(s.view, s.version))!;
+      if (s.expiresAt <= now) entities.delete(s.entity);
+      else entities.set(s.entity, { state: s.state.slice(), expiresAt: s.expiresAt, epoch: owner.epoch });
+    }
+    record.offset = batch.offset;
   }
 
-  async readTiles(
+  async readStates(
     view: string,
     version: string,
     entities: readonly string[],
-    fromTileStart: number,
-    toTileStart?: number,
-  ): Promise<Map<string, EntityTiles>> {
+  ): Promise<(Uint8Array | null)[]> {
     this.open();
-    const { retentionMs } = this.views.get(view, version);
-    validateRange("memory", fromTileStart, toTileStart);
+    this.views.get(view, version);
+    const stored = this.data.get(viewKey(view, version))!;
     const now = this.now();
-    const stored = this.data.get(viewKey(view, version));
-    const result = new Map<string, EntityTiles>();
-    for (const id of entities) {
-      const entity = stored?.get(id);
-      const out: EntityTiles = { tiles: [], newestEventTime: null };
-      if (entity) {
-        for (const [field, tile] of entity.tiles) {
-          // Expired tiles are freed here, as Redis and Cassandra free them on their own.
-          if (!tileAlive(tile.tileStart, retentionMs, now)) entity.tiles.delete(field);
-          else if (
-            tile.tileStart >= fromTileStart &&
-            (toTileStart === undefined || tile.tileStart <= toTileStart)
-          ) {
-            out.tiles.push({
-              aggregation: tile.aggregation,
-              tileStart: tile.tileStart,
-              state: tile.state.slice(),
-            });
-          }
-        }
-        if (entity.freshUntil > now) out.newestEventTime = entity.newestEventTime;
-        if (entity.tiles.size === 0 && entity.freshUntil <= now) stored?.delete(id);
+    return entities.map((id) => {
+      const held = stored.get(id);
+      if (!held) return null;
+      if (held.expiresAt <= now) {
+        stored.delete(id); // freed on read, as Redis and Cassandra free expired values on their own
+        return null;
       }
-      result.set(id, sortTiles(out));
-    }
-    return result;
+      return held.state.slice();
+    });
   }
 
   async readOffsets(consumerGroup: string, topic: string): Promise<Map<number, number>> {
     this.open();
-    return new Map(this.offsets.get(`${consumerGroup}\u0000${topic}`));
+    const out = new Map<number, number>();
+    for (const [partition, record] of this.partitions.get(`${consumerGroup}\u0000${topic}`)?.partitions ??
+      []) {
+      if (record.offset >= 0) out.set(partition, record.offset);
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -119,13 +132,13 @@ export class MemoryOnlineStore implements OnlineStore {
     if (this.closed) throw new StoreUnavailableError("memory", "store is closed");
   }
 
-  private entity(view: string, version: string, id: string): MemoryEntity {
-    const stored = this.data.get(viewKey(view, version))!;
-    let entity = stored.get(id);
-    if (!entity) {
-      entity = { tiles: new Map(), newestEventTime: null, freshUntil: 0 };
-      stored.set(id, entity);
+  private topic(consumerGroup: string, topic: string) {
+    const key = `${consumerGroup}\u0000${topic}`;
+    let found = this.partitions.get(key);
+    if (!found) {
+      found = { epoch: 0, partitions: new Map() };
+      this.partitions.set(key, found);
     }
-    return entity;
+    return found;
   }
 }

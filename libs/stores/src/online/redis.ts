@@ -1,108 +1,91 @@
-import { Redis, ReplyError, type Result } from "ioredis";
+import { FORMAT_VERSION } from "@tessera/transforms";
+import calculateSlot from "cluster-key-slot";
+import { Cluster, Redis, ReplyError, type Result } from "ioredis";
+import { bytes, ViewRegistry, validateBatch, validatePartition } from "./common.js";
 import {
-  bytes,
-  sortTiles,
-  tileAlive,
-  ViewRegistry,
-  validateBatch,
-  validateRange,
-  viewKey,
-} from "./common.js";
-import { OnlineStoreError, StoreRequestError, StoreUnavailableError, withTimeout } from "./errors.js";
-import type { EntityTiles, OnlineStore, OnlineView, WriteBatch } from "./types.js";
+  OnlineStoreError,
+  StoreFencedError,
+  StoreRequestError,
+  StoreUnavailableError,
+  withTimeout,
+} from "./errors.js";
+import type { Claim, OnlineStore, OnlineView, WriteBatch } from "./types.js";
 
 export interface RedisOnlineStoreConfig {
   kind: "redis";
-  /** redis://[user:password@]host:port[/db] */
-  url: string;
+  /** A single server (or a primary with replicas): redis://[user:password@]host:port[/db] */
+  url?: string;
+  /** A Redis Cluster instead: seed nodes as host:port (the rest are discovered). */
+  cluster?: string[];
   /** Prepended to every key, so several deployments (or tests) share one server. Default "tessera:". */
   keyPrefix?: string;
   /** Bound on every call, including the wait for a (re)connection. Default 1000 ms. */
   timeoutMs?: number;
 }
 
-// One hash per (view, version, entity): fields `${aggregation}|${tileStart in base 36}` hold tile
-// states, `f` "newest event time:visible until", `m` the oldest tile start in the hash (so pruning
-// only scans the hash when something has expired). Names are URI-encoded, so ':' '|' '{' '}' never come from
-// user data. The entity is the hash tag: all of an entity's views share a Redis Cluster slot.
-const tileKey = (prefix: string, view: string, version: string, entity: string) =>
-  `${prefix}t:${encodeURIComponent(view)}:${encodeURIComponent(version)}:{${encodeURIComponent(entity)}}`;
+// Keys (names URI-encoded, so ':' '{' '}' never come from user data):
+//   <prefix>s<format>:<view>:<version>:{<entity>}   string: 8-byte big-endian owner epoch, then the tile state
+//   <prefix>o:{<group>:<topic>}                     hash: <partition> → last offset, e:<partition> → owner
+//                                                   epoch, `epoch` → the group's claim counter
+// The entity is the hash tag, so all of an entity's views share a Redis Cluster slot; a partition's
+// offsets, owners and counter share another. The format version in the key means a changed encoding
+// never reads old values: they simply expire.
+const stateKey = (prefix: string, view: string, version: string, entity: string) =>
+  `${prefix}s${FORMAT_VERSION}:${encodeURIComponent(view)}:${encodeURIComponent(version)}:{${encodeURIComponent(entity)}}`;
 const offsetsKey = (prefix: string, group: string, topic: string) =>
   `${prefix}o:{${encodeURIComponent(group)}:${encodeURIComponent(topic)}}`;
-const FRESHNESS = "f";
 
-// The flush, atomic because Redis runs a script as one command. Every key is type-checked before
-// the first write, since Redis does not roll a script back: a failing batch writes nothing.
-// KEYS: n tile hashes, then offset hashes. ARGV: now, n, then per tile hash: retentionMs,
-// the `f` value or "", tile count, (field, tileStart, state)…; then per offsets hash:
-// count, (partition, offset)….
+// A claim: a new epoch from the counter becomes the partition's owner; returns it and the offset.
+const CLAIM = `
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'e:' .. ARGV[1], epoch)
+return {epoch, redis.call('HGET', KEYS[1], ARGV[1]) or '-1'}
+`;
+
+// The flush. KEYS: the offsets hash when ARGV[1] is 'write' or 'check', then state keys.
+// ARGV: mode, partition, epoch, expected offset, offset, now, then per state: expiresAt, value.
+// Every check runs before the first write (Redis does not roll a script back, and GETRANGE on a key
+// of another type fails here, before anything changed): a refused batch writes nothing.
+//   'write' (one server): owner epoch and expected offset checked, states and offset written. (A
+//   stored offset above the expected one is this owner's own attempt whose reply was lost.)
+//   'states' (a cluster slot): only the states; each refused if a newer epoch wrote it.
+//   'check' / 'offset' (a cluster's last step): the partition alone, checked / checked and written.
 const FLUSH = `
-for _, key in ipairs(KEYS) do
-  local t = redis.call('TYPE', key).ok
-  if t ~= 'hash' and t ~= 'none' then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a hash; nothing was written')
+local mode, partition, epoch = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local first = 1
+if mode ~= 'states' then
+  first = 2
+  local owner = tonumber(redis.call('HGET', KEYS[1], 'e:' .. partition) or '0')
+  if owner ~= epoch then
+    return redis.error_reply('FENCED partition ' .. partition .. ' is owned by epoch ' .. owner .. ', not ' .. epoch)
+  end
+  local stored = redis.call('HGET', KEYS[1], partition) or '-1'
+  if tonumber(stored) < tonumber(ARGV[4]) then
+    return redis.error_reply('OFFSET partition ' .. partition .. ' holds offset ' .. stored .. ', not ' .. ARGV[4])
   end
 end
-local now = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local a = 3
-for i = 1, n do
-  local key = KEYS[i]
-  local retention, fresh, count = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-  a = a + 3
-  local oldest = tonumber(redis.call('HGET', key, 'm'))
-  local newest = nil
-  local fv = {}
-  for _ = 1, count do
-    local start = tonumber(ARGV[a + 1])
-    fv[#fv + 1] = ARGV[a]
-    fv[#fv + 1] = ARGV[a + 2]
-    if #fv == 1000 then redis.call('HSET', key, unpack(fv)); fv = {} end
-    if not oldest or start < oldest then oldest = start end
-    if not newest or start > newest then newest = start end
-    a = a + 3
-  end
-  if #fv > 0 then redis.call('HSET', key, unpack(fv)) end
-  if fresh ~= '' then redis.call('HSET', key, 'f', fresh) end
-  -- A tile is alive while start + retention > now: drop the expired ones, find the new oldest.
-  if oldest and oldest + retention <= now then
-    oldest = nil
-    local expired = {}
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      local sep = string.find(field, '|[^|]*$')
-      if sep then
-        local start = tonumber(string.sub(field, sep + 1), 36)
-        if start + retention <= now then
-          expired[#expired + 1] = field
-          if #expired == 1000 then redis.call('HDEL', key, unpack(expired)); expired = {} end
-        elseif not oldest or start < oldest then
-          oldest = start
-        end
-      end
-    end
-    if #expired > 0 then redis.call('HDEL', key, unpack(expired)) end
-  end
-  if oldest then redis.call('HSET', key, 'm', oldest) else redis.call('HDEL', key, 'm') end
-  -- The hash lives retention past this write, and past its newest tile; never shortened.
-  local expireAt = now + retention
-  if newest and newest + retention > expireAt then expireAt = newest + retention end
-  local current = redis.call('PEXPIRETIME', key)
-  if current > expireAt then expireAt = current end
-  if redis.call('EXISTS', key) == 1 then redis.call('PEXPIREAT', key, expireAt) end
-end
-for i = n + 1, #KEYS do
-  local count = tonumber(ARGV[a])
-  a = a + 1
-  for _ = 1, count do
-    redis.call('HSET', KEYS[i], ARGV[a], ARGV[a + 1])
-    a = a + 2
+for i = first, #KEYS do
+  local held = redis.call('GETRANGE', KEYS[i], 0, 7)
+  if #held == 8 then
+    local e = 0
+    for j = 1, 8 do e = e * 256 + string.byte(held, j) end
+    if e > epoch then return redis.error_reply('FENCED ' .. KEYS[i] .. ' was written by epoch ' .. e) end
   end
 end
-return n
+local now = tonumber(ARGV[6])
+local a = 7
+for i = first, #KEYS do
+  local expires = tonumber(ARGV[a])
+  if expires > now then redis.call('SET', KEYS[i], ARGV[a + 1], 'PXAT', expires) else redis.call('DEL', KEYS[i]) end
+  a = a + 2
+end
+if mode == 'write' or mode == 'offset' then redis.call('HSET', KEYS[1], partition, ARGV[5]) end
+return 1
 `;
 
 declare module "ioredis" {
   interface RedisCommander<Context> {
+    tesseraClaim(key: string, partition: string): Result<[number, string], Context>;
     // ioredis flattens array arguments, so a large flush needs no argument spread.
     tesseraFlush(numKeys: number, keys: string[], args: (string | Buffer)[]): Result<number, Context>;
   }
@@ -122,18 +105,39 @@ const TRANSIENT_REPLIES = new Set([
 function translate(err: unknown, what: string): OnlineStoreError {
   if (err instanceof OnlineStoreError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof ReplyError && !TRANSIENT_REPLIES.has(message.split(" ")[0] ?? "")) {
+  const code = message.split(" ")[0] ?? "";
+  if (err instanceof ReplyError && (code === "FENCED" || code === "OFFSET")) {
+    return new StoreFencedError(
+      "redis",
+      code === "FENCED" ? "epoch" : "offset",
+      `${what}: ${message.slice(code.length + 1)}`,
+    );
+  }
+  if (err instanceof ReplyError && !TRANSIENT_REPLIES.has(code)) {
     return new StoreRequestError("redis", `${what}: ${message}`, { cause: err });
   }
   return new StoreUnavailableError("redis", `${what}: ${message}`, { cause: err });
 }
 
+/** The stored form of a state: the writer's epoch (big-endian, so the script compares it byte-wise), then the state. */
+function stamped(epoch: number, state: Uint8Array): Buffer {
+  const value = Buffer.allocUnsafe(8 + state.byteLength);
+  value.writeUInt32BE(Math.floor(epoch / 2 ** 32), 0);
+  value.writeUInt32BE(epoch >>> 0, 4);
+  value.set(state, 8);
+  return value;
+}
+
 /**
- * Redis (standalone or primary with replicas; one server per store). The flush is a Lua script
- * over many keys, so it cannot span Redis Cluster slots; see the README.
+ * Redis: one server (or a primary with replicas), or a Redis Cluster. On one server a flush is one
+ * script over every key of the batch, atomic. A cluster cannot run a script across slots, so there a
+ * flush checks the partition's owner, writes the states one script per hash slot (each state refused
+ * if a newer owner wrote it), then checks and writes the offset: see OnlineStore on why that order is
+ * safe.
  */
 export class RedisOnlineStore implements OnlineStore {
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
+  private readonly cluster: boolean;
   private readonly views = new ViewRegistry("redis");
   private readonly prefix: string;
   private readonly timeoutMs: number;
@@ -144,15 +148,29 @@ export class RedisOnlineStore implements OnlineStore {
   constructor(config: Omit<RedisOnlineStoreConfig, "kind">) {
     this.prefix = config.keyPrefix ?? "tessera:";
     this.timeoutMs = config.timeoutMs ?? 1000;
-    this.redis = new Redis(config.url, {
+    // Fail fast while disconnected, and never resend a command after a reconnect: a flush that
+    // reported failure must not land later, behind the caller's back, over a newer one.
+    const connection = {
       commandTimeout: this.timeoutMs,
       connectTimeout: this.timeoutMs,
-      // Fail fast while disconnected, and never resend a command after a reconnect: a flush that
-      // reported failure must not land later, behind the caller's back, over a newer one.
-      enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
-    });
+    };
+    if (config.cluster && config.cluster.length > 0) {
+      this.cluster = true;
+      this.redis = new Cluster(
+        config.cluster.map((node) => {
+          const [host, port] = node.split(":");
+          return { host: host!, port: Number(port) };
+        }),
+        { redisOptions: connection, enableOfflineQueue: false, enableAutoPipelining: true },
+      );
+    } else if (config.url) {
+      this.cluster = false;
+      this.redis = new Redis(config.url, { ...connection, enableOfflineQueue: false });
+    } else {
+      throw new StoreRequestError("redis", "a Redis store needs a url or cluster nodes");
+    }
     // Kept to say why a call found no connection.
     this.redis.on("error", (err: Error) => {
       this.lastError = err;
@@ -160,6 +178,7 @@ export class RedisOnlineStore implements OnlineStore {
     this.redis.on("ready", () => {
       this.lastError = undefined;
     });
+    this.redis.defineCommand("tesseraClaim", { lua: CLAIM, numberOfKeys: 1 });
     this.redis.defineCommand("tesseraFlush", { lua: FLUSH });
   }
 
@@ -171,106 +190,85 @@ export class RedisOnlineStore implements OnlineStore {
     });
   }
 
-  async writeBatch(batch: WriteBatch): Promise<void> {
-    validateBatch("redis", this.views, batch);
-    const now = Date.now();
-    // Grouped by a cheap composite first; the (URI-encoded) key is built once per entity.
-    const hashes = new Map<
-      string,
-      { key: string; retentionMs: number; fresh: string; tiles: (string | Buffer)[] }
-    >();
-    const hash = (view: string, version: string, entity: string) => {
-      const id = `${viewKey(view, version)}\u0000${entity}`;
-      let found = hashes.get(id);
-      if (!found) {
-        const { retentionMs } = this.views.get(view, version);
-        found = { key: tileKey(this.prefix, view, version, entity), retentionMs, fresh: "", tiles: [] };
-        hashes.set(id, found);
-      }
-      return found;
-    };
-    for (const tile of batch.tiles) {
-      const h = hash(tile.view, tile.version, tile.entity);
-      if (!tileAlive(tile.tileStart, h.retentionMs, now)) continue;
-      const state = Buffer.from(tile.state.buffer, tile.state.byteOffset, tile.state.byteLength);
-      h.tiles.push(`${tile.aggregation}|${tile.tileStart.toString(36)}`, String(tile.tileStart), state);
-    }
-    for (const f of batch.freshness) {
-      const h = hash(f.view, f.version, f.entity);
-      h.fresh = `${f.eventTime}:${now + h.retentionMs}`;
-    }
-    const offsets = new Map<string, string[]>();
-    for (const o of batch.offsets) {
-      const key = offsetsKey(this.prefix, o.consumerGroup, o.topic);
-      let pairs = offsets.get(key);
-      if (!pairs) {
-        pairs = [];
-        offsets.set(key, pairs);
-      }
-      pairs.push(String(o.partition), String(o.offset));
-    }
-
-    const keys = [...[...hashes.values()].map((h) => h.key), ...offsets.keys()];
-    if (keys.length === 0) return;
-    const args: (string | Buffer)[] = [String(now), String(hashes.size)];
-    for (const h of hashes.values())
-      args.push(String(h.retentionMs), h.fresh, String(h.tiles.length / 3), ...h.tiles);
-    for (const pairs of offsets.values()) args.push(String(pairs.length / 2), ...pairs);
-    await this.call("writeBatch", () => this.redis.tesseraFlush(keys.length, keys, args));
+  async claimPartition(consumerGroup: string, topic: string, partition: number): Promise<Claim> {
+    validatePartition("redis", consumerGroup, topic, partition);
+    const [epoch, offset] = await this.call("claimPartition", () =>
+      this.redis.tesseraClaim(offsetsKey(this.prefix, consumerGroup, topic), String(partition)),
+    );
+    return { epoch: Number(epoch), offset: Number(offset) };
   }
 
-  async readTiles(
+  async writeBatch(batch: WriteBatch): Promise<void> {
+    validateBatch("redis", this.views, batch);
+    const { owner } = batch;
+    const now = Date.now();
+    const offsets = offsetsKey(this.prefix, owner.consumerGroup, owner.topic);
+    const head = (mode: string) => [
+      mode,
+      String(owner.partition),
+      String(owner.epoch),
+      String(batch.expectedOffset),
+      String(batch.offset),
+      String(now),
+    ];
+    const keys: string[] = [];
+    const args: (string | Buffer)[] = [];
+    for (const s of batch.states) {
+      keys.push(stateKey(this.prefix, s.view, s.version, s.entity));
+      args.push(String(Math.max(0, Math.ceil(s.expiresAt))), stamped(owner.epoch, s.state));
+    }
+    await this.call("writeBatch", async () => {
+      if (!this.cluster) {
+        await this.redis.tesseraFlush(keys.length + 1, [offsets, ...keys], [...head("write"), ...args]);
+        return;
+      }
+      await this.redis.tesseraFlush(1, [offsets], head("check"));
+      const bySlot = new Map<number, number[]>();
+      keys.forEach((key, i) => {
+        const slot = calculateSlot(key);
+        const found = bySlot.get(slot);
+        if (found) found.push(i);
+        else bySlot.set(slot, [i]);
+      });
+      await Promise.all(
+        [...bySlot.values()].map((indexes) =>
+          this.redis.tesseraFlush(
+            indexes.length,
+            indexes.map((i) => keys[i]!),
+            [...head("states"), ...indexes.flatMap((i) => [args[2 * i]!, args[2 * i + 1]!])],
+          ),
+        ),
+      );
+      await this.redis.tesseraFlush(1, [offsets], head("offset"));
+    });
+  }
+
+  async readStates(
     view: string,
     version: string,
     entities: readonly string[],
-    fromTileStart: number,
-    toTileStart?: number,
-  ): Promise<Map<string, EntityTiles>> {
-    const { retentionMs } = this.views.get(view, version);
-    validateRange("redis", fromTileStart, toTileStart);
-    const result = new Map<string, EntityTiles>();
-    if (entities.length === 0) return result;
-    const replies = await this.call("readTiles", async () => {
-      const pipeline = this.redis.pipeline();
-      // HGETALL as a flat [field, value, …] array of Buffers: about twice as fast to decode as
-      // ioredis' object-building hgetallBuffer on 140-field hashes.
-      for (const entity of entities)
-        pipeline.callBuffer("HGETALL", tileKey(this.prefix, view, version, entity));
-      return (await pipeline.exec()) ?? [];
-    });
-    const now = Date.now();
-    entities.forEach((entity, i) => {
-      const [err, reply] = replies[i] ?? [new Error("no reply"), null];
-      if (err) throw translate(err, "readTiles");
-      const flat = reply as Buffer[];
-      const out: EntityTiles = { tiles: [], newestEventTime: null };
-      for (let j = 0; j < flat.length; j += 2) {
-        const field = flat[j]!.toString();
-        const value = flat[j + 1]!;
-        const sep = field.lastIndexOf("|");
-        if (sep < 0) {
-          if (field === FRESHNESS) {
-            const [eventTime, until] = value.toString().split(":").map(Number);
-            if (until! > now) out.newestEventTime = eventTime!;
-          }
-          continue;
-        }
-        const tileStart = Number.parseInt(field.slice(sep + 1), 36);
-        if (tileStart < fromTileStart || (toTileStart !== undefined && tileStart > toTileStart)) continue;
-        // Expired fields linger until the entity's next write prunes them.
-        if (!tileAlive(tileStart, retentionMs, now)) continue;
-        out.tiles.push({ aggregation: field.slice(0, sep), tileStart, state: bytes(value) });
-      }
-      result.set(entity, sortTiles(out));
-    });
-    return result;
+  ): Promise<(Uint8Array | null)[]> {
+    this.views.get(view, version);
+    if (entities.length === 0) return [];
+    const keys = entities.map((entity) => stateKey(this.prefix, view, version, entity));
+    const replies = await this.call("readStates", () =>
+      this.cluster
+        ? // MGET cannot span slots; auto-pipelining sends these GETs as one batch per node.
+          Promise.all(keys.map((key) => this.redis.getBuffer(key)))
+        : (this.redis as Redis).mgetBuffer(keys),
+    );
+    return replies.map((reply) => (reply === null ? null : bytes(reply).subarray(Math.min(8, reply.length))));
   }
 
   async readOffsets(consumerGroup: string, topic: string): Promise<Map<number, number>> {
     const stored = await this.call("readOffsets", () =>
       this.redis.hgetall(offsetsKey(this.prefix, consumerGroup, topic)),
     );
-    return new Map(Object.entries(stored).map(([partition, offset]) => [Number(partition), Number(offset)]));
+    const out = new Map<number, number>();
+    for (const [field, offset] of Object.entries(stored)) {
+      if (/^\d+$/.test(field) && Number(offset) >= 0) out.set(Number(field), Number(offset));
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,13 @@
 /**
- * The online store: where the stream processor keeps tile states and partition offsets, and where
- * the feature server reads them. It stores tiles, never final values (finalisation happens at
- * request time), and it is sized for exactly two callers:
+ * The online store: where the stream processor keeps each entity's tile state and each partition's
+ * offset, and where the feature server reads the states. It stores tile state, never final values
+ * (finalisation happens at request time), and it is sized for exactly two callers:
  *
- * - the stream processor: `applyView` at start, `readOffsets` on partition assignment, `readTiles`
- *   to reload an entity's state, `writeBatch` once per micro-batch flush;
- * - the feature server: `applyView` at start, `readTiles` per request.
+ * - the stream processor: `applyView` at start, `claimPartition` when it takes a partition over,
+ *   `readStates` to (re)load entities, `writeBatch` once per micro-batch flush;
+ * - the feature server: `applyView` at start, `readStates` per request.
  *
+ * A state is one opaque value per (view, version, entity): libs/transforms' tile-state encoding.
  * Every time below is epoch milliseconds.
  */
 
@@ -17,67 +18,64 @@ export interface OnlineView {
   retentionMs: number;
 }
 
-/** The absolute (not incremental) state of one aggregation's tile for one entity. */
-export interface TileWrite {
+/** The absolute (not incremental) state of one entity for one view version. */
+export interface StateWrite {
   view: string;
   version: string;
   entity: string;
-  /** Start of the tile: k·H for tile k. */
-  tileStart: number;
-  /** Id of the aggregation (feature) within the view. */
-  aggregation: string;
-  /** Serialised partial aggregate; opaque to the store. */
+  /** Encoded tile state; opaque to the store. */
   state: Uint8Array;
+  /** When no read can use it any more: the store frees it then (a write already past it deletes). */
+  expiresAt: number;
 }
 
-/** The last offset applied from one partition, for one consumer group. */
-export interface OffsetWrite {
+/** Who writes a partition: its consumer group, topic and partition, and the epoch its claim returned. */
+export interface PartitionOwner {
   consumerGroup: string;
   topic: string;
   partition: number;
+  epoch: number;
+}
+
+/** What a claim returns: the new owner's epoch and the offset stored for the partition (−1: none). */
+export interface Claim {
+  epoch: number;
   offset: number;
 }
 
-/** Newest event time the writer has seen for an entity of a view version (absolute, overwrites). */
-export interface FreshnessWrite {
-  view: string;
-  version: string;
-  entity: string;
-  eventTime: number;
-}
-
-/** One micro-batch flush. Applied all-or-nothing; see `OnlineStore.writeBatch`. */
+/** One micro-batch flush of one partition. See `OnlineStore.writeBatch`. */
 export interface WriteBatch {
-  tiles: readonly TileWrite[];
-  offsets: readonly OffsetWrite[];
-  freshness: readonly FreshnessWrite[];
-}
-
-export interface StoredTile {
-  aggregation: string;
-  tileStart: number;
-  state: Uint8Array;
-}
-
-/** What the store holds for one entity. An unknown entity has no tiles and `newestEventTime: null`. */
-export interface EntityTiles {
-  /** Sorted by tileStart, then aggregation. */
-  tiles: StoredTile[];
-  newestEventTime: number | null;
+  owner: PartitionOwner;
+  /** The partition's offset the store should hold now: what this owner claimed or last wrote. */
+  expectedOffset: number;
+  /** The partition's last applied offset, stored with the states. */
+  offset: number;
+  states: readonly StateWrite[];
 }
 
 /**
- * Retention, the same on every backend (measured on the writer's clock, `now`):
- * - a tile is visible while `tileStart + retentionMs > now`; a write of an already expired tile is
- *   dropped, and the backend frees expired tiles (Redis: HDEL on a later write and key expiry;
- *   Cassandra: per-cell TTL);
- * - an entity's newest event time is visible for `retentionMs` after the last write that set it,
- *   so an idle entity disappears entirely.
+ * Fencing. Ownership is the store's, not the process's: `claimPartition` makes the caller the
+ * partition's owner with an epoch higher than any before it, and every flush is checked against it
+ * inside the store's own atomic write. A writer whose epoch is no longer the partition's — it stalled
+ * past its session and another replica claimed the partition — gets `StoreFencedError` ("epoch")
+ * and must drop its state; so does one whose `expectedOffset` is above what the store holds
+ * ("offset": the store lost writes, e.g. a Redis failover, and the owner must reload and replay). A
+ * stored offset above the expected one is the owner's own earlier attempt whose reply was lost: a
+ * retry after `StoreUnavailableError` may expect the offset from before it.
+ * A state written by a newer epoch is never overwritten by an older one.
+ *
+ * Atomicity: a flush's states and offset land together on Redis (one node) and memory. On Redis
+ * Cluster (one write per hash slot) and Cassandra (one write per partition) the states land before
+ * the offset, each whole; a crash between them leaves states ahead of the stored offset, which is
+ * safe because every state carries the log position it includes (libs/transforms) and replayed
+ * offsets are skipped per entity.
+ *
+ * Retention: a state is visible until its `expiresAt` (writer's clock); the backend frees it then.
  *
  * Errors: every call settles within the configured timeout. `StoreUnavailableError` (retriable:
- * connection loss, timeout, overload) or `StoreRequestError` (not retriable: bad input, view not
- * applied, batch the backend refuses). A `writeBatch` that failed with `StoreUnavailableError` may
- * or may not have been applied; because it carries absolute values, retrying it is safe.
+ * connection loss, timeout, overload), `StoreFencedError` (not retriable: ownership lost), or
+ * `StoreRequestError` (not retriable: bad input, view not applied, value the backend refuses). A
+ * `writeBatch` that failed as unavailable may or may not have been applied; retrying it is safe.
  */
 export interface OnlineStore {
   /**
@@ -85,24 +83,12 @@ export interface OnlineStore {
    * table). Idempotent. Each process must apply a view before it writes or reads it.
    */
   applyView(view: OnlineView): Promise<void>;
-  /**
-   * Write tiles, offsets and freshness atomically: after a crash the stored offsets always match
-   * the stored tiles. That is the processor's exactly-once effect: on reassignment it reads the
-   * offsets and skips events at or below them.
-   */
+  /** Takes a partition over: a new epoch for it, and the offset stored so far, in one atomic step. */
+  claimPartition(consumerGroup: string, topic: string, partition: number): Promise<Claim>;
+  /** Writes states and the partition's offset if `owner` still owns it and the offset is as expected. */
   writeBatch(batch: WriteBatch): Promise<void>;
-  /**
-   * Tiles of each entity with `fromTileStart <= tileStart <= toTileStart` (no upper bound when
-   * omitted), with its newest event time, in one round trip. The result has an entry for every
-   * requested entity.
-   */
-  readTiles(
-    view: string,
-    version: string,
-    entities: readonly string[],
-    fromTileStart: number,
-    toTileStart?: number,
-  ): Promise<Map<string, EntityTiles>>;
+  /** The state of each entity, in the order asked (null: none), in one round trip per node. */
+  readStates(view: string, version: string, entities: readonly string[]): Promise<(Uint8Array | null)[]>;
   /** Stored offsets of a consumer group on a topic: partition → last applied offset. */
   readOffsets(consumerGroup: string, topic: string): Promise<Map<number, number>>;
   close(): Promise<void>;

@@ -67,7 +67,11 @@ export function opState(spec: OpSpec, squares = false): { key: string; kind: Sta
   const column = spec.column ?? "";
   switch (spec.op) {
     case "count":
-      return { key: spec.column === undefined ? "events" : `count:${column}`, kind: counter, finalize: finalizers.count };
+      return {
+        key: spec.column === undefined ? "events" : `count:${column}`,
+        kind: counter,
+        finalize: finalizers.count,
+      };
     case "sum":
     case "mean":
     case "variance":
@@ -121,7 +125,10 @@ const sideOf = (state: OpState) => ({ sideValue: (i: number) => state.side[i] })
  * An op as a plain monoid over one slot (the form tiles hold it in), for tests and for callers that
  * aggregate outside a tile. `serialize` writes the words and the side values they reference.
  */
-export function createAggregator(op: Op, params: { k?: number; quantile?: number } = {}): Aggregator<OpState> {
+export function createAggregator(
+  op: Op,
+  params: { k?: number; quantile?: number } = {},
+): Aggregator<OpState> {
   const { kind, finalize } = opState({ op, ...params, column: "x" });
   const init = (): OpState => {
     const state = { words: new Float64Array(kind.width), side: [] };

@@ -33,7 +33,14 @@ export interface StateKind {
   init(w: Float64Array, at: number): void;
   add(w: Float64Array, at: number, side: SideList, value: unknown, ts: number, seq: number): void;
   /** Merges the state at (from, fromAt), whose side values come from `src`, into (w, at). */
-  merge(w: Float64Array, at: number, side: SideList, from: Float64Array, fromAt: number, src: SideSource): void;
+  merge(
+    w: Float64Array,
+    at: number,
+    side: SideList,
+    from: Float64Array,
+    fromAt: number,
+    src: SideSource,
+  ): void;
   /**
    * Hands each side index the state holds to `remap` and stores the index it returns (compaction,
    * encoding and decoding renumber side values this way).
@@ -158,6 +165,15 @@ function mergePartials(
   for (const p of src.sideValue(-len - 1, partialsCodec) as number[]) addPartial(w, at, side, p);
 }
 
+/** The correctly rounded sum of the partials at (w, at): two non-overlapping partials need no rounding help. */
+function sumPartials(w: Float64Array, at: number, side: SideList): number {
+  const len = w[at]!;
+  if (len === 0) return 0;
+  if (len === 1) return w[at + 1]!;
+  if (len === 2) return w[at + 1]! + w[at + 2]!;
+  return roundExact(side[-len - 1] as number[]);
+}
+
 /** The partials at (w, at) as a list (for finalising; `side` is where a spilled list lives). */
 function readPartials(w: Float64Array, at: number, side: SideList): readonly number[] {
   const len = w[at]!;
@@ -229,7 +245,11 @@ function addSquare(w: Float64Array, at: number, side: SideList, x: number): void
  * Population variance = (n·Σx² − (Σx)²) / n², with the numerator computed exactly from the partials
  * and rounded once: order-independent and free of the cancellation that sinks the textbook formula.
  */
-export function populationVariance(n: number, sum: readonly number[], squares: readonly number[]): number | null {
+export function populationVariance(
+  n: number,
+  sum: readonly number[],
+  squares: readonly number[],
+): number | null {
   if (n === 0) return null;
   const numerator: number[] = [];
   for (const q of squares) addExactProduct(numerator, n, q);
@@ -286,7 +306,9 @@ function heldValue(w: Float64Array, at: number, side: SideSource | SideList): Fe
     case 1:
       return w[at + 1]!;
     case 2:
-      return (Array.isArray(side) ? side[w[at + 1]!] : side.sideValue(w[at + 1]!, valueCodec)) as FeatureValue;
+      return (
+        Array.isArray(side) ? side[w[at + 1]!] : side.sideValue(w[at + 1]!, valueCodec)
+      ) as FeatureValue;
     case 3:
       return true;
     case 4:
@@ -332,7 +354,10 @@ export const latest = ordered(false);
 // ── sketches and lists: an object monoid in the side list, one word holding its index (−1: empty) ─
 
 export function sideKind(agg: Aggregator): StateKind & { codec: SideCodec; aggregator: Aggregator } {
-  const codec: SideCodec = { encode: (state) => agg.serialize(state), decode: (bytes) => agg.deserialize(bytes) };
+  const codec: SideCodec = {
+    encode: (state) => agg.serialize(state),
+    decode: (bytes) => agg.deserialize(bytes),
+  };
   return {
     width: 1,
     codec,
@@ -370,7 +395,8 @@ export type Finalize = (w: Float64Array, at: number, side: SideList) => FeatureV
 export const finalizers = {
   count: ((w, at) => w[at]!) as Finalize,
   sum: ((w, at, side) => roundExact(readPartials(w, at + 1, side))) as Finalize,
-  mean: ((w, at, side) => (w[at] === 0 ? null : roundExact(readPartials(w, at + 1, side)) / w[at]!)) as Finalize,
+  mean: ((w, at, side) =>
+    w[at] === 0 ? null : roundExact(readPartials(w, at + 1, side)) / w[at]!) as Finalize,
   variance: ((w, at, side) =>
     populationVariance(w[at]!, readPartials(w, at + 1, side), readPartials(w, at + 4, side))) as Finalize,
   stddev: ((w, at, side) => {

@@ -13,17 +13,15 @@ import {
   ARCHIVE_COLUMNS,
   type ArchiveFile,
   createOnlineStore,
-  type FreshnessWrite,
   listArchive,
   type OnlineStore,
   type OnlineStoreConfig,
   readBatches,
+  type StateWrite,
   StoreUnavailableError,
   TableReadError,
-  type TileWrite,
-  type WriteBatch,
 } from "@tessera/stores";
-import { parseTimestamp, type View, ViewState } from "@tessera/transforms";
+import { encodeTileState, parseTimestamp, tileStateExpiry, type View, ViewState } from "@tessera/transforms";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
@@ -44,7 +42,7 @@ export interface BackfillOptions {
   force?: boolean;
   /** Processing time for late judgement and the store's retention (default Date.now()). */
   now?: number;
-  /** Bound on the tile bytes of one store write (default 24 KiB: Cassandra refuses batches over 50 KiB). */
+  /** Bound on the state bytes of one store write (default 4 MiB). */
   maxWriteBytes?: number;
   onProgress?: (p: { phase: "scan" | "apply" | "write"; done: number; total: number }) => void;
 }
@@ -62,7 +60,8 @@ export interface BackfillSummary {
   late: number;
   invalid: number;
   entities: number;
-  tiles: number;
+  /** Entity states written. */
+  states: number;
   /** Partition → last applied offset written for the processor. */
   offsets: Record<string, number>;
   seconds: number;
@@ -113,7 +112,8 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
 
   // 3. Apply the events the backfill owns, as the processor would (same evaluator, same late rule).
   const state = new ViewState(view);
-  const newest = new Map<string, number>();
+  /** Each entity's partition (its events all come from one: the topic is keyed by entity). */
+  const partitionOf = new Map<string, number>();
   let events = 0;
   let applied = 0;
   let late = 0;
@@ -137,57 +137,56 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
       const result = state.applyPrepared(prepared, now);
       if (result.status === "applied") {
         applied++;
-        newest.set(prepared.entity, Math.max(newest.get(prepared.entity) ?? prepared.ts, prepared.ts));
+        partitionOf.set(prepared.entity, p);
       } else if (result.status === "late" || result.status === "future") late++;
     },
     (done) => progress({ phase: "apply", done, total: files.length }),
   );
 
-  // 4. Write absolute tiles (those wholly inside [from, …)) in batches of bounded size (Cassandra
-  // refuses logged batches over 50 KiB); the offsets go with the last write.
+  // 4. Write each entity's whole state, without the tiles that begin before --from (they would hold
+  // only part of their events), stamped with its partition's handover offset; per partition, under
+  // a claim of the processor's consumer group, in writes of bounded size, the offset with the last.
   await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
-  const dirty = [...state.takeDirty()];
-  const budget = options.maxWriteBytes ?? 24 * 1024;
-  let tiles = 0;
-  let batch: WriteBatch & { tiles: TileWrite[]; freshness: FreshnessWrite[] } = {
-    tiles: [],
-    freshness: [],
-    offsets: [],
-  };
-  let bytes = 0;
-  const flush = async (offsets: WriteBatch["offsets"]) => {
-    await store.writeBatch({ ...batch, offsets });
-    tiles += batch.tiles.length;
-    batch = { tiles: [], freshness: [], offsets: [] };
-    bytes = 0;
-  };
-  for (const [n, [entity, entityState]] of dirty.entries()) {
-    batch.freshness.push({ view: view.name, version: view.version, entity, eventTime: newest.get(entity)! });
-    for (const t of entityState.tiles) {
-      if (t.tileStart < options.from) continue; // would hold only part of its events
-      const size = t.bytes.byteLength + entity.length + t.feature.length + 64;
-      if (bytes + size > budget && batch.tiles.length > 0) await flush([]);
-      batch.tiles.push({
+  for (const entityState of state.entities.values()) {
+    entityState.layout.groups.forEach((group, g) => {
+      entityState.dropBefore(g, Math.ceil(options.from / group.hopMs));
+    });
+  }
+  const byPartition = new Map<number, string[]>();
+  for (const [entity, p] of partitionOf) byPartition.set(p, [...(byPartition.get(p) ?? []), entity]);
+  const budget = options.maxWriteBytes ?? 4 * 1024 * 1024;
+  let written = 0;
+  const entities = state.size;
+  for (const [partition, offset] of handover) {
+    const claim = await store.claimPartition(options.consumerGroup, topic, partition);
+    const owner = { consumerGroup: options.consumerGroup, topic, partition, epoch: claim.epoch };
+    let expected = claim.offset;
+    const ids = byPartition.get(partition) ?? [];
+    let batch: StateWrite[] = [];
+    let bytes = 0;
+    const write = async (last: boolean) => {
+      const next = last ? offset : expected;
+      await store.writeBatch({ owner, expectedOffset: expected, offset: next, states: batch });
+      expected = next;
+      written += batch.length;
+      batch = [];
+      bytes = 0;
+      progress({ phase: "write", done: written, total: entities });
+    };
+    for (const entity of ids) {
+      const encoded = encodeTileState(state.entities.get(entity)!, { partition, offset });
+      if (bytes + encoded.byteLength > budget && batch.length > 0) await write(false);
+      batch.push({
         view: view.name,
         version: view.version,
         entity,
-        tileStart: t.tileStart,
-        aggregation: t.feature,
-        state: t.bytes,
+        state: encoded,
+        expiresAt: tileStateExpiry(state.entities.get(entity)!),
       });
-      bytes += size;
+      bytes += encoded.byteLength + entity.length;
     }
-    if (n % 256 === 0) progress({ phase: "write", done: n, total: dirty.length });
+    await write(true);
   }
-  await flush(
-    [...handover].map(([partition, offset]) => ({
-      consumerGroup: options.consumerGroup,
-      topic,
-      partition,
-      offset,
-    })),
-  );
-  progress({ phase: "write", done: dirty.length, total: dirty.length });
 
   return {
     view: view.name,
@@ -200,8 +199,8 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillSum
     notApplied: events - applied - late - invalid,
     late,
     invalid,
-    entities: dirty.length,
-    tiles,
+    entities,
+    states: written,
     offsets: Object.fromEntries([...handover].map(([p, o]) => [String(p), o])),
     seconds: (performance.now() - started) / 1000,
   };
@@ -325,7 +324,7 @@ export function register(program: Command): void {
         if (flags.json) console.log(JSON.stringify(summary, null, 2));
         else
           console.log(
-            `backfilled ${summary.view}@${summary.version}: ${summary.applied} events → ${summary.tiles} tiles of ${summary.entities} entities ` +
+            `backfilled ${summary.view}@${summary.version}: ${summary.applied} events → ${summary.states} entity states ` +
               `in ${summary.seconds.toFixed(1)} s; ${summary.consumerGroup} resumes after offsets ${JSON.stringify(summary.offsets)}`,
           );
       } catch (error) {
