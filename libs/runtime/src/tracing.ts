@@ -10,20 +10,18 @@
  * Import from "@tessera/runtime/tracing" in libraries: it loads only @opentelemetry/api.
  */
 import {
-  type Attributes,
   type Context,
   context,
-  type Link,
   ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type SpanContext,
-  type SpanKind,
   type TextMapGetter,
   type TextMapSetter,
   TraceFlags,
   trace,
 } from "@opentelemetry/api";
+import type { Sampler } from "@opentelemetry/sdk-trace-node";
 import type { JsonSchema } from "./config.js";
 
 export interface TracingConfig {
@@ -129,15 +127,8 @@ export async function setupTracing(
   const ratioSampler = new sdk.TraceIdRatioBasedSampler(ratio);
   // A new trace (a flush, an alert) that links to a sampled one is kept: one sampled event is
   // followed through every hop, whatever the ratio.
-  const root = {
-    shouldSample(
-      ctx: Context,
-      traceId: string,
-      name: string,
-      kind: SpanKind,
-      attrs: Attributes,
-      links: Link[],
-    ) {
+  const root: Sampler = {
+    shouldSample(ctx, traceId, _name, _kind, _attributes, links) {
       if (links.some((l) => (l.context.traceFlags & TraceFlags.SAMPLED) !== 0))
         return { decision: sdk.SamplingDecision.RECORD_AND_SAMPLED };
       return ratioSampler.shouldSample(ctx, traceId);
