@@ -11,6 +11,7 @@ import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
 import { invalid, ServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import { tracePhase } from "./tracing.js";
 
 export type Status = "present" | "missing" | "stale" | "error";
 
@@ -117,6 +118,7 @@ export class FeatureService {
       plan.views.map((served) => this.read(served, ids.get(served.entityKey)!, asOf)),
     );
 
+    const endFinalise = tracePhase("finalise"); // tracing
     const response: FeatureResponse = { asOf, views: {}, entities: {} };
     plan.views.forEach((served, slot) => {
       let newest: number | null = null;
@@ -152,6 +154,7 @@ export class FeatureService {
       }
       response.entities[group.entityKey] = { features: group.names, results: rows };
     }
+    endFinalise(); // tracing
     return response;
   }
 
