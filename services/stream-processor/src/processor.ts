@@ -35,6 +35,7 @@ import { type ProcessorConfig, storeConfig } from "./config.js";
 import { loadDefinitions, selectViews } from "./definitions.js";
 import { type ProcessorMetrics, processorMetrics } from "./metrics.js";
 import { ViewSlot } from "./state.js";
+import { FlushTracing } from "./tracing.js"; // tracing
 
 export interface ProcessorDeps {
   /** Default: the store the config names. */
@@ -173,6 +174,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     return { entities: entitiesHeld(), tiles };
   };
   const metrics: ProcessorMetrics = processorMetrics(metricsRegistry, held);
+  const flushTracing = new FlushTracing(groupId); // tracing: flush spans linked to the events' contexts
 
   const store = deps.store ?? createOnlineStore(storeConfig(config));
   const ownsStore = deps.store === undefined;
@@ -336,6 +338,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     if (fresh.length < messages.length) metrics.skipped.inc({ topic }, messages.length - fresh.length);
     if (fresh.length === 0) return;
     metrics.eventsIn.inc({ topic }, fresh.length);
+    flushTracing.collect(part, fresh); // tracing
     await decoder.prepare(
       topic,
       fresh.map((m) => m.value),
@@ -498,6 +501,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       );
       return;
     }
+    const traced = flushTracing.begin(part); // tracing
     let stage = "dead_letter";
     try {
       while (part.deadLetters.length > 0) {
@@ -524,11 +528,18 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       }
       stage = "features";
       if (part.updates.length > 0) {
-        await producer.send({ topic: config.topics.features, acks: -1, messages: part.updates });
+        // tracing: traced.headers stamps the flush's trace context on the FeatureUpdates
+        await producer.send({
+          topic: config.topics.features,
+          acks: -1,
+          messages: traced.headers(part.updates),
+        });
         part.updates = [];
       }
       commit(part);
+      traced.end(); // tracing
     } catch (error) {
+      traced.end(error); // tracing
       metrics.flushErrors.inc({ stage });
       pause();
       // kafkajs gives up on an unreachable broker with a non-retriable error; for a service that must
