@@ -150,6 +150,9 @@ export class GrpcTransport implements Transport {
         ? grpc.credentials.createSsl(options.ca ? Buffer.from(options.ca) : null)
         : grpc.credentials.createInsecure();
     this.client = new Client(options.address, credentials, {
+      // A restarted server is found again within seconds, not grpc-js' default of up to two minutes.
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 5000,
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
       "grpc.max_receive_message_length": 16 * 1024 * 1024,
