@@ -6,7 +6,10 @@
  * the features through @tessera/client (CLIENT span) → the feature server's SERVER span is its
  * child, with the store read and finalise spans under it. Real Kafka, registry and Redis.
  */
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { context, SpanKind, trace } from "@opentelemetry/api";
 import { createClient } from "@tessera/client";
 import { featureServerConfig, startFeatureServer } from "@tessera/feature-server";
@@ -17,9 +20,9 @@ import { loadProcessorConfig, startProcessor } from "@tessera/stream-processor";
 import { parseDefinitionsYaml } from "@tessera/transforms";
 import type { KafkaMessage } from "kafkajs";
 import { pino } from "pino";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../support/index.js";
-import { startOtlpReceiver } from "../support/otlp-receiver.js";
+import { type OtlpReceiver, startOtlpReceiver } from "../support/otlp-receiver.js";
 
 const paymentSchema = JSON.parse(
   readFileSync(new URL("../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
@@ -32,9 +35,9 @@ describe("tracing end to end", () => {
     for (const fn of cleanup.reverse()) await fn().catch(() => {});
   });
 
-  it("producer → processor flush → served request → FeatureUpdate, from the exported spans", async () => {
-    const env = services();
-    const receiver = await startOtlpReceiver();
+  let receiver: OtlpReceiver;
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
     cleanup.push(() => receiver.close());
     // As each service's main does with `tracing: { enabled: true, endpoint }` (one process here).
     const tracing = await setupTracing(
@@ -42,6 +45,10 @@ describe("tracing end to end", () => {
       { serviceName: "tessera-e2e" },
     );
     cleanup.push(() => tracing.shutdown());
+  });
+
+  it("producer → processor flush → served request → FeatureUpdate, from the exported spans", async () => {
+    const env = services();
 
     const topic = uniqueName("trace");
     const features = `${topic}.features`;
@@ -204,4 +211,84 @@ views:
     const requests = spans.filter((s) => s.scope === "tessera.feature-server" && s.kind === 2);
     expect(requests.every((s) => s.traceId === traceId)).toBe(true);
   }, 180_000);
+
+  it("a feature-server process with TESSERA_FEATURE_SERVER_TRACING_* continues the caller's trace over HTTP", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "trace-process-"));
+    cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, "features.yaml"),
+      "sources:\n  - { name: tx, topic: t, entity: card_id, timestamp: ts }\nviews:\n  - name: cards\n    source: tx\n    features:\n      - { name: n_1h, op: count, window: 1h }\n",
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        "--conditions=@tessera/source",
+        "--import",
+        "tsx",
+        join(import.meta.dirname, "../../services/feature-server/src/main.ts"),
+      ],
+      {
+        env: {
+          ...process.env,
+          TESSERA_FEATURE_SERVER_DEFINITIONS: join(dir, "features.yaml"),
+          TESSERA_FEATURE_SERVER_HTTP_PORT: "0",
+          TESSERA_FEATURE_SERVER_GRPC_ENABLED: "false",
+          TESSERA_FEATURE_SERVER_STORE_KIND: "memory",
+          TESSERA_FEATURE_SERVER_AUTH_ALLOW_ANONYMOUS: "true",
+          TESSERA_FEATURE_SERVER_TRACING_ENABLED: "true",
+          TESSERA_FEATURE_SERVER_TRACING_ENDPOINT: receiver.url,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    let log = "";
+    child.stderr!.on("data", (chunk) => {
+      log += chunk;
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout!.on("data", (chunk) => {
+        log += chunk;
+        const match = /"url":"(http:[^"]+)"/.exec(log);
+        if (match) resolve(match[1]!);
+      });
+      void exited.then((code) => reject(new Error(`exited ${code}: ${log}`)));
+    });
+    const client = createClient({ url, deadlineMs: 5000 });
+    const root = trace
+      .getTracer("e2e.inference-service")
+      .startSpan("POST /score-remote", { kind: SpanKind.SERVER });
+    const result = await context.with(trace.setSpan(context.active(), root), () =>
+      client.getFeatures({ features: ["cards:n_1h"], entities: { card_id: ["c-1"] } }),
+    );
+    root.end();
+    await client.close();
+    expect(result.entities.card_id[0]!.features["cards:n_1h"]).toEqual({ value: 0, status: "missing" });
+    child.kill("SIGTERM"); // shutdown exports what the process still holds
+    expect(await exited).toBe(0);
+
+    const traceId = root.spanContext().traceId;
+    const spans = await receiver.waitFor((all) =>
+      ["tessera-feature-server", "tessera-e2e"].every((service) =>
+        all.some(
+          (s) =>
+            s.service === service && s.traceId === traceId && s.kind === (service === "tessera-e2e" ? 3 : 2),
+        ),
+      ),
+    );
+    const call = spans.find((s) => s.scope === "tessera.client" && s.traceId === traceId)!;
+    const served = spans.find(
+      (s) => s.service === "tessera-feature-server" && s.traceId === traceId && s.kind === 2,
+    )!;
+    expect(served.parentSpanId).toBe(call.spanId);
+    expect(served.name).toBe("POST /v1/features");
+    expect(
+      spans.some(
+        (s) =>
+          s.service === "tessera-feature-server" &&
+          s.parentSpanId === served.spanId &&
+          s.name === "store readTiles",
+      ),
+    ).toBe(true);
+  }, 120_000);
 });
