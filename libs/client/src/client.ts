@@ -15,6 +15,7 @@ import {
 import { GrpcTransport } from "./grpc.js";
 import { HttpTransport } from "./http.js";
 import {
+  type EntityIds,
   type FeatureRef,
   type FeatureSchema,
   type FeatureValue,
@@ -74,9 +75,9 @@ export interface ClientOptions {
 }
 
 export interface TesseraClient<S extends FeatureSchema = UntypedSchema> {
-  getFeatures<const R extends FeatureRef<S>>(
-    request: GetFeaturesRequest<S, R>,
-  ): Promise<GetFeaturesResult<S, R>>;
+  getFeatures<const R extends FeatureRef<S>, const E extends EntityIds<S, R>>(
+    request: GetFeaturesRequest<S, R, E>,
+  ): Promise<GetFeaturesResult<S, R, E>>;
   close(): Promise<void>;
 }
 
@@ -135,12 +136,12 @@ class Client<S extends FeatureSchema> implements TesseraClient<S> {
     this.random = options.random ?? Math.random;
   }
 
-  async getFeatures<const R extends FeatureRef<S>>(
-    request: GetFeaturesRequest<S, R>,
-  ): Promise<GetFeaturesResult<S, R>> {
+  async getFeatures<const R extends FeatureRef<S>, const E extends EntityIds<S, R>>(
+    request: GetFeaturesRequest<S, R, E>,
+  ): Promise<GetFeaturesResult<S, R, E>> {
     const wire = wireRequest(request as unknown as GetFeaturesRequest<UntypedSchema, string>);
     const budget = positive(request.deadlineMs ?? this.deadlineMs, "deadlineMs");
-    if (!tracing()) return this.run<R>(wire, budget, request.signal, this.headers);
+    if (!tracing()) return this.run<R, E>(wire, budget, request.signal, this.headers);
     return tracer.startActiveSpan(
       "tessera getFeatures",
       {
@@ -151,7 +152,7 @@ class Client<S extends FeatureSchema> implements TesseraClient<S> {
         const headers = { ...this.headers };
         propagation.inject(context.active(), headers);
         try {
-          const result = await this.run<R>(wire, budget, request.signal, headers);
+          const result = await this.run<R, E>(wire, budget, request.signal, headers);
           span.setAttribute("tessera.attempts", result.attempts);
           return result;
         } catch (error) {
@@ -169,12 +170,12 @@ class Client<S extends FeatureSchema> implements TesseraClient<S> {
     return this.transport.close();
   }
 
-  private async run<R extends string>(
+  private async run<R extends string, E extends EntityIds<S, R>>(
     wire: WireRequest,
     budgetMs: number,
     signal: AbortSignal | undefined,
     headers: Record<string, string>,
-  ): Promise<GetFeaturesResult<S, R>> {
+  ): Promise<GetFeaturesResult<S, R, E>> {
     const deadline = Date.now() + budgetMs;
     const call = new AbortController();
     const timer = setTimeout(
@@ -199,7 +200,7 @@ class Client<S extends FeatureSchema> implements TesseraClient<S> {
         try {
           const { response, started } = await this.attempt(wire, deadline, call.signal, headers);
           attempts += started;
-          return result<S, R>(response, attempts);
+          return result<S, R, E>(response, attempts);
         } catch (error) {
           const failure = asClientError(error);
           attempts += failure.attempts;
@@ -330,10 +331,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /** The wire response as per-entity objects keyed by feature name. */
-function result<S extends FeatureSchema, R extends string>(
+function result<S extends FeatureSchema, R extends string, E extends EntityIds<S, R>>(
   response: WireResponse,
   attempts: number,
-): GetFeaturesResult<S, R> {
+): GetFeaturesResult<S, R, E> {
   let degraded = false;
   const entities: Record<string, Array<{ key: string; id: string; features: Record<string, unknown> }>> = {};
   const index = new Map<string, Map<string, Record<string, unknown>>>();
@@ -358,5 +359,5 @@ function result<S extends FeatureSchema, R extends string>(
     value: (key: string, id: string) => index.get(key)?.get(id),
     enumerable: false,
   });
-  return out as unknown as GetFeaturesResult<S, R>;
+  return out as unknown as GetFeaturesResult<S, R, E>;
 }

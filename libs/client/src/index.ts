@@ -13,6 +13,7 @@ export { GrpcTransport, type GrpcTransportOptions, PROTO_PATH } from "./grpc.js"
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 export {
   type EntityFeatures,
+  type EntityIds,
   type EntityKeyOf,
   type EntityResult,
   type ErrorCode,

@@ -33,16 +33,26 @@ type Views<S extends FeatureSchema> = keyof S["entities"] & string;
 /** A feature reference: "view:feature", or "view:*" for all the view's features. */
 export type FeatureRef<S extends FeatureSchema> = Names<S> | `${Views<S>}:*`;
 
-/** The feature names a reference stands for. */
-export type Expand<S extends FeatureSchema, R extends string> = R extends `${infer V}:*`
-  ? Extract<Names<S>, `${V}:${string}`>
-  : Extract<R, Names<S>>;
+/** The feature names a reference stands for (any "view:…" name without a generated schema). */
+export type Expand<S extends FeatureSchema, R extends string> =
+  string extends Names<S>
+    ? R extends `${infer V}:*`
+      ? `${V}:${string}`
+      : R
+    : R extends `${infer V}:*`
+      ? Extract<Names<S>, `${V}:${string}`>
+      : Extract<R, Names<S>>;
 
 type ViewOf<R extends string> = R extends `${infer V}:${string}` ? V : never;
 
 /** The entity key names the referenced views need. */
 export type EntityKeyOf<S extends FeatureSchema, R extends string> = S["entities"][ViewOf<R> & Views<S>] &
   string;
+
+/** Ids per entity key, for every key the referenced views use. */
+export type EntityIds<S extends FeatureSchema, R extends string> = {
+  [K in EntityKeyOf<S, R>]: readonly string[];
+};
 
 export interface FeatureResult<V = FeatureValue> {
   value: V | null;
@@ -74,10 +84,14 @@ export interface ViewStatus {
   [field: string]: unknown;
 }
 
-export interface GetFeaturesRequest<S extends FeatureSchema, R extends string> {
+export interface GetFeaturesRequest<
+  S extends FeatureSchema,
+  R extends string,
+  E extends EntityIds<S, R> = EntityIds<S, R>,
+> {
   features: readonly R[];
   /** Entity key name → ids, for every entity key the referenced views use. */
-  entities: { [K in EntityKeyOf<S, R>]: readonly string[] };
+  entities: E;
   /** Evaluate as of this time (epoch ms or a Date) instead of now. */
   at?: number | Date;
   /** Request context for on-demand features. */
@@ -87,18 +101,22 @@ export interface GetFeaturesRequest<S extends FeatureSchema, R extends string> {
   signal?: AbortSignal;
 }
 
-export interface GetFeaturesResult<S extends FeatureSchema, R extends string> {
+export interface GetFeaturesResult<
+  S extends FeatureSchema,
+  R extends string,
+  E extends EntityIds<S, R> = EntityIds<S, R>,
+> {
   /** The time the windows were evaluated at (epoch ms). */
   asOf: number;
   views: Record<string, ViewStatus>;
-  /** Per entity key, one result per requested id, in request order. */
-  entities: { [K in EntityKeyOf<S, R>]: Array<EntityResult<S, R>> };
+  /** Per entity key of the request, one result per requested id, in request order. */
+  entities: { [K in keyof E]: Array<EntityResult<S, R>> };
   /** True when a value is not `present`/`missing`, or a view reports itself degraded. */
   degraded: boolean;
   /** Attempts made (1 without retries or hedges). */
   attempts: number;
   /** The features of one entity, or undefined when it was not requested. */
-  entity(key: EntityKeyOf<S, R>, id: string): EntityFeatures<S, R> | undefined;
+  entity(key: keyof E & string, id: string): EntityFeatures<S, R> | undefined;
 }
 
 /** The server's JSON response (POST /v1/features), which the gRPC transport produces too. */
