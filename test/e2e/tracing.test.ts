@@ -94,13 +94,15 @@ views:
 
     const store = createOnlineStore({ kind: "redis", url: env.REDIS_URL, keyPrefix, timeoutMs: 5000 });
     const server = await startFeatureServer(
-      featureServerConfig({ http: { port: 0 }, grpc: { enabled: false }, auth: { allowAnonymous: true } }),
+      featureServerConfig({ http: { port: 0 }, grpc: { port: 0 }, auth: { allowAnonymous: true } }),
       { store, definitions, logger: silent },
     );
     cleanup.push(() => server.stop());
     cleanup.push(() => store.close());
     const client = createClient({ url: server.url, deadlineMs: 5000 });
     cleanup.push(() => client.close());
+    const grpcClient = createClient({ grpc: `127.0.0.1:${server.grpcPort}`, deadlineMs: 5000 });
+    cleanup.push(() => grpcClient.close());
 
     const producer = new TesseraProducer({
       brokers: kafkaBrokers(),
@@ -135,6 +137,10 @@ views:
       }
       throw new Error("the event never reached the feature server");
     });
+    const viaGrpc = await context.with(trace.setSpan(context.active(), root), () =>
+      grpcClient.getFeatures({ features: ["cards:n_1h"], entities: { card_id: [card] } }),
+    );
+    expect(viaGrpc.entities.card_id[0]!.features["cards:n_1h"]).toEqual({ value: 1, status: "present" });
     root.end();
     expect(served.entities.card_id[0]!.features["cards:n_1h"]).toEqual({ value: 1, status: "present" });
 
@@ -155,6 +161,7 @@ views:
       (all) =>
         all.some((s) => s.scope === "tessera.stream-processor") &&
         all.some((s) => s.name === "finalise" && s.traceId === traceId) &&
+        all.some((s) => s.name === "tessera.v1.FeatureService/GetOnlineFeatures") &&
         all.some((s) => s.name === "POST /score"),
       30_000,
     );
@@ -193,20 +200,32 @@ views:
     expect(updateContext!.spanId).toBe(flush.spanId);
 
     // served request: client → server → store read and finalise, in the service's trace.
-    const lastCall = one("client span", (s) => s.scope === "tessera.client" && s.traceId === traceId);
-    expect(lastCall.kind).toBe(3); // CLIENT
-    expect(lastCall.parentSpanId).toBe(rootSpan.spanId);
     const request = one(
-      "server span",
-      (s) => s.scope === "tessera.feature-server" && s.parentSpanId === lastCall.spanId,
+      "HTTP server span",
+      (s) => s.scope === "tessera.feature-server" && s.name === "POST /v1/features" && s.traceId === traceId,
     );
     expect(request.kind).toBe(2); // SERVER
-    expect(request.name).toBe("POST /v1/features");
+    const lastCall = one("its client span", (s) => s.spanId === request.parentSpanId);
+    expect(lastCall.scope).toBe("tessera.client");
+    expect(lastCall.kind).toBe(3); // CLIENT
+    expect(lastCall.parentSpanId).toBe(rootSpan.spanId);
     expect(request.attributes["http.response.status_code"]).toBe(200);
     const read = one("store read", (s) => s.name === "store readTiles" && s.parentSpanId === request.spanId);
     expect(read.attributes["tessera.view"]).toBe("cards");
     expect(read.attributes["tessera.entities"]).toBe(1);
     one("finalise", (s) => s.name === "finalise" && s.parentSpanId === request.spanId);
+    // The gRPC call: the same shape under its own client span.
+    const rpc = one(
+      "gRPC server span",
+      (s) => s.scope === "tessera.feature-server" && s.name === "tessera.v1.FeatureService/GetOnlineFeatures",
+    );
+    expect(rpc.kind).toBe(2);
+    expect(rpc.traceId).toBe(traceId);
+    expect(rpc.attributes["rpc.grpc.status_code"]).toBe(0);
+    const rpcCall = one("gRPC client span", (s) => s.spanId === rpc.parentSpanId);
+    expect(rpcCall.scope).toBe("tessera.client");
+    expect(rpcCall.parentSpanId).toBe(rootSpan.spanId);
+    one("gRPC store read", (s) => s.name === "store readTiles" && s.parentSpanId === rpc.spanId);
     // Every request span of the polling loop is in the same trace, each under its own client span.
     const requests = spans.filter((s) => s.scope === "tessera.feature-server" && s.kind === 2);
     expect(requests.every((s) => s.traceId === traceId)).toBe(true);
