@@ -2,6 +2,8 @@
  * The producer API for producer teams: typed publish, idempotent, acks=all, and validation against
  * the registered schema before anything is sent.
  */
+import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { injectTraceHeaders, tracingEnabled } from "@tessera/runtime/tracing";
 import type avro from "avsc";
 import type { Admin, IHeaders, Kafka, Producer, RecordMetadata } from "kafkajs";
 import type { Registry } from "prom-client";
@@ -39,6 +41,8 @@ interface TopicBinding {
   type?: avro.Type;
   serializer: ReturnType<SchemaRegistry["serializer"]>;
 }
+
+const tracer = trace.getTracer("tessera.kafka");
 
 /** `Events` maps topic names to their event types, so `publish` checks the event at compile time too. */
 export class TesseraProducer<Events extends Record<string, object> = Record<string, object>> {
@@ -90,6 +94,20 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
     topic: T,
     events: Array<{ value: Events[T] } & PublishOptions>,
   ): Promise<RecordMetadata[]> {
+    // One PRODUCER span per batch, its context in every record's headers (W3C traceparent), so a
+    // consumer continues the trace. No span at all unless a tracer provider is registered.
+    const span = tracingEnabled()
+      ? tracer.startSpan(`${topic} publish`, {
+          kind: SpanKind.PRODUCER,
+          attributes: {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "messaging.batch.message_count": events.length,
+          },
+        })
+      : undefined;
+    const traced = span && trace.setSpan(context.active(), span);
     try {
       await this.connect();
       const binding = await this.bind(topic);
@@ -99,7 +117,8 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
       const toMessage = async (e: (typeof events)[number]) => ({
         key: e.key ?? null,
         value: await binding.serializer.serialize(topic, e.value),
-        headers: e.headers,
+        headers:
+          traced && !e.headers?.["traceparent"] ? injectTraceHeaders({ ...e.headers }, traced) : e.headers,
         partition: e.partition,
       });
       // The serde looks the subject up in the registry on first use and caches it only once the
@@ -112,7 +131,11 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
     } catch (error) {
       const wrapped = this.wrap(topic, error);
       this.metrics.produceErrors.inc({ topic, error: wrapped.name }, events.length);
+      span?.recordException(wrapped);
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.message });
       throw wrapped;
+    } finally {
+      span?.end();
     }
   }
 

@@ -1,3 +1,16 @@
 export { ConfigError, envName, type JsonSchema, type LoadConfigOptions, loadConfig } from "./config.js";
 export { createLogger, type Logger, onShutdown } from "./lifecycle.js";
 export { type OpsOptions, type OpsServer, opsRoutes, type Readiness, startOpsServer } from "./ops.js";
+export {
+  extractTraceContext,
+  injectTraceHeaders,
+  type MessageHeaders,
+  type SetupTracingOptions,
+  setupTracing,
+  spanContextFromHeaders,
+  type Tracing,
+  type TracingConfig,
+  traceHeadersOf,
+  tracingConfigSchema,
+  tracingEnabled,
+} from "./tracing.js";

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import type { TesseraProducer } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
+import { traceHeadersOf } from "@tessera/runtime/tracing";
 import type { DriftAlert } from "./hysteresis.js";
 import type { WorkerMetrics } from "./metrics.js";
 
@@ -33,7 +34,13 @@ export class KafkaAlertSink implements AlertSink {
   ) {}
 
   async send(alert: DriftAlert): Promise<void> {
-    await this.producer.publish(this.topic, alert, { key: alert.subject });
+    const record = { ...alert, trace_id: alert.trace_id ?? null, span_id: alert.span_id ?? null };
+    // tracing: the record continues the window's trace (W3C traceparent), when it has one
+    const headers =
+      alert.trace_id && alert.span_id
+        ? traceHeadersOf({ traceId: alert.trace_id, spanId: alert.span_id, traceFlags: 1 })
+        : undefined;
+    await this.producer.publish(this.topic, record, { key: alert.subject, headers });
   }
 }
 
@@ -71,6 +78,7 @@ export function alertmanagerPayload(
         alert_id: alert.alert_id,
         reference: alert.reference,
         runbook: "docs/operations.md",
+        ...(alert.trace_id ? { trace_id: alert.trace_id, span_id: alert.span_id ?? "" } : {}),
       },
       startsAt: new Date(fired.startsAt).toISOString(),
       ...(resolved ? { endsAt: new Date(alert.at).toISOString() } : {}),

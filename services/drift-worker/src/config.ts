@@ -3,7 +3,7 @@
  * TESSERA_DRIFT_WORKER_* environment, and documents every knob (docs/operations.md).
  */
 
-import type { JsonSchema } from "@tessera/runtime";
+import { type JsonSchema, type TracingConfig, tracingConfigSchema } from "@tessera/runtime";
 import { DEFAULT_THRESHOLDS, type DriftThresholds } from "@tessera/stats";
 
 export type WindowMode = "count" | "time";
@@ -80,6 +80,8 @@ export interface DriftWorkerConfig {
   /** Alertmanager-compatible receiver; open alerts are re-sent every repeatMs (Alertmanager expects it). */
   webhook: { url: string; retries: number; timeoutMs: number; maxQueue: number; repeatMs: number };
   history: { size: number; alerts: number };
+  /** OpenTelemetry traces (docs/tracing.md); off by default. */
+  tracing: TracingConfig;
 }
 
 const int = (d: number, minimum = 0): JsonSchema => ({ type: "integer", minimum, default: d });
@@ -205,6 +207,7 @@ export const configSchema: JsonSchema = object({
     repeatMs: int(60_000, 1000),
   }),
   history: object({ size: int(50, 1), alerts: int(200, 1) }),
+  tracing: tracingConfigSchema,
 });
 
 /** Everything but the reference path has a default; tests and the embedded demo start from this. */

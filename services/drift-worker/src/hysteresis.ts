@@ -26,6 +26,16 @@ export interface DriftAlert {
   reference: string;
   message: string;
   at: number;
+  /** The trace of the window's newest traced record (W3C ids, hex), to follow it back to its events. */
+  trace_id?: string | null;
+  span_id?: string | null;
+}
+
+/** Where a record came from in a trace: the span context its Kafka headers carried. */
+export interface TraceRef {
+  traceId: string;
+  spanId: string;
+  traceFlags?: number;
 }
 
 /** One evaluation of one subject. */
@@ -47,6 +57,8 @@ export interface Observation {
   sampleSize: number;
   /** What went wrong, for a human. */
   detail: string;
+  /** The tested window's trace, when its records carried one. */
+  trace?: TraceRef;
 }
 
 export interface ActiveAlert {
@@ -94,6 +106,8 @@ export class AlertTracker {
         reference: this.options.reference,
         message: `${o.severity.toUpperCase()} ${o.subject}: ${o.detail}`,
         at: now,
+        trace_id: o.trace?.traceId ?? null,
+        span_id: o.trace?.spanId ?? null,
       };
       this.open.set(key, { alert, worst: o.severity, lastBadAt: now, clearStreak: 0 });
       return alert;
@@ -121,6 +135,8 @@ export class AlertTracker {
       sample_size: o.sampleSize,
       message: `RESOLVED ${fired.subject}: ${fired.statistic} back within threshold for ${active.clearStreak} window(s)`,
       at: now,
+      trace_id: o.trace?.traceId ?? fired.trace_id ?? null,
+      span_id: o.trace ? o.trace.spanId : (fired.span_id ?? null),
     };
   }
 

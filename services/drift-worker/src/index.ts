@@ -17,6 +17,7 @@ import { dashboardPlugin } from "./dashboard.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
 import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+import { traceAlert } from "./tracing.js";
 
 export { binary, type Label, outcomeOf, type Prediction, rocAuc } from "./accuracy.js";
 export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, WebhookSink } from "./alerts.js";
@@ -129,6 +130,7 @@ export async function startDriftWorker(
     metrics,
     now: deps.now,
     emit: (alert) => {
+      traceAlert(alert); // tracing: a span in the window's trace; the alert then names it
       logger.info({ alert }, alert.message);
       dispatcher.publish(alert);
     },

@@ -14,6 +14,7 @@ import {
   TesseraKafkaError,
 } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
+import { spanContextFromHeaders } from "@tessera/runtime/tracing";
 import type { Admin, Batch, Kafka } from "kafkajs";
 import type { Registry } from "prom-client";
 import type { DriftWorkerConfig } from "./config.js";
@@ -122,7 +123,8 @@ export class KafkaInput {
         const monitor = this.options.monitor;
         if (batch.topic === topics.features) {
           const update = toFeatureUpdate(decoded);
-          good.push(() => monitor.ingestFeatureUpdate(update));
+          const trace = spanContextFromHeaders(message.headers); // tracing: the flush that computed it
+          good.push(() => monitor.ingestFeatureUpdate(update, trace));
         } else if (batch.topic === topics.predictions) {
           const prediction = toPrediction(decoded);
           good.push(() => monitor.ingestPrediction(prediction));

@@ -4,7 +4,7 @@
  * KAFKA_BROKERS and SCHEMA_REGISTRY_URL.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, createLogger, loadConfig, onShutdown } from "@tessera/runtime";
+import { ConfigError, createLogger, loadConfig, onShutdown, setupTracing } from "@tessera/runtime";
 import { configSchema, type DriftWorkerConfig } from "./config.js";
 import { startDriftWorker } from "./index.js";
 
@@ -17,12 +17,13 @@ async function main(): Promise<void> {
     envPrefix: "TESSERA_DRIFT_WORKER",
     file: values.config,
   });
+  const tracing = await setupTracing(config.tracing, { serviceName: "tessera-drift-worker" });
   const worker = await startDriftWorker(config, { logger });
   logger.info(
     { url: worker.url, topics: config.topics, reference: config.reference.path },
     "drift worker started",
   );
-  onShutdown(() => worker.stop(), { logger });
+  onShutdown(() => worker.stop().finally(() => tracing.shutdown()), { logger });
   // Without its consumer the worker watches nothing: exit so the orchestrator restarts it.
   worker.done.catch(async (error) => {
     logger.fatal({ err: error }, "consumer stopped on a fatal error: exiting");

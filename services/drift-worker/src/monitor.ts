@@ -15,7 +15,13 @@ import {
   type Statistics,
   type WindowResult,
 } from "./evaluate.js";
-import { type AlertKind, AlertTracker, type DriftAlert, type Observation } from "./hysteresis.js";
+import {
+  type AlertKind,
+  AlertTracker,
+  type DriftAlert,
+  type Observation,
+  type TraceRef,
+} from "./hysteresis.js";
 import type { WorkerMetrics } from "./metrics.js";
 import { WindowSeries } from "./windows.js";
 
@@ -126,7 +132,8 @@ export class DriftMonitor {
 
   // ---- input -------------------------------------------------------------------------------
 
-  ingestFeatureUpdate(update: FeatureUpdate): void {
+  /** `trace`: the span context the record's headers carried (the stream processor's flush). */
+  ingestFeatureUpdate(update: FeatureUpdate, trace?: TraceRef): void {
     const now = this.now();
     this.counters?.features.inc();
     this.touch(this.config.topics.features, update.event_time);
@@ -137,7 +144,7 @@ export class DriftMonitor {
     if (versions.size < 20) versions.add(update.version);
     for (const feature in update.values) {
       const subject = this.subject("feature", update.view, update.view, feature);
-      subject?.series.add(update.values[feature], update.event_time, now);
+      subject?.series.add(update.values[feature], update.event_time, now, trace);
     }
   }
 
@@ -258,12 +265,12 @@ export class DriftMonitor {
   }
 
   private evaluateDrift(now: number): void {
-    const byDataset = new Map<string, Array<{ subject: Subject; result: WindowResult }>>();
+    const byDataset = new Map<string, Array<{ subject: Subject; result: WindowResult; trace?: TraceRef }>>();
     for (const subject of this.subjects.values()) {
       subject.series.tick(now);
       for (const window of subject.series.take()) {
         const list = byDataset.get(subject.dataset) ?? [];
-        list.push({ subject, result: measure(subject.name, subject.dataset, window) });
+        list.push({ subject, result: measure(subject.name, subject.dataset, window), trace: window.trace });
         byDataset.set(subject.dataset, list);
       }
     }
@@ -273,10 +280,10 @@ export class DriftMonitor {
         this.config.multipleTesting,
       );
       const drifted = new Set<string>();
-      for (const { subject, result } of tested) {
+      for (const { subject, result, trace } of tested) {
         const judged = judge(result, this.thresholdsFor(subject.name), this.config.hysteresis.clearFactor);
         if (judged.severity !== "ok") drifted.add(subject.name);
-        this.record(subject, judged, now);
+        this.record(subject, judged, now, trace);
       }
       this.datasets.set(dataset, {
         at: now,
@@ -288,7 +295,7 @@ export class DriftMonitor {
     }
   }
 
-  private record(subject: Subject, r: WindowResult, now: number): void {
+  private record(subject: Subject, r: WindowResult, now: number, trace?: TraceRef): void {
     pushBounded(
       subject.history,
       {
@@ -356,6 +363,7 @@ export class DriftMonitor {
         detail: d
           ? `${d.statistic} ${round(d.value)} ≥ ${round(d.threshold)} on ${r.window.observations} values (${summary})`
           : summary,
+        trace,
       },
       now,
     );

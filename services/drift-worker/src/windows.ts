@@ -4,6 +4,7 @@
  */
 import { CategoryCounter, type FeatureProfile, KllSketch } from "@tessera/stats";
 import type { WindowConfig } from "./config.js";
+import type { TraceRef } from "./hysteresis.js";
 
 export class FeatureWindow {
   readonly sketch?: KllSketch;
@@ -15,6 +16,8 @@ export class FeatureWindow {
   mismatched = 0;
   firstEventTime = Number.POSITIVE_INFINITY;
   lastEventTime = Number.NEGATIVE_INFINITY;
+  /** The newest traced record's context: an alert on this window names it. */
+  trace?: TraceRef;
 
   constructor(
     readonly profile: FeatureProfile,
@@ -69,8 +72,10 @@ export class WindowSeries {
     this.current = new FeatureWindow(profile, now);
   }
 
-  add(value: unknown, eventTime: number, now: number): void {
+  add(value: unknown, eventTime: number, now: number, trace?: TraceRef): void {
     this.current.add(value, eventTime);
+    // Only a sampled trace can be looked up later: an unsampled one is not worth naming.
+    if (trace && ((trace.traceFlags ?? 1) & 1) === 1) this.current.trace = trace;
     if (this.config.mode === "count" && this.current.observations >= this.config.size) this.close(now);
   }
 

@@ -3,7 +3,7 @@
  * by @tessera/runtime's loadConfig. Connection settings come from the shared variables (REDIS_URL,
  * CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC, KAFKA_BROKERS, SCHEMA_REGISTRY_URL).
  */
-import { type JsonSchema, loadConfig } from "@tessera/runtime";
+import { type JsonSchema, loadConfig, type TracingConfig, tracingConfigSchema } from "@tessera/runtime";
 
 export type Fallback = "error" | "stale";
 
@@ -68,6 +68,8 @@ export interface FeatureServerConfig {
     maxQueue: number;
     flushIntervalMs: number;
   };
+  /** OpenTelemetry traces (docs/tracing.md); off by default. */
+  tracing: TracingConfig;
 }
 
 const str = (description: string, extra: JsonSchema = {}): JsonSchema => ({
@@ -141,6 +143,7 @@ export const configSchema: JsonSchema = {
       maxQueue: int(10_000, "Pending records before samples are dropped", 1),
       flushIntervalMs: int(200, "How often queued records are sent", 1),
     }),
+    tracing: tracingConfigSchema,
   },
 };
 

@@ -12,6 +12,7 @@ import { ServeError, type ServeErrorKind } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureResponse, FeatureService, Status } from "./serve.js";
+import { traceUnary } from "./tracing.js";
 
 export const PROTO_PATH = fileURLToPath(
   new URL("../../../schemas/proto/feature_service.proto", import.meta.url),
@@ -228,7 +229,7 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
       fail(error);
     }
   };
-  return { GetOnlineFeatures };
+  return { GetOnlineFeatures: traceUnary("GetOnlineFeatures", GetOnlineFeatures) }; // tracing
 }
 
 export interface GrpcServer {

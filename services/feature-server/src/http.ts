@@ -16,6 +16,7 @@ import { HTTP_STATUS, ServeError } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
+import { traceHttp } from "./tracing.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -198,6 +199,7 @@ export async function buildHttp(
       underPressureOf = () => scope.isUnderPressure();
     }
 
+    traceHttp(scope); // tracing: a span per request (nothing when tracing is off)
     scope.addHook("onRequest", async (request) => {
       request.principal = auth.admit({
         apiKey: request.headers["x-api-key"] as string | undefined,

@@ -20,6 +20,7 @@ import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp } from "./http.js";
 import { serverMetrics } from "./metrics.js";
 import { FeatureService } from "./serve.js";
+import { traceStore } from "./tracing.js";
 
 export { type ApiKeyEntry, hashKey, readKeysFile } from "./auth.js";
 export { Catalog } from "./catalog.js";
@@ -134,7 +135,7 @@ export async function startFeatureServer(
   }
   const catalog = new Catalog(definitions);
   const ownsStore = deps.store === undefined;
-  const store = deps.store ?? createOnlineStore(storeFromEnv(config, env));
+  const store = traceStore(deps.store ?? createOnlineStore(storeFromEnv(config, env))); // tracing: read spans
   const closeOwned: Array<() => Promise<void>> = [];
   if (ownsStore) closeOwned.push(() => store.close());
   try {

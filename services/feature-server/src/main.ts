@@ -5,7 +5,7 @@
  * otherwise (e.g. the store is unreachable); SIGTERM/SIGINT drain in-flight requests before exiting.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, createLogger, onShutdown } from "@tessera/runtime";
+import { ConfigError, createLogger, onShutdown, setupTracing } from "@tessera/runtime";
 import { DefinitionError } from "@tessera/transforms";
 import { type FeatureServerConfig, hashKey, loadFeatureServerConfig, startFeatureServer } from "./index.js";
 
@@ -29,12 +29,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // Before the server starts: its request hooks are installed only when tracing is on.
+  const tracing = await setupTracing(config.tracing, { serviceName: "tessera-feature-server" });
   const server = await startFeatureServer(config, { logger }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`feature-server: cannot start: ${message}`);
     process.exit(error instanceof DefinitionError || error instanceof ConfigError ? 2 : 1);
   });
-  onShutdown(() => server.stop(), { logger, timeoutMs: config.reliability.drainTimeoutMs + 5000 });
+  onShutdown(() => server.stop().finally(() => tracing.shutdown()), {
+    logger,
+    timeoutMs: config.reliability.drainTimeoutMs + 5000,
+  });
 }
 
 void main();

@@ -11,6 +11,7 @@ import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
 import { invalid, ServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
+import { tracePhase } from "./tracing.js";
 
 export type Status = "present" | "missing" | "stale" | "error";
 
@@ -118,6 +119,7 @@ export class FeatureService {
       plan.views.map((served) => this.read(served, ids.get(served.entityKey)!)),
     );
 
+    const endFinalise = tracePhase("finalise"); // tracing
     const context = request.context ?? {};
     const newest: (number | null)[] = plan.views.map(() => null);
     const response: FeatureResponse = { asOf, views: {}, entities: {} };
@@ -155,6 +157,7 @@ export class FeatureService {
     plan.views.forEach((served, slot) => {
       response.views[served.view.name] = { version: served.view.version, newestEventTime: newest[slot]! };
     });
+    endFinalise(); // tracing
     return response;
   }
 

@@ -2,7 +2,13 @@
  * The processor's configuration: a YAML/JSON file plus TESSERA_PROCESSOR_* variables, validated
  * at start (libs/runtime). Connection settings default to the usual environment variables.
  */
-import { ConfigError, type JsonSchema, loadConfig } from "@tessera/runtime";
+import {
+  ConfigError,
+  type JsonSchema,
+  loadConfig,
+  type TracingConfig,
+  tracingConfigSchema,
+} from "@tessera/runtime";
 import type { OnlineStoreConfig } from "@tessera/stores";
 
 export interface ProcessorConfig {
@@ -51,6 +57,8 @@ export interface ProcessorConfig {
   readyMaxLag: number;
   ops: { host: string; port: number };
   fromBeginning: boolean;
+  /** OpenTelemetry traces (docs/tracing.md); off by default. */
+  tracing: TracingConfig;
 }
 
 const env = process.env;
@@ -164,6 +172,7 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         },
       },
       fromBeginning: { type: "boolean", default: true },
+      tracing: tracingConfigSchema,
     },
   };
 }

@@ -11,6 +11,7 @@ import type { Consumer, Producer } from "kafkajs";
 import { avroFeatureValue, type FeatureUpdateEncoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
+import type { FlushTracing } from "./tracing.js";
 
 /** A dead-letter or FeatureUpdate publish failed: retried with backoff like any broker outage. */
 export class PublishError extends Error {
@@ -32,7 +33,7 @@ function letterChunk(letters: DeadLetter[]): DeadLetter[] {
   return letters.slice(0, n);
 }
 
-type Message = { key: string; value: Buffer };
+type Message = { key: string; value: Buffer; headers?: Record<string, string | Buffer> };
 
 /**
  * FeatureUpdates go out in the background, in flush order, one produce request at a time, so the
@@ -93,7 +94,7 @@ export class UpdatePublisher {
 }
 
 export interface FlushOptions {
-  groupId: string;
+  tracing: FlushTracing;
   store: OnlineStore;
   consumer: Consumer;
   deadLetters: DeadLetterPublisher;
@@ -101,7 +102,6 @@ export interface FlushOptions {
   updates?: { publisher: UpdatePublisher; encoder: FeatureUpdateEncoder };
   metrics: ProcessorMetrics;
   logger: Logger;
-  now: () => number;
 }
 
 export class Flusher {
@@ -113,6 +113,8 @@ export class Flusher {
     const { store, metrics, deadLetters, updates } = this.options;
     const started = performance.now();
     part.takeWrites();
+    // A span per flush, linked to the sampled trace contexts of its records; FeatureUpdates carry it.
+    const traced = this.options.tracing.begin(part);
     part.unflushedEvents = 0;
     part.lastFlush = Date.now();
     let stage = "dead_letter";
@@ -137,10 +139,12 @@ export class Flusher {
         part.eventTimes = [];
         part.writes = [];
         part.stored = part.applied;
-        if (updates) updates.publisher.enqueue(this.featureUpdates(part, written));
+        if (updates) updates.publisher.enqueue(traced.headers(this.featureUpdates(part, written)));
       }
       this.commit(part);
+      traced.end();
     } catch (error) {
+      traced.end(error);
       metrics.flushErrors.inc({ stage });
       // kafkajs gives up on an unreachable broker with a non-retriable error; for a service that must
       // outlive a broker restart, any failure to publish is one more retry (paused, not ready).

@@ -10,9 +10,11 @@ import type { KafkaMessage } from "kafkajs";
 import type { DeadReason, EventDecoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
+import type { FlushTracing } from "./tracing.js";
 
 export interface IngestOptions {
   decoder: EventDecoder;
+  tracing: FlushTracing;
   store: OnlineStore;
   metrics: ProcessorMetrics;
   /** Processing clock (late/future judgement). */
@@ -43,6 +45,7 @@ export class Ingest {
     if (fresh.length < messages.length) metrics.skipped.inc({ topic }, messages.length - fresh.length);
     if (fresh.length === 0) return;
     metrics.eventsIn.inc({ topic }, fresh.length);
+    this.options.tracing.collect(part, fresh);
     await decoder.prepare(
       topic,
       fresh.map((m) => m.value),

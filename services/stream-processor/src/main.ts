@@ -4,7 +4,7 @@
  * SIGINT flush the batch in hand and leave the consumer group first.
  */
 import { parseArgs } from "node:util";
-import { createLogger, onShutdown } from "@tessera/runtime";
+import { createLogger, onShutdown, setupTracing } from "@tessera/runtime";
 import { ConfigError, loadProcessorConfig, type ProcessorConfig } from "./config.js";
 import { DefinitionsLoadError } from "./definitions.js";
 import { type Processor, startProcessor } from "./processor.js";
@@ -23,7 +23,9 @@ async function main(): Promise<void> {
   }
   // Registered before the start: a SIGTERM while connecting simply ends the process (nothing to flush).
   let processor: Processor | undefined;
-  onShutdown(async () => processor?.stop(), { logger });
+  // Before the processor starts: it decides once whether its flushes are traced.
+  const tracing = await setupTracing(config.tracing, { serviceName: "tessera-stream-processor" });
+  onShutdown(async () => processor?.stop().finally(() => tracing.shutdown()), { logger });
   processor = await startProcessor(config, { logger }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`stream-processor: cannot start: ${message}`);

@@ -30,6 +30,7 @@ import { Flusher, UpdatePublisher } from "./flush.js";
 import { Ingest } from "./ingest.js";
 import { type ProcessorMetrics, processorMetrics } from "./metrics.js";
 import { PartitionState } from "./partition.js";
+import { FlushTracing } from "./tracing.js";
 
 export interface ProcessorDeps {
   /** Default: the store the config names. */
@@ -173,19 +174,19 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     handleBatch: (batch, context) => handleBatch(batch, context),
   });
   const consumer: Consumer = loop.consumer;
+  const tracing = new FlushTracing(groupId);
   const ingest = new Ingest(
-    { decoder, store, metrics, now, maxEntityKeyLength: config.maxEntityKeyLength },
+    { decoder, tracing, store, metrics, now, maxEntityKeyLength: config.maxEntityKeyLength },
     views,
   );
   const flusher = new Flusher({
-    groupId,
+    tracing,
     store,
     consumer,
     deadLetters,
     updates: publisher ? { publisher, encoder } : undefined,
     metrics,
     logger,
-    now,
   });
 
   consumer.on(consumer.events.GROUP_JOIN, (event) => {

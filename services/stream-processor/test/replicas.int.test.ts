@@ -208,7 +208,9 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     const online = await onlineValues(store, view, [...batch.keys()], t);
     const diffs = differences(online, batch);
     const counted = [...online.values()].reduce((n, v) => n + (v["n_1h"] as number), 0);
-    const fencedLines = readFileSync(log, "utf8").split("\n").filter((l) => l.includes("another replica owns")).length;
+    const fencedLines = readFileSync(log, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("another replica owns")).length;
     console.log(
       `replicas on ${backend}: ${steps.join("; ")}; total ${((Date.now() - started) / 1000).toFixed(1)}s; ` +
         `counted ${counted} of ${EVENTS}; entities differing ${diffs.length}; fenced flushes logged ${fencedLines}`,

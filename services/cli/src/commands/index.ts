@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { register as backfill } from "./backfill.js";
+import { register as codegen } from "./codegen.js";
 import { register as consistency } from "./consistency.js";
 import { register as demo } from "./demo.js";
 import { register as drift } from "./drift.js";
@@ -14,6 +15,7 @@ export const commands: Array<(program: Command) => void> = [
   demo,
 
   backfill,
+  codegen,
   consistency,
   drift,
   validate,

@@ -4,7 +4,7 @@ import { SchemaRegistry, SchemaRegistryError, valueSubject } from "@tessera/kafk
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
 
-const defaultSchemasDir = fileURLToPath(new URL("../../../../schemas/", import.meta.url));
+export const defaultSchemasDir = fileURLToPath(new URL("../../../../schemas/", import.meta.url));
 
 /** schemas/topics.json: topic → Avro file, relative to the schemas directory. */
 export function topicSchemas(schemasDir = defaultSchemasDir): Map<string, object> {
