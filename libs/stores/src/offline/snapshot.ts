@@ -340,7 +340,10 @@ function routingCheck(shard: PartitionShard, entity: string) {
     for (let i = 0; i < batch.length; i++) {
       const key = String(keys[i]);
       let p = routed.get(key);
-      if (p === undefined) routed.set(key, (p = shard.partitionOf(key)));
+      if (p === undefined) {
+        p = shard.partitionOf(key);
+        routed.set(key, p);
+      }
       if (p !== partition) {
         throw new TableReadError(
           `${entity} ${key} was read from partition ${partition}, but its key routes to partition ${p}: ` +

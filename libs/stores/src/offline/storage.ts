@@ -78,7 +78,8 @@ function s3() {
   return client;
 }
 
-const status = (error: unknown) => (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+const status = (error: unknown) =>
+  (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
 function s3Failure(error: unknown, location: string): StorageError {
   const name = (error as Error).name;
@@ -285,7 +286,12 @@ export async function createObject(location: string, data: Uint8Array | string):
   }
 }
 
-async function put(location: string, data: Uint8Array | string | Readable, ifAbsent = false, length?: number) {
+async function put(
+  location: string,
+  data: Uint8Array | string | Readable,
+  ifAbsent = false,
+  length?: number,
+) {
   const { bucket, key } = objectName(location);
   const { s3: client, sdk } = await s3();
   const command = new sdk.PutObjectCommand({
@@ -319,7 +325,10 @@ export async function deleteObject(location: string): Promise<void> {
  * Runs `write(temp)` on a local temp file, then makes it the content of `location` atomically: a
  * rename beside a local target, an upload for an object. For writers that stream into a file.
  */
-export async function writeThroughTemp(location: string, write: (temp: string) => Promise<void>): Promise<void> {
+export async function writeThroughTemp(
+  location: string,
+  write: (temp: string) => Promise<void>,
+): Promise<void> {
   const local = !isS3(location);
   if (local) await mkdir(dirname(location), { recursive: true });
   const temp = local ? tempBeside(location) : join(tmpdir(), `tessera-${baseName(tempBeside(location))}`);
