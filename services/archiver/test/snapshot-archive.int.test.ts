@@ -11,6 +11,7 @@ import { join } from "node:path";
 import {
   joinLocation,
   listArchive,
+  MemoryOnlineStore,
   pointInTimeAsIngested,
   readObject,
   readRows,
@@ -22,6 +23,7 @@ import {
 import { parseDefinitionsYaml, validateDefinitions, viewRuntime } from "@tessera/transforms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusters, kafkaBrokers, newBucket, services, uniqueName } from "../../../test/support/index.js";
+import { runBackfill } from "../../cli/src/commands/backfill.js";
 import { arrowFieldsOf, startArchiver, writeRoll } from "../src/index.js";
 import {
   archiveAll,
@@ -320,6 +322,47 @@ describe("snapshot from the archive", () => {
     console.log(
       `sharded snapshot: ${allFiles.length} files in range, shards opened ${opened.join(" + ")}; ${union.length} rows`,
     );
+
+    // The other offline readers take the bucket as they take a directory.
+    const profile = (from: string, out: string) => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "services/cli/src/main.ts",
+          "profile",
+          "--from",
+          from,
+          "--out",
+          out,
+          "--features",
+          "amount,country",
+        ],
+        { cwd: repoRoot, encoding: "utf8", env: process.env },
+      );
+      expect(run.status, run.stderr).toBe(0);
+    };
+    profile(remote, joinLocation(bucket, "out", "profile.json"));
+    profile(local, join(root, "profile.json"));
+    expect(
+      JSON.parse(Buffer.from(await readObject(joinLocation(bucket, "out", "profile.json"))).toString()),
+    ).toEqual(JSON.parse(readFileSync(join(root, "profile.json"), "utf8")));
+    const backfill = async (archive: string) => {
+      const { seconds: _, ...summary } = await runBackfill({
+        view: cliView(source.topic),
+        archive,
+        from: T0 - 3_600_000,
+        to: T0 + 9 * 3_600_000,
+        now: T0 + 9 * 3_600_000,
+        store: new MemoryOnlineStore({ now: () => T0 + 9 * 3_600_000 }),
+        consumerGroup: "tessera-processor-s3-check",
+      });
+      return summary;
+    };
+    const fromRemote = await backfill(remote);
+    expect(fromRemote.applied).toBeGreaterThan(0);
+    expect(fromRemote).toEqual({ ...(await backfill(local)), files: fromRemote.files });
 
     // A topic not keyed by the entity cannot be sharded by partition: the reader says so, naming the row.
     const refused = snapshotCli(
