@@ -3,17 +3,28 @@
  * started from Maven Central jars and Debian's redis-server on 127.0.0.1. No Docker needed.
  *
  *   tsx scripts/stack/stack.ts up [--only kafka,redis]   start (idempotent), wait until ready
+ *   tsx scripts/stack/stack.ts up --only kafka-cluster,redis-cluster,s3   the scale-out servers
  *   tsx scripts/stack/stack.ts down [--only …]           stop exactly what `up` started
  *   tsx scripts/stack/stack.ts status                    what runs, where, and whether it answers
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectionEnv, loadConfig, type ServiceName, type StackConfig, serviceNames } from "./config.js";
+import {
+  allServiceNames,
+  clusterEnv,
+  clusterNames,
+  connectionEnv,
+  loadConfig,
+  type ServiceName,
+  type StackConfig,
+  serviceNames,
+} from "./config.js";
 import {
   alive,
   describeListener,
   isOurs,
+  type PidRecord,
   portInUse,
   readPid,
   sleep,
@@ -27,75 +38,135 @@ export class StackError extends Error {
   override name = "StackError";
 }
 
-const pidFile = (config: StackConfig, name: ServiceName) => join(config.stateDir, "run", `${name}.pid`);
-const logFile = (config: StackConfig, name: ServiceName) => join(config.stateDir, "logs", `${name}.log`);
+const pidFile = (config: StackConfig, id: string) => join(config.stateDir, "run", `${id}.pid`);
+const logFile = (config: StackConfig, id: string) => join(config.stateDir, "logs", `${id}.log`);
 
-async function waitReady(config: StackConfig, spec: ServiceSpec, pid: number): Promise<void> {
+/** The pid records of a service's members (undefined where none of ours runs). */
+function memberRecords(config: StackConfig, spec: ServiceSpec): (PidRecord | undefined)[] {
+  return spec.members.map((m) => {
+    const record = readPid(pidFile(config, m.id));
+    return isOurs(record) ? record : undefined;
+  });
+}
+
+/** Every member of the service runs (from this checkout). */
+export function isRunning(name: ServiceName): boolean {
+  const config = loadConfig();
+  return memberRecords(config, serviceSpecs(config)[name]).every((r) => r !== undefined);
+}
+
+/** Pids of the service's members by member id (a member that does not run is left out). */
+export function memberPids(name: ServiceName): Map<string, number> {
+  const config = loadConfig();
+  const spec = serviceSpecs(config)[name];
+  const records = memberRecords(config, spec);
+  return new Map(spec.members.flatMap((m, i) => (records[i] ? [[m.id, records[i]!.pid] as const] : [])));
+}
+
+/** Retries `attempt` until it resolves; fails early when a member exits, with its log's last lines. */
+async function waitFor(
+  config: StackConfig,
+  spec: ServiceSpec,
+  pids: Map<string, number>,
+  attempt: () => Promise<void>,
+): Promise<void> {
   const deadline = Date.now() + spec.readyTimeoutMs;
   let lastError = "";
   while (Date.now() < deadline) {
-    if (!alive(pid)) {
-      throw new StackError(
-        `${spec.name} exited during start-up. Last lines of ${logFile(config, spec.name)}:\n${tail(logFile(config, spec.name))}`,
-      );
+    for (const [id, pid] of pids) {
+      if (!alive(pid)) {
+        throw new StackError(
+          `${id} exited during start-up. Last lines of ${logFile(config, id)}:\n${tail(logFile(config, id))}`,
+        );
+      }
     }
     try {
-      await spec.probe();
+      await attempt();
       return;
     } catch (error) {
       lastError = (error as Error).message;
     }
     await sleep(500);
   }
+  const logs = [...pids.keys()].map((id) => `${logFile(config, id)}:\n${tail(logFile(config, id), 10)}`);
   throw new StackError(
-    `${spec.name} did not become ready within ${spec.readyTimeoutMs / 1000}s (last probe: ${lastError}). ` +
-      `Log: ${logFile(config, spec.name)}\n${tail(logFile(config, spec.name))}`,
+    `${spec.name} did not become ready within ${spec.readyTimeoutMs / 1000}s (last probe: ${lastError}).\n${logs.join("\n")}`,
   );
 }
 
+/**
+ * Starts the members of a service that do not run (all of them, or the ones a fault test killed),
+ * then waits until the service answers. "running" when every member already ran.
+ */
 async function upOne(
   config: StackConfig,
   spec: ServiceSpec,
   log: (line: string) => void,
 ): Promise<"started" | "running"> {
-  const record = readPid(pidFile(config, spec.name));
-  if (isOurs(record)) {
-    if (record.ports.join() !== spec.ports.join()) {
+  const records = memberRecords(config, spec);
+  spec.members.forEach((member, i) => {
+    const record = records[i];
+    if (record && record.ports.join() !== member.ports.join()) {
       throw new StackError(
-        `${spec.name} is already running from this checkout on port(s) ${record.ports.join(", ")}, ` +
-          `not ${spec.ports.join(", ")}. Run \`npm run stack:down\` first to change ports.`,
+        `${member.id} is already running from this checkout on port(s) ${record.ports.join(", ")}, ` +
+          `not ${member.ports.join(", ")}. Run \`npm run stack:down\` first to change ports.`,
       );
     }
-    await waitReady(config, spec, record.pid);
+  });
+  const pids = new Map(
+    spec.members.flatMap((m, i) => (records[i] ? [[m.id, records[i]!.pid] as const] : [])),
+  );
+  const missing = spec.members.filter((_, i) => records[i] === undefined);
+  if (missing.length === 0) {
+    await waitFor(config, spec, pids, spec.probe);
     return "running";
   }
-  for (const port of spec.ports) {
+  for (const port of missing.flatMap((m) => m.ports)) {
     if (await portInUse(port)) {
       throw new StackError(
         `port ${port} (needed by ${spec.name}) is already taken by ${describeListener(port)}. ` +
-          `Stop it, or pick another port with TESSERA_${spec.name.toUpperCase()}_PORT.`,
+          `Stop it, or pick other ports with ${spec.portVariable}.`,
       );
     }
   }
   spec.fetch();
-  const { command, args, env } = spec.prepare();
-  const pid = startDetached({
-    command,
-    args,
-    env,
-    cwd: config.stateDir,
-    logFile: logFile(config, spec.name),
-    pidFile: pidFile(config, spec.name),
-    ports: spec.ports,
-  });
-  log(`stack: ${spec.name} starting (pid ${pid}, ports ${spec.ports.join(", ")})`);
+  const started: string[] = [];
   try {
-    await waitReady(config, spec, pid);
+    for (const member of missing) {
+      const { command, args, env } = member.prepare();
+      const pid = startDetached({
+        command,
+        args,
+        env,
+        cwd: config.stateDir,
+        logFile: logFile(config, member.id),
+        pidFile: pidFile(config, member.id),
+        ports: member.ports,
+      });
+      started.push(member.id);
+      pids.set(member.id, pid);
+      log(`stack: ${member.id} starting (pid ${pid}, ports ${member.ports.join(", ")})`);
+    }
+    if (spec.bootstrap) await waitFor(config, spec, pids, spec.bootstrap);
+    await waitFor(config, spec, pids, spec.probe);
   } catch (error) {
-    await stopProcess(pidFile(config, spec.name), 5000);
+    await Promise.all(started.map((id) => stopProcess(pidFile(config, id), 5000)));
     throw error;
   }
-  return "started";
+  return missing.length === spec.members.length ? "started" : "running";
+}
+
+/** stack.env: the single-node settings (as always), plus those of every cluster that runs now. */
+function writeEnvFile(config: StackConfig): Record<string, string> {
+  const specs = serviceSpecs(config);
+  const env = { ...connectionEnv(config) };
+  for (const name of clusterNames) {
+    if (memberRecords(config, specs[name]).every((r) => r !== undefined))
+      Object.assign(env, clusterEnv(config, name));
+  }
+  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  writeFileSync(config.envFile, `# Written by scripts/stack (npm run stack:up)\n${lines.join("\n")}\n`);
+  return env;
 }
 
 export interface UpResult {
@@ -115,9 +186,7 @@ export async function up(only: readonly ServiceName[] = serviceNames, log = cons
   const failures = results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
   if (failures.length > 0) throw new StackError(failures.join("\n\n"));
 
-  const env = connectionEnv(config);
-  const lines = Object.entries(env).map(([key, value]) => `${key}=${value}`);
-  writeFileSync(config.envFile, `# Written by scripts/stack (npm run stack:up)\n${lines.join("\n")}\n`);
+  const env = writeEnvFile(config);
   const started = only.filter((_, i) => (results[i] as PromiseFulfilledResult<string>).value === "started");
   const alreadyRunning = only.filter((name) => !started.includes(name));
   for (const name of alreadyRunning) log(`stack: ${name} already running`);
@@ -125,15 +194,19 @@ export async function up(only: readonly ServiceName[] = serviceNames, log = cons
   return { env, started, alreadyRunning };
 }
 
-export async function down(only: readonly ServiceName[] = serviceNames, log = console.log): Promise<void> {
+/** Stops exactly the processes `up` started (without `--only`: every service, clusters included). */
+export async function down(only: readonly ServiceName[] = allServiceNames, log = console.log): Promise<void> {
   const config = loadConfig();
+  const specs = serviceSpecs(config);
   await Promise.all(
     only.map(async (name) => {
-      const outcome = await stopProcess(pidFile(config, name));
-      log(`stack: ${name} ${outcome}`);
+      const outcomes = await Promise.all(specs[name].members.map((m) => stopProcess(pidFile(config, m.id))));
+      log(`stack: ${name} ${outcomes.includes("stopped") ? "stopped" : "not running"}`);
     }),
   );
-  if (only.length === serviceNames.length) rmSync(config.envFile, { force: true });
+  const anyRunning = allServiceNames.some((name) => memberRecords(config, specs[name]).some(Boolean));
+  if (!anyRunning) rmSync(config.envFile, { force: true });
+  else if (existsSync(config.envFile)) writeEnvFile(config);
 }
 
 export async function status(): Promise<
@@ -141,32 +214,46 @@ export async function status(): Promise<
 > {
   const config = loadConfig();
   const specs = serviceSpecs(config);
+  // Clusters are listed only once started: they are not part of the default stack.
+  const shown = allServiceNames.filter(
+    (name) =>
+      (serviceNames as readonly ServiceName[]).includes(name) ||
+      memberRecords(config, specs[name]).some(Boolean),
+  );
   return Promise.all(
-    serviceNames.map(async (name) => {
-      const record = readPid(pidFile(config, name));
-      if (!isOurs(record)) return { name, ready: false, detail: "not running" };
-      try {
-        await specs[name].probe();
-        return { name, pid: record.pid, ready: true, detail: `ready on port ${specs[name].ports[0]}` };
-      } catch (error) {
+    shown.map(async (name) => {
+      const spec = specs[name];
+      const records = memberRecords(config, spec);
+      const running = records.filter((r) => r !== undefined);
+      if (running.length === 0) return { name, ready: false, detail: "not running" };
+      const pid = running[0]!.pid;
+      const where = `port${spec.members.length > 1 ? "s" : ""} ${spec.members.map((m) => m.ports[0]).join(", ")}`;
+      if (running.length < records.length) {
+        const down = spec.members.filter((_, i) => !records[i]).map((m) => m.id);
         return {
           name,
-          pid: record.pid,
+          pid,
           ready: false,
-          detail: `running, not answering: ${(error as Error).message}`,
+          detail: `${down.join(", ")} not running (\`stack:up --only ${name}\` restarts)`,
         };
+      }
+      try {
+        await spec.probe();
+        return { name, pid, ready: true, detail: `ready on ${where}` };
+      } catch (error) {
+        return { name, pid, ready: false, detail: `running, not answering: ${(error as Error).message}` };
       }
     }),
   );
 }
 
-function parseOnly(args: string[]): ServiceName[] {
+function parseOnly(args: string[], fallback: readonly ServiceName[]): ServiceName[] {
   const index = args.indexOf("--only");
-  if (index < 0) return [...serviceNames];
+  if (index < 0) return [...fallback];
   const names = (args[index + 1] ?? "").split(",").filter(Boolean);
-  const unknown = names.filter((n) => !serviceNames.includes(n as ServiceName));
+  const unknown = names.filter((n) => !allServiceNames.includes(n as ServiceName));
   if (names.length === 0 || unknown.length > 0) {
-    throw new StackError(`--only takes a comma-separated list of ${serviceNames.join(", ")}`);
+    throw new StackError(`--only takes a comma-separated list of ${allServiceNames.join(", ")}`);
   }
   return names as ServiceName[];
 }
@@ -175,19 +262,19 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "up":
-      await up(parseOnly(rest));
+      await up(parseOnly(rest, serviceNames));
       return 0;
     case "down":
-      await down(parseOnly(rest));
+      await down(parseOnly(rest, allServiceNames));
       return 0;
     case "status": {
       const rows = await status();
       for (const row of rows)
-        console.log(`${row.name.padEnd(10)} ${String(row.pid ?? "-").padEnd(8)} ${row.detail}`);
+        console.log(`${row.name.padEnd(14)} ${String(row.pid ?? "-").padEnd(8)} ${row.detail}`);
       return rows.every((r) => r.ready) ? 0 : 1;
     }
     default:
-      console.error("usage: stack.ts up|down|status [--only kafka,registry,redis,cassandra]");
+      console.error(`usage: stack.ts up|down|status [--only ${allServiceNames.join(",")}]`);
       return 2;
   }
 }

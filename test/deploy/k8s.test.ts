@@ -322,6 +322,7 @@ describe("k8s overlays", () => {
     const inits = podSpec(named(objects, "Deployment", "stream-processor")!)["initContainers"] as Doc[];
     const topics = inits.find((c) => c["name"] === "create-topics")!["args"] as string[];
     expect(topics[topics.indexOf("--replication-factor") + 1]).toBe("3");
+    expect(topics[topics.indexOf("--min-insync-replicas") + 1]).toBe("2");
   });
 
   it("prod's keyspace init container runs a statement Cassandra accepts, giving 3 replicas in the local DC", async () => {

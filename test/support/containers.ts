@@ -9,7 +9,7 @@ import {
   type StartedTestContainer,
   Wait,
 } from "testcontainers";
-import type { ServiceName } from "../../scripts/stack/config.js";
+import type { SingleServiceName as ServiceName } from "../../scripts/stack/config.js";
 import type { ServiceEndpoints } from "./services.js";
 
 export const images = {

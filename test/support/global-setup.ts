@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { clusterNames } from "../../scripts/stack/config.js";
 import { provisionServices, type ServiceEndpoints } from "./services.js";
 
 declare module "vitest" {
@@ -17,5 +18,13 @@ export default async function setup(project: TestProject) {
   project.provide("services", provisioned.endpoints);
   // Child processes started by tests (processor, archiver) read the same variables.
   Object.assign(process.env, provisioned.endpoints);
-  return () => provisioned.stop();
+  // Clusters start lazily in the test files that need them (support/clusters.ts); those this run
+  // started are stopped at its end, those that ran before stay.
+  const stack = await import("../../scripts/stack/stack.js");
+  const before = clusterNames.filter(stack.isRunning);
+  return async () => {
+    await provisioned.stop();
+    const started = clusterNames.filter((name) => stack.isRunning(name) && !before.includes(name));
+    if (started.length > 0 && process.env["TESSERA_KEEP_STACK"] !== "1") await stack.down(started);
+  };
 }

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import type { ServiceEndpoints } from "./services.js";
 
+export { type ClusterEndpoints, type ClusterName, clusterMembers, clusters } from "./clusters.js";
+export { newBucket, s3Client } from "./s3.js";
 export type { ServiceEndpoints } from "./services.js";
 
 /** The services provisioned by global-setup.ts for this test run. */

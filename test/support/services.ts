@@ -7,7 +7,7 @@
  */
 import { existsSync } from "node:fs";
 import { request } from "node:http";
-import type { ServiceName } from "../../scripts/stack/config.js";
+import type { SingleServiceName as ServiceName } from "../../scripts/stack/config.js";
 
 export interface ServiceEndpoints {
   KAFKA_BROKERS: string;

@@ -1,10 +1,16 @@
-import type { Kafka } from "kafkajs";
+import type { Admin, Kafka } from "kafkajs";
 
 export interface TopicSpec {
   topic: string;
   partitions: number;
-  /** Defaults to 1: right for the local stack; production sets 3. */
+  /**
+   * Replicas per partition of a new topic. Omitted: the broker's `default.replication.factor`
+   * (1 on the single-node stack, 3 on the cluster stack and in production). An existing topic's
+   * replication is never changed here (that is a partition reassignment).
+   */
   replicationFactor?: number;
+  /** `min.insync.replicas`: with acks=all, a write needs this many replicas. Omitted: the broker default. */
+  minInsyncReplicas?: number;
   /** `retention.ms`; -1 keeps forever. Omitted: the broker default. */
   retentionMs?: number;
   cleanupPolicy?: "delete" | "compact";
@@ -21,7 +27,36 @@ function configEntries(spec: TopicSpec): Array<{ name: string; value: string }> 
   const entries: Array<{ name: string; value: string }> = [];
   if (spec.retentionMs !== undefined) entries.push({ name: "retention.ms", value: String(spec.retentionMs) });
   if (spec.cleanupPolicy !== undefined) entries.push({ name: "cleanup.policy", value: spec.cleanupPolicy });
+  if (spec.minInsyncReplicas !== undefined)
+    entries.push({ name: "min.insync.replicas", value: String(spec.minInsyncReplicas) });
   return entries;
+}
+
+/**
+ * Waits until every partition of the topics has a leader. With several brokers, the one asked may
+ * learn of a new topic a moment after the controller created it, and answers "does not host this
+ * topic-partition" until then: that is waited out, any other error is not.
+ */
+async function awaitLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      const ready = metadata.topics.every(
+        (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+      );
+      if (ready) return;
+      last = "a partition has no leader yet";
+    } catch (error) {
+      const type = (error as { type?: string }).type ?? "";
+      if (type !== "UNKNOWN_TOPIC_OR_PARTITION" && type !== "LEADER_NOT_AVAILABLE") throw error;
+      last = (error as Error).message;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`topics ${topics.join(", ")} not ready after ${timeoutMs} ms: ${last}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /**
@@ -36,14 +71,18 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<En
     const missing = specs.filter((s) => !present.has(s.topic));
     if (missing.length > 0) {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false, // awaitLeaders below: KafkaJS' own wait fails on a multi-broker cluster
         topics: missing.map((spec) => ({
           topic: spec.topic,
           numPartitions: spec.partitions,
-          replicationFactor: spec.replicationFactor ?? 1,
+          replicationFactor: spec.replicationFactor ?? -1, // -1: the broker's default
           configEntries: configEntries(spec),
         })),
       });
+      await awaitLeaders(
+        admin,
+        missing.map((s) => s.topic),
+      );
     }
     const existing = specs.filter((s) => present.has(s.topic));
     const updated = new Set<string>();

@@ -15,6 +15,7 @@ import {
   UnknownTopicError,
 } from "./errors.js";
 import { kafkaMetrics } from "./metrics.js";
+import { PartitionedSender } from "./partitioned-send.js";
 import { type RegisteredSchema, SchemaRegistry, valueSubject } from "./serde.js";
 import { avroProblems, parseAvroSchema } from "./validate.js";
 
@@ -54,12 +55,14 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
   private readonly bindings = new Map<string, Promise<TopicBinding>>();
   private readonly knownTopics = new Set<string>();
   private readonly metrics;
+  private readonly sender: PartitionedSender;
   private connected?: Promise<void>;
 
   constructor(private readonly options: ProducerOptions = {}) {
     this.kafka = options.kafka ?? createKafka({ clientId: "tessera-producer", ...options });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     this.admin = this.kafka.admin();
+    this.sender = new PartitionedSender(this.producer, this.admin);
     this.ownsRegistry = options.registry === undefined;
     this.registry = options.registry ?? new SchemaRegistry();
     this.metrics = kafkaMetrics(options.metricsRegistry);
@@ -87,8 +90,10 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
   }
 
   /**
-   * Validates every event first: if any is invalid, none is sent. One produce request, so the
-   * batch is written in order, with one acknowledgement.
+   * Validates every event first: if any is invalid, none is sent. One produce request per partition
+   * (see partitioned-send.ts), so each partition's events are written in order; it resolves once all
+   * are acknowledged by every in-sync replica. If it rejects, the events of some partitions may have
+   * been written (a retry of the whole batch may write those twice).
    */
   async publishBatch<T extends keyof Events & string>(
     topic: T,
@@ -125,7 +130,7 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
       // answer is in: the first event goes alone so a large batch makes one request, not one each.
       const messages = events.length > 0 ? [await toMessage(events[0]!)] : [];
       messages.push(...(await Promise.all(events.slice(1).map(toMessage))));
-      const metadata = await this.producer.send({ topic, acks: -1, messages });
+      const metadata = await this.sender.send(topic, messages);
       this.metrics.produced.inc({ topic }, events.length);
       return metadata;
     } catch (error) {

@@ -5,14 +5,19 @@ export {
   type ArchiveFile,
   type ArchiveRange,
   archiveFileName,
+  archivePartitionOf,
   eventFiles,
   HOUR_MS,
   isArchiveDir,
   listArchive,
   pointInTimeAsIngested,
+  readTopicInfo,
   spineEventRange,
+  TOPIC_INFO,
+  type TopicInfo,
 } from "./offline/archive.js";
 export {
+  type PartitionShard,
   runSnapshot,
   type SnapshotOptions,
   type SnapshotProgress,
@@ -20,6 +25,20 @@ export {
   type SnapshotSummary,
   SPINE_TIME,
 } from "./offline/snapshot.js";
+export {
+  baseName,
+  createObject,
+  type DirectoryEntry,
+  deleteObject,
+  isS3,
+  joinLocation,
+  listDirectory,
+  listFilesBelow,
+  locationKind,
+  readObject,
+  StorageError,
+  writeObject,
+} from "./offline/storage.js";
 export {
   type ColumnBatch,
   type ColumnType,

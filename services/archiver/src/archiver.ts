@@ -1,9 +1,12 @@
 /**
- * The archiver: source topics → Parquet files, exactly once (see files.ts for the crash rule).
+ * The archiver: source topics → Parquet files on a filesystem or in a bucket, exactly once (see
+ * files.ts for the roll claims that make it so).
  *
  * Each partition's records are buffered in offset order until the partition rolls (by record count,
- * payload bytes, age, or a change of writer schema); a roll writes one file per event-time hour,
- * then commits the partition's offset. Offsets are never committed for records not yet in a file.
+ * payload bytes, age, or a change of writer schema); a roll is claimed, writes one file per
+ * event-time hour, then commits the partition's offset. Offsets are never committed for records not
+ * yet in a file. A roll claimed but not committed (a crash, a lost partition) is written again by the
+ * partition's next owner with the same range, so the same files.
  * Records that cannot be archived (not Confluent-framed, unknown schema id, undecodable, no usable
  * event time) go to the dead-letter topic with a reason before the offset covering them is committed.
  */
@@ -23,7 +26,17 @@ import type { Batch, Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { arrowFieldsOf, type MappedField } from "./avro-arrow.js";
 import type { ArchiverConfig } from "./config.js";
-import { type ArchivedRow, finishRoll, recoverPartition, writeRoll } from "./files.js";
+import {
+  type ArchivedRow,
+  type Claim,
+  claimRoll,
+  latestClaim,
+  planRoll,
+  pruneClaims,
+  removeOtherFiles,
+  writeRoll,
+  writeTopicInfo,
+} from "./files.js";
 
 export interface ArchiverDeps {
   kafka?: Kafka;
@@ -60,6 +73,13 @@ interface Pending {
   bytes: number;
   openedAt: number;
   schema: Schema | undefined;
+  /** A claimed, uncommitted roll this owner writes again: it rolls exactly at its last offset. */
+  adopting: Claim | undefined;
+}
+
+/** This archiver lost a partition: a later roll of it is claimed. It writes nothing more. */
+export class FencedError extends Error {
+  override name = "FencedError";
 }
 
 class Metrics {
@@ -68,7 +88,7 @@ class Metrics {
   readonly bytes: Counter<"topic">;
   readonly rollSeconds: Histogram<"topic">;
   readonly buffered: Gauge<"topic">;
-  readonly recovered: Counter<"topic">;
+  readonly adopted: Counter<"topic">;
 
   constructor(registers: Registry[]) {
     this.records = new Counter({
@@ -102,9 +122,9 @@ class Metrics {
       labelNames: ["topic"],
       registers,
     });
-    this.recovered = new Counter({
-      name: "tessera_archiver_recovered_files_total",
-      help: "Files of uncommitted rolls removed on partition assignment (rewritten from the replay).",
+    this.adopted = new Counter({
+      name: "tessera_archiver_adopted_rolls_total",
+      help: "Claimed but uncommitted rolls found on partition assignment, written again from the replay.",
       labelNames: ["topic"],
       registers,
     });
@@ -164,16 +184,29 @@ export async function startArchiver(
     return entry ? Number(entry.offset) : -1;
   }
 
+  /** `_topic.json` (partition count, for partition-aligned shards): once per topic per assignment. */
+  const topicInfoWritten = new Map<string, Promise<void>>();
+  const recordTopicInfo = (topic: string) => {
+    let written = topicInfoWritten.get(topic);
+    if (!written) {
+      written = admin.fetchTopicMetadata({ topics: [topic] }).then(async ({ topics }) => {
+        const partitions = topics[0]?.partitions.length ?? 0;
+        if (partitions > 0 && (await writeTopicInfo(config.root, { topic, partitions })))
+          logger.info({ topic, partitions }, "recorded the topic's partition count in the archive");
+      });
+      written.catch(() => topicInfoWritten.delete(topic));
+      topicInfoWritten.set(topic, written);
+    }
+    return written;
+  };
+
   async function pendingOf(topic: string, partition: number): Promise<Pending> {
     const key = `${topic}\u0000${partition}`;
     let state = pending.get(key);
     if (!state) {
+      await recordTopicInfo(topic);
       const committed = await committedOffset(topic, partition);
-      const removed = await recoverPartition(config.root, topic, partition, committed);
-      if (removed.length > 0) {
-        metrics.recovered.inc({ topic }, removed.length);
-        logger.info({ topic, partition, committed, removed }, "removed the files of an uncommitted roll");
-      }
+      const latest = await latestClaim(config.root, topic, partition);
       state = {
         topic,
         partition,
@@ -183,47 +216,131 @@ export async function startArchiver(
         bytes: 0,
         openedAt: 0,
         schema: undefined,
+        adopting: undefined,
       };
+      // Kafka commits a roll's end only after its files: a committed offset at or below the latest
+      // claim's end means that roll may be partly written. Its records are consumed again (from the
+      // committed offset, skipping what earlier, committed claims hold) and rolled at its end.
+      if (latest && committed <= latest.lastOffset) {
+        if (committed > latest.firstOffset) {
+          throw new Error(
+            `partition ${topic}/${partition}: committed offset ${committed} is inside the claimed roll ` +
+              `[${latest.firstOffset}, ${latest.lastOffset}]; the archive at ${config.root} was written by another consumer group?`,
+          );
+        }
+        state.last = latest.firstOffset - 1;
+        state.adopting = latest;
+        metrics.adopted.inc({ topic });
+        logger.info(
+          { topic, partition, committed, roll: [latest.firstOffset, latest.lastOffset] },
+          "adopting an uncommitted roll: its records are written again to the same files",
+        );
+      }
       pending.set(key, state);
     }
     return state;
   }
 
-  async function roll(state: Pending, consumer: Consumer): Promise<void> {
+  /**
+   * Rolls the buffered offsets [first, end], end being the adopted claim's last offset or the last
+   * offset seen. `forced`: the roll must end here (the next record has another schema); `past-end`:
+   * a record after the adopted roll's end arrived, so all of it is here even if offsets skip.
+   */
+  async function roll(
+    state: Pending,
+    consumer: Consumer,
+    how: "due" | "forced" | "past-end" = "due",
+  ): Promise<void> {
     if (state.first === undefined) return;
+    if (state.adopting && state.last < state.adopting.lastOffset) {
+      if (how === "forced") throw schemaInsideClaim(state, state.adopting);
+      if (how === "due") return; // the adopted roll is not all here yet: never write part of it
+    }
     const started = performance.now();
     const { topic, partition } = state;
-    const rows = state.rows;
+    const first = state.first;
+    let last = state.adopting?.lastOffset ?? state.last;
+    let adopted = state.adopting?.firstOffset === first ? state.adopting : undefined;
+    if (!adopted) {
+      const rows = state.rows.filter((r) => r.offset <= last);
+      const files = rows.length > 0 ? planFiles(state, rows) : [];
+      const outcome = await claimRoll(config.root, topic, {
+        partition,
+        firstOffset: first,
+        lastOffset: last,
+        files,
+      });
+      if (outcome.kind === "stale") {
+        throw new FencedError(
+          `${topic}/${partition}: a roll from offset ${outcome.newer} is claimed by another archiver, ` +
+            `so this one lost the partition; its roll from ${first} is dropped (a restart rejoins)`,
+        );
+      }
+      if (outcome.kind === "taken") {
+        // Another writer (a crashed or stalled predecessor) claimed a roll from here: write its range.
+        adopted = outcome.claim;
+        if (adopted.lastOffset > last) {
+          if (how === "forced") throw schemaInsideClaim(state, adopted);
+          state.adopting = adopted; // keep consuming up to its end
+          return;
+        }
+        last = adopted.lastOffset;
+      }
+    }
+    const rows = state.rows.filter((r) => r.offset <= last);
+    const rest = state.rows.filter((r) => r.offset > last);
+    let files: string[] = [];
     if (rows.length > 0) {
       const schema = state.schema!;
-      const { files, bytes } = await writeRoll(config.root, {
+      const written = await writeRoll(config.root, {
         topic,
         partition,
-        firstOffset: state.first,
-        lastOffset: state.last,
+        firstOffset: first,
+        lastOffset: last,
         schemaId: schema.id,
         schemaText: schema.text,
         fields: schema.fields,
         rows,
       });
+      files = written.files;
       metrics.files.inc({ topic }, files.length);
-      metrics.bytes.inc({ topic }, bytes);
+      metrics.bytes.inc({ topic }, written.bytes);
     }
-    await consumer.commitOffsets([{ topic, partition, offset: String(state.last + 1) }]);
-    await finishRoll(config.root, topic, partition);
+    if (adopted) {
+      const removed = await removeOtherFiles(config.root, topic, adopted, files);
+      if (removed.length > 0)
+        logger.info({ topic, partition, removed }, "removed files of the adopted roll not written again");
+    }
+    await consumer.commitOffsets([{ topic, partition, offset: String(last + 1) }]);
+    await pruneClaims(config.root, topic, partition, first);
     metrics.records.inc({ topic }, rows.length);
     metrics.buffered.dec({ topic }, rows.length);
     metrics.rollSeconds.observe({ topic }, (performance.now() - started) / 1000);
-    state.first = undefined;
-    state.rows = [];
-    state.bytes = 0;
+    state.adopting = undefined;
+    state.first = state.last > last ? last + 1 : undefined;
+    state.bytes = state.rows.length > 0 ? Math.round((state.bytes * rest.length) / state.rows.length) : 0;
+    state.rows = rest;
   }
 
+  const schemaInsideClaim = (state: Pending, claim: Claim) =>
+    new Error(
+      `${state.topic}/${state.partition}: the roll claimed at [${claim.firstOffset}, ${claim.lastOffset}] ` +
+        `spans a change of writer schema after offset ${state.last}: archive and topic disagree`,
+    );
+
+  /** The files a roll of these rows writes, relative to the topic directory (as its claim lists them). */
+  function planFiles(state: Pending, rows: ArchivedRow[]): string[] {
+    return planRoll({ partition: state.partition, rows }).map((p) => p.file);
+  }
+
+  // An adopted roll ends where its claim ends, not by size or age.
   const due = (state: Pending, now: number) =>
     state.first !== undefined &&
-    (state.rows.length >= config.roll.maxRecords ||
-      state.bytes >= config.roll.maxBytes ||
-      now - state.openedAt >= config.roll.maxAgeMs);
+    (state.adopting
+      ? state.last >= state.adopting.lastOffset
+      : state.rows.length >= config.roll.maxRecords ||
+        state.bytes >= config.roll.maxBytes ||
+        now - state.openedAt >= config.roll.maxAgeMs);
 
   async function decode(
     topic: string,
@@ -278,7 +395,12 @@ export async function startArchiver(
     };
     for (const message of batch.messages) {
       const offset = Number(message.offset);
-      if (offset <= state.last) continue; // handed over again after a retry
+      if (offset <= state.last) continue; // handed over again after a retry, or in an earlier claim
+      // Past the end of an adopted roll (offsets may skip): roll it before this record.
+      if (state.adopting && offset > state.adopting.lastOffset && state.first !== undefined) {
+        await flushLetters();
+        await roll(state, consumer, "past-end");
+      }
       const decoded = await decode(batch.topic, batch.partition, message);
       if ("reason" in decoded) {
         letters.push(decoded);
@@ -286,7 +408,7 @@ export async function startArchiver(
         if (state.schema && state.first !== undefined && decoded.schema.id !== state.schema.id) {
           // One file, one schema: close the roll before the first record of another schema.
           await flushLetters();
-          await roll(state, consumer);
+          await roll(state, consumer, "forced");
         }
         state.schema = decoded.schema;
         state.rows.push(decoded.row);
@@ -294,7 +416,8 @@ export async function startArchiver(
         metrics.buffered.inc({ topic: batch.topic });
       }
       if (state.first === undefined) {
-        state.first = offset;
+        // An adopted roll starts at its claim even when its first offsets are gone (compaction).
+        state.first = state.adopting?.firstOffset ?? offset;
         state.openedAt = Date.now();
       }
       state.last = offset;
@@ -321,6 +444,7 @@ export async function startArchiver(
   });
   loop.consumer.on(loop.consumer.events.GROUP_JOIN, (event) => {
     joined = true;
+    topicInfoWritten.clear(); // a rebalance may follow added partitions
     const assignment = event.payload.memberAssignment as Record<string, number[]>;
     assigned = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
     // Forget revoked partitions: their new owner replays them from the committed offset.

@@ -1,20 +1,37 @@
 /**
  * Writing one roll of one partition: the rows of an offset range, split by event-time hour into
- * Parquet files, made visible atomically and recoverably.
+ * Parquet files, on a filesystem or in a bucket (the storage module of @tessera/stores), exactly once.
  *
- * The rule that keeps every record exactly once (docs/offline.md, "Crash and replay"):
- *   1. write `_inflight/part-<p>.json` naming every file of the roll (temp names included);
- *   2. write each file under a temp name (".part-….tmp"), then rename it to its final name;
- *   3. commit offset lastOffset+1 for the partition to Kafka;
- *   4. delete the in-flight marker.
- * A roll is committed iff Kafka's committed offset is past its lastOffset. The next owner of the
- * partition, before it writes anything, reads the marker: if the roll was not committed it deletes
- * the roll's files (they will be rewritten from the replayed records, whatever the new roll
- * boundaries are), then the marker. So a crash at any step leaves no duplicate and no gap.
+ * There is no rename on S3, and a stalled archiver may wake up after another took its partition, so
+ * the rule does not rest on renames or on who believes it owns the partition. Each roll is *claimed*
+ * first, by a create-only write (If-None-Match: * on S3, link(2) on a filesystem) of
+ *   <root>/<topic>/_rolls/part-<p>/<firstOffset>.json   {firstOffset, lastOffset, files}
+ * so a roll starting at a given offset has exactly one range, whoever writes it. Then:
+ *   1. claim [first, last] (or, if the claim is taken, take its range instead);
+ *   2. if a claim starting later exists, this writer is stale: drop the claim, write nothing;
+ *   3. write each file at its final key (PUT is atomic; locally temp + rename);
+ *   4. commit offset last+1 to Kafka;
+ *   5. delete the claims before this one (the latest is kept: it fences stale writers).
+ * The file names and contents follow from the claimed range and the records, so writing a claimed
+ * roll again rewrites the same keys with the same bytes. A new owner of the partition, finding the
+ * latest claim not yet committed in Kafka, consumes from its first offset and rewrites exactly that
+ * range ("adopts" it): a crash at any step, a replay or a zombie writer leaves no gap and no
+ * duplicate, and a file a reader has seen is never taken back.
  */
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { ARCHIVE_COLUMNS, archiveFileName, HOUR_MS } from "@tessera/stores";
+import {
+  ARCHIVE_COLUMNS,
+  archiveFileName,
+  createObject,
+  deleteObject,
+  HOUR_MS,
+  joinLocation,
+  listDirectory,
+  readObject,
+  StorageError,
+  TOPIC_INFO,
+  type TopicInfo,
+  writeObject,
+} from "@tessera/stores";
 import {
   Field,
   Int32,
@@ -52,7 +69,8 @@ export interface Roll {
   rows: ArchivedRow[];
 }
 
-interface Marker {
+/** A claimed roll: its offset range and its files (relative to the topic directory). */
+export interface Claim {
   partition: number;
   firstOffset: number;
   lastOffset: number;
@@ -66,18 +84,15 @@ const META_FIELDS = [
 ];
 
 /** Directory of a topic's archive: topic names are [a-zA-Z0-9._-], so they are safe path parts. */
-export const topicDir = (root: string, topic: string) => join(root, topic);
+export const topicDir = (root: string, topic: string) => joinLocation(root, topic);
 
-const markerPath = (root: string, topic: string, partition: number) =>
-  join(topicDir(root, topic), "_inflight", `part-${partition}.json`);
+const claimsDir = (root: string, topic: string, partition: number) =>
+  joinLocation(topicDir(root, topic), "_rolls", `part-${String(partition).padStart(5, "0")}`);
+const claimName = (firstOffset: number) => `${String(firstOffset).padStart(19, "0")}.json`;
+const CLAIM_FILE = /^(\d{19})\.json$/;
 
-const tempOf = (file: string) => join(dirname(file), `.${basename(file)}.tmp`);
-
-/**
- * Writes a roll's files (steps 1–2 above) and returns them. The caller commits the offset, then
- * calls `finishRoll`.
- */
-export async function writeRoll(root: string, roll: Roll): Promise<{ files: string[]; bytes: number }> {
+/** The files a roll writes (relative to the topic directory), each with its rows: one per event hour. */
+export function planRoll(roll: Pick<Roll, "partition" | "rows">): { file: string; rows: ArchivedRow[] }[] {
   const byHour = new Map<number, ArchivedRow[]>();
   for (const row of roll.rows) {
     const hour = Math.floor(row.eventTime / HOUR_MS) * HOUR_MS;
@@ -85,69 +100,120 @@ export async function writeRoll(root: string, roll: Roll): Promise<{ files: stri
     if (rows) rows.push(row);
     else byHour.set(hour, [row]);
   }
-  const dir = topicDir(root, roll.topic);
-  const planned = [...byHour].map(([hour, rows]) => ({
+  return [...byHour].map(([hour, rows]) => ({
     rows,
-    file: join(dir, archiveFileName(hour, roll.partition, rows[0]!.offset, rows.at(-1)!.offset)),
+    file: archiveFileName(hour, roll.partition, rows[0]!.offset, rows.at(-1)!.offset),
   }));
-  const marker: Marker = {
-    partition: roll.partition,
-    firstOffset: roll.firstOffset,
-    lastOffset: roll.lastOffset,
-    files: planned.map((p) => p.file),
-  };
-  await writeAtomically(markerPath(root, roll.topic, roll.partition), JSON.stringify(marker));
+}
+
+/** Writes a roll's files (step 3 above) at their final names; returns them as full locations. */
+export async function writeRoll(root: string, roll: Roll): Promise<{ files: string[]; bytes: number }> {
+  const dir = topicDir(root, roll.topic);
+  const files: string[] = [];
   let bytes = 0;
-  for (const { file, rows } of planned) {
+  for (const { file, rows } of planRoll(roll)) {
     const data = encodeRows(roll, rows);
     bytes += data.byteLength;
-    await writeAtomically(file, data);
+    await writeObject(joinLocation(dir, file), data);
+    files.push(joinLocation(dir, file));
   }
-  return { files: marker.files, bytes };
+  return { files, bytes };
 }
 
-/** Step 4: the roll is committed; forget its marker. */
-export async function finishRoll(root: string, topic: string, partition: number): Promise<void> {
-  await rm(markerPath(root, topic, partition), { force: true });
+export type ClaimOutcome =
+  | { kind: "claimed" }
+  /** Another writer claimed a roll starting at this offset first: its range is the one to write. */
+  | { kind: "taken"; claim: Claim }
+  /** A roll starting later is claimed: this writer lost the partition and must write nothing. */
+  | { kind: "stale"; newer: number };
+
+/** Steps 1–2: claim a roll's range. */
+export async function claimRoll(root: string, topic: string, claim: Claim): Promise<ClaimOutcome> {
+  const dir = claimsDir(root, topic, claim.partition);
+  const location = joinLocation(dir, claimName(claim.firstOffset));
+  if (!(await createObject(location, JSON.stringify(claim)))) {
+    return { kind: "taken", claim: await readClaim(location) };
+  }
+  const newer = (await claimOffsets(root, topic, claim.partition)).filter(
+    (first) => first > claim.firstOffset,
+  );
+  if (newer.length > 0) {
+    await deleteObject(location);
+    return { kind: "stale", newer: Math.max(...newer) };
+  }
+  return { kind: "claimed" };
 }
 
-/**
- * Before a new owner writes a partition: undo an uncommitted roll (see the module comment).
- * `committed` is the partition's committed offset (the next offset to read), or -1 for none.
- * Returns the files removed.
- */
-export async function recoverPartition(
+/** The latest claimed roll of a partition (committed or not), or undefined before the first. */
+export async function latestClaim(
   root: string,
   topic: string,
   partition: number,
-  committed: number,
-): Promise<string[]> {
-  const path = markerPath(root, topic, partition);
-  let marker: Marker;
-  try {
-    marker = JSON.parse(await readFile(path, "utf8")) as Marker;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    // A marker is written atomically, so an unreadable one is damage: keep it for a human.
-    throw new Error(`in-flight marker ${path} is unreadable: ${(error as Error).message}`);
-  }
-  const removed: string[] = [];
-  if (committed <= marker.lastOffset) {
-    for (const file of marker.files) {
-      await rm(tempOf(file), { force: true });
-      await rm(file, { force: true });
-      removed.push(file);
-    }
-  }
-  await rm(path, { force: true });
-  return removed;
+): Promise<Claim | undefined> {
+  const offsets = await claimOffsets(root, topic, partition);
+  if (offsets.length === 0) return undefined;
+  return readClaim(joinLocation(claimsDir(root, topic, partition), claimName(Math.max(...offsets))));
 }
 
-async function writeAtomically(file: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const temp = tempOf(file);
-  await writeFile(temp, data);
-  await rename(temp, file);
+/** Step 5: claims of rolls before `firstOffset` are committed and no longer fence anything. */
+export async function pruneClaims(
+  root: string,
+  topic: string,
+  partition: number,
+  firstOffset: number,
+): Promise<void> {
+  const dir = claimsDir(root, topic, partition);
+  for (const first of await claimOffsets(root, topic, partition)) {
+    if (first < firstOffset) await deleteObject(joinLocation(dir, claimName(first)));
+  }
+}
+
+async function claimOffsets(root: string, topic: string, partition: number): Promise<number[]> {
+  const entries = await listDirectory(claimsDir(root, topic, partition));
+  return entries.flatMap((e) => {
+    const match = CLAIM_FILE.exec(e.name);
+    return match && !e.directory ? [Number(match[1])] : [];
+  });
+}
+
+async function readClaim(location: string): Promise<Claim> {
+  try {
+    return JSON.parse(Buffer.from(await readObject(location)).toString("utf8")) as Claim;
+  } catch (error) {
+    // A claim is written atomically, so an unreadable one is damage: stop and keep it for a human.
+    throw new Error(`roll claim ${location} is unreadable: ${(error as Error).message}`);
+  }
+}
+
+/** Records the topic's partition count beside its data (partition-aligned shards read it). */
+export async function writeTopicInfo(root: string, info: TopicInfo): Promise<boolean> {
+  const location = joinLocation(topicDir(root, info.topic), TOPIC_INFO);
+  const current = await readObject(location).then(
+    (bytes) => Buffer.from(bytes).toString("utf8"),
+    (error) => {
+      if (error instanceof StorageError && error.missing) return undefined;
+      throw error;
+    },
+  );
+  const text = JSON.stringify(info);
+  if (current === text) return false;
+  await writeObject(location, text);
+  return true;
+}
+
+/** Removes files of an adopted claim that this writer's roll did not rewrite (e.g. another hour field). */
+export async function removeOtherFiles(
+  root: string,
+  topic: string,
+  claim: Claim,
+  kept: string[],
+): Promise<string[]> {
+  const dir = topicDir(root, topic);
+  const removed = claim.files
+    .filter((f) => !kept.includes(joinLocation(dir, f)))
+    .map((f) => joinLocation(dir, f));
+  for (const file of removed) await deleteObject(file);
+  return removed;
 }
 
 /** The roll's rows of one hour as a Parquet file: the event's fields, then the metadata columns. */

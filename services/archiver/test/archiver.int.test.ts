@@ -1,39 +1,76 @@
 /**
- * The archiver on the real stack, killed with SIGKILL mid-stream several times: the archive must end
- * with every valid record of the topic exactly once, and every malformed one on the dead-letter topic.
+ * The archiver on the real stack, killed with SIGKILL mid-stream several times, archiving to a local
+ * directory and to an S3 bucket: the archive must end with every valid record of the topic exactly
+ * once, and every malformed one on the dead-letter topic. On the bucket, pyarrow's own S3 reader
+ * (test/oracles/pyarrow) must read the same.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { listArchive, readRows } from "@tessera/stores";
+import {
+  isS3,
+  joinLocation,
+  listArchive,
+  listDirectory,
+  locationKind,
+  readRows,
+  readTopicInfo,
+} from "@tessera/stores";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
-import { paymentSource, payments, type Source, sleep, spawnArchiver, topicContents } from "./fixtures.js";
+import { clusters, kafkaBrokers, newBucket, services, uniqueName } from "../../../test/support/index.js";
+import {
+  paymentSource,
+  payments,
+  repoRoot,
+  type Source,
+  sleep,
+  spawnArchiver,
+  topicContents,
+} from "./fixtures.js";
 
 const T0 = Date.UTC(2026, 10, 20, 7);
 const N = 12_000;
+const PARTITIONS = 3;
+const pyarrow = join(repoRoot, "test/oracles/pyarrow/.venv/bin/python");
 
-let source: Source;
-let root: string;
-let dlt: string;
+const roots = [
+  { where: "a local directory", root: () => mkdtemp(join(tmpdir(), "tessera-archive-")) },
+  {
+    where: "an S3 bucket",
+    root: async () => {
+      await clusters("s3");
+      return `s3://${await newBucket("archive")}/tessera`;
+    },
+  },
+];
 
-beforeAll(async () => {
-  source = await paymentSource(kafkaBrokers(), services().SCHEMA_REGISTRY_URL, uniqueName("archive-kill"));
-  dlt = uniqueName("archive-dlt");
-  await import("@tessera/kafka").then(({ ensureTopics }) =>
-    ensureTopics(source.kafka, [{ topic: dlt, partitions: 1 }]),
-  );
-  root = await mkdtemp(join(tmpdir(), "tessera-archive-"));
-});
+describe.each(roots)("archiver under SIGKILL, archiving to $where", ({ root: makeRoot }) => {
+  let source: Source;
+  let root: string;
+  let dlt: string;
 
-afterAll(async () => {
-  await source?.close();
-  if (root) await rm(root, { recursive: true, force: true });
-});
+  beforeAll(async () => {
+    root = await makeRoot();
+    source = await paymentSource(
+      kafkaBrokers(),
+      services().SCHEMA_REGISTRY_URL,
+      uniqueName("archive-kill"),
+      PARTITIONS,
+    );
+    dlt = uniqueName("archive-dlt");
+    await import("@tessera/kafka").then(({ ensureTopics }) =>
+      ensureTopics(source.kafka, [{ topic: dlt, partitions: 1 }]),
+    );
+  });
 
-describe("archiver under SIGKILL", () => {
-  it("archives every record exactly once across kills", { timeout: 110_000 }, async () => {
+  afterAll(async () => {
+    await source?.close();
+    if (root && !isS3(root)) await rm(root, { recursive: true, force: true });
+  });
+
+  it("archives every record exactly once across kills", { timeout: 150_000 }, async () => {
     const env = {
       TESSERA_ARCHIVER_TOPICS: source.topic,
       TESSERA_ARCHIVER_ROOT: root,
@@ -45,6 +82,7 @@ describe("archiver under SIGKILL", () => {
       // A killed member holds its partitions until its session times out: keep that short here.
       TESSERA_ARCHIVER_SESSION_TIMEOUT_MS: "6000",
     };
+    const topicDir = joinLocation(root, source.topic);
     const events = payments(N, T0, { hours: 5 });
     const malformed = [Buffer.from("not avro"), Buffer.from([0, 0, 0, 0, 0, 1, 2]), Buffer.from("{}")];
     // Produce in chunks while the archiver is killed and restarted.
@@ -55,21 +93,28 @@ describe("archiver under SIGKILL", () => {
         await sleep(1000);
       }
     })();
+    const claimDirs = Array.from({ length: PARTITIONS }, (_, p) =>
+      joinLocation(topicDir, "_rolls", `part-${String(p).padStart(5, "0")}`),
+    );
+    const claims = async () => {
+      const names = await Promise.all(claimDirs.map((d) => listDirectory(d)));
+      return names.flatMap((entries, p) => entries.map((e) => `${p}/${e.name}`));
+    };
+    const archivedFiles = async () =>
+      (await locationKind(topicDir)) === "directory" ? (await listArchive(topicDir)).length : 0;
     const kills: number[] = [];
     const outputs: string[] = [];
-    const markers = [0, 1, 2].map((p) => join(root, source.topic, "_inflight", `part-${p}.json`));
-    const archivedFiles = async () =>
-      existsSync(join(root, source.topic)) ? (await listArchive(join(root, source.topic))).length : 0;
     for (let run = 0; run < 5; run++) {
       const archiver = spawnArchiver(env);
-      // Wait until this run has written files of its own, then kill it: odd runs the moment a roll
-      // is in flight (files renamed or being renamed, offset not yet committed), even runs at once.
+      // Wait until this run has written files of its own, then kill it: odd runs the moment a new
+      // roll is claimed (its files being written, its offset not yet committed), even runs at once.
       const before = await archivedFiles();
       const started = Date.now();
       while ((await archivedFiles()) <= before && Date.now() - started < 30_000) await sleep(50);
       if (run % 2 === 1) {
+        const seen = new Set(await claims());
         const until = Date.now() + 5000;
-        while (Date.now() < until && !markers.some((m) => existsSync(m))) await sleep(2);
+        while (Date.now() < until && (await claims()).every((c) => seen.has(c))) await sleep(2);
       }
       archiver.child.kill("SIGKILL");
       await new Promise((r) => archiver.child.once("exit", r));
@@ -85,13 +130,13 @@ describe("archiver under SIGKILL", () => {
     const topic = await topicContents(source.kafka, source.topic);
     const expected = topic.filter((r) => r.value && r.value[0] === 0 && r.value.length > 5 + 7);
     const last = spawnArchiver(env);
-    const deadline = Date.now() + 45_000;
+    const deadline = Date.now() + 60_000;
     let archived: Record<string, unknown>[] = [];
     while (Date.now() < deadline) {
       await sleep(1000);
       archived = [];
-      if (existsSync(join(root, source.topic)))
-        for await (const row of readRows(join(root, source.topic))) archived.push(row);
+      if ((await locationKind(topicDir)) === "directory")
+        for await (const row of readRows(topicDir)) archived.push(row);
       if (archived.length >= expected.length) break;
     }
     // Its ops endpoints: ready, and the metrics count what this run archived.
@@ -104,12 +149,12 @@ describe("archiver under SIGKILL", () => {
     last.child.kill("SIGTERM");
     const code = await new Promise((r) => last.child.once("exit", r));
     outputs.push(last.output());
-    const recoveries = outputs
+    const adoptions = outputs
       .join("")
       .split("\n")
-      .filter((l) => l.includes("uncommitted roll")).length;
+      .filter((l) => l.includes("adopting an uncommitted roll")).length;
     console.log(
-      `kill test: ${kills.length} SIGKILLs after ${kills.join(", ")} ms; ${recoveries} uncommitted rolls undone; ${archived.length} rows archived of ${topic.length} records (${topic.length - expected.length} malformed)`,
+      `kill test (${root}): ${kills.length} SIGKILLs after ${kills.join(", ")} ms; ${adoptions} uncommitted rolls adopted; ${archived.length} rows archived of ${topic.length} records (${topic.length - expected.length} malformed)`,
     );
     expect(code).toBe(0);
 
@@ -122,24 +167,42 @@ describe("archiver under SIGKILL", () => {
     expect(byId.size).toBe(events.length);
     for (const e of events) {
       const row = byId.get(e.transaction_id)!;
-      expect({ ...e, event_time: row["event_time"] }).toEqual(
-        Object.fromEntries(Object.keys(e).map((k) => [k, row[k]])),
-      );
-      expect(row["event_time"]).toBe(e.event_time);
+      expect(Object.fromEntries(Object.keys(e).map((k) => [k, row[k]]))).toEqual(e);
     }
-    // Hive layout: each file holds only its hour's events; no temp files or in-flight markers left.
-    for (const file of await listArchive(join(root, source.topic))) {
+    // Hive layout: each file holds only its hour's events.
+    for (const file of await listArchive(topicDir)) {
       for await (const row of readRows(file.path, { columns: ["event_time"] })) {
         expect(Math.floor((row["event_time"] as number) / 3_600_000) * 3_600_000).toBe(file.hour);
       }
     }
-    const leftovers = (await readdir(join(root, source.topic), { recursive: true })).filter((p) =>
-      /(^|\/)\.[^/]*\.tmp$|_inflight\/part-/.test(String(p)),
-    );
-    expect(leftovers).toEqual([]);
+    // Beside the data: the topic's partition count, and only each partition's latest claim.
+    expect(await readTopicInfo(topicDir)).toEqual({ topic: source.topic, partitions: PARTITIONS });
+    expect((await claims()).length).toBe(PARTITIONS);
+    if (!isS3(root)) {
+      const temps = (await readdir(topicDir, { recursive: true })).filter((p) => String(p).endsWith(".tmp"));
+      expect(temps).toEqual([]);
+    }
 
     // Malformed records: on the dead-letter topic (at least once; a replay may repeat them).
     const letters = await topicContents(source.kafka, dlt);
     expect(letters.length).toBeGreaterThanOrEqual(malformed.length);
+
+    if (isS3(root)) {
+      // An independent reader: pyarrow's S3 filesystem and Hive dataset discovery, nothing of ours.
+      expect(existsSync(pyarrow), "run scripts/setup (it creates test/oracles/pyarrow/.venv)").toBe(true);
+      const read = JSON.parse(
+        execFileSync(pyarrow, [join(repoRoot, "test/oracles/pyarrow/read_archive.py"), topicDir], {
+          encoding: "utf8",
+          env: process.env,
+          maxBuffer: 64 << 20,
+        }),
+      ) as { files: number; dates: string[]; rows: [number, number, string][] };
+      expect(read.files).toBe((await listArchive(topicDir)).length);
+      expect(read.dates).toEqual(["2026-11-20"]);
+      const theirs = read.rows.map(([p, o]) => `${p}:${o}`);
+      expect(theirs.length).toBe(expected.length);
+      expect(new Set(theirs)).toEqual(new Set(keys));
+      expect(new Set(read.rows.map((r) => r[2]))).toEqual(new Set(events.map((e) => e.transaction_id)));
+    }
   });
 });

@@ -1,9 +1,17 @@
-import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { listArchive, readRows } from "@tessera/stores";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { arrowFieldsOf, decimalText, finishRoll, recoverPartition, writeRoll } from "../src/index.js";
+import {
+  arrowFieldsOf,
+  claimRoll,
+  decimalText,
+  latestClaim,
+  planRoll,
+  pruneClaims,
+  writeRoll,
+} from "../src/index.js";
 
 const schema = {
   type: "record",
@@ -132,7 +140,6 @@ describe("Avro → Arrow", () => {
       fields,
       rows,
     });
-    await finishRoll(root, "orders", 2);
     expect(files).toHaveLength(3);
     const listed = await listArchive(join(root, "orders"));
     expect(listed.map((f) => [f.hour, f.partition, f.firstOffset, f.lastOffset])).toEqual([
@@ -167,11 +174,14 @@ describe("Avro → Arrow", () => {
     expect(back[0]!["note"]).toBeNull();
     expect(back[0]!["tags"]).toEqual([]);
     expect(back[3]!["customer"]).toEqual({ name: "c3", tier: null });
-    expect(await readdir(join(root, "orders", "_inflight"))).toEqual([]);
+    // Only the data files: no temp file is left beside them.
+    expect(
+      (await readdir(join(root, "orders"), { recursive: true })).filter((f) => f.includes(".tmp")),
+    ).toEqual([]);
   });
 });
 
-describe("recovery of an uncommitted roll", () => {
+describe("roll claims", () => {
   const rows = (first: number, n: number) =>
     Array.from({ length: n }, (_, i) => ({
       value: row(i),
@@ -189,24 +199,41 @@ describe("recovery of an uncommitted roll", () => {
     fields: arrowFieldsOf(schema),
     rows: rows(first, n),
   });
+  const claimOf = (first: number, n: number) => ({
+    partition: 0,
+    firstOffset: first,
+    lastOffset: first + n - 1,
+    files: planRoll(roll(first, n)).map((p) => p.file),
+  });
 
-  it("deletes the files of a roll whose offset was not committed, keeps a committed one", async () => {
-    const committed = await writeRoll(root, roll(0, 4));
-    await finishRoll(root, "rec", 0);
-    // Crash after the rename, before the commit: the marker names the roll's files.
-    const uncommitted = await writeRoll(root, roll(4, 3));
-    expect((await listArchive(join(root, "rec"))).length).toBe(
-      committed.files.length + uncommitted.files.length,
-    );
-    // Committed offset 4 = the next to read: the second roll is not committed.
-    expect(await recoverPartition(root, "rec", 0, 4)).toEqual(uncommitted.files);
-    const left = await listArchive(join(root, "rec"));
-    expect(left.map((f) => f.path)).toEqual(committed.files);
-    // Idempotent, and a marker of a committed roll (crash between commit and marker deletion) removes nothing.
-    expect(await recoverPartition(root, "rec", 0, 4)).toEqual([]);
-    const again = await writeRoll(root, roll(4, 3));
-    expect(await recoverPartition(root, "rec", 0, 7)).toEqual([]);
-    expect((await listArchive(join(root, "rec"))).length).toBe(committed.files.length + again.files.length);
-    await expect(stat(join(root, "rec", "_inflight", "part-0.json"))).rejects.toThrow();
+  it("gives a roll's start to one range only, and fences a writer behind the latest claim", async () => {
+    expect(await latestClaim(root, "rec", 0)).toBeUndefined();
+    expect(await claimRoll(root, "rec", claimOf(0, 4))).toEqual({ kind: "claimed" });
+    // A second writer from the same offset gets the first one's range, whatever it wanted.
+    expect(await claimRoll(root, "rec", claimOf(0, 9))).toEqual({ kind: "taken", claim: claimOf(0, 4) });
+    expect(await claimRoll(root, "rec", claimOf(4, 3))).toEqual({ kind: "claimed" });
+    expect(await latestClaim(root, "rec", 0)).toEqual(claimOf(4, 3));
+    await pruneClaims(root, "rec", 0, 4);
+    expect(await readdir(join(root, "rec", "_rolls", "part-00000"))).toEqual(["0000000000000000004.json"]);
+    // A stalled writer wakes up with a roll from offset 0: its claim is free again (pruned), but a
+    // later roll is claimed, so it is told it lost the partition, and its claim is taken back.
+    expect(await claimRoll(root, "rec", claimOf(0, 2))).toEqual({ kind: "stale", newer: 4 });
+    expect(await readdir(join(root, "rec", "_rolls", "part-00000"))).toEqual(["0000000000000000004.json"]);
+  });
+
+  it("writes a claimed roll again with the same keys and rows", async () => {
+    const rowsOf = async (files: string[]) => {
+      const out: unknown[] = [];
+      for (const file of files) for await (const r of readRows(file)) out.push(JSON.parse(JSON.stringify(r)));
+      return out;
+    };
+    const first = await writeRoll(root, roll(10, 5));
+    const before = await rowsOf(first.files);
+    // (The bytes may differ: parquet-wasm writes footer key-value pairs in hash order.)
+    const again = await writeRoll(root, roll(10, 5));
+    expect(again.files).toEqual(first.files);
+    expect(await rowsOf(again.files)).toEqual(before);
+    expect(before).toHaveLength(5);
+    expect(first.files.map((f) => f.slice(join(root, "rec").length + 1))).toEqual(claimOf(10, 5).files);
   });
 });

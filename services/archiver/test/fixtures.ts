@@ -153,9 +153,7 @@ export async function archiveAll(
   startArchiver: typeof import("../src/index.js").startArchiver,
   configSchemaDefaults: { groupId: string },
 ): Promise<void> {
-  const { readRows } = await import("@tessera/stores");
-  const { existsSync } = await import("node:fs");
-  const { join } = await import("node:path");
+  const { joinLocation, locationKind, readRows } = await import("@tessera/stores");
   const archiver = await startArchiver(
     {
       topics: [source.topic],
@@ -169,12 +167,13 @@ export async function archiveAll(
     },
     { kafka: source.kafka, registry: source.registry, ops: false },
   );
+  const dir = joinLocation(root, source.topic);
   try {
     const deadline = Date.now() + 60_000;
     for (;;) {
       let n = 0;
-      if (existsSync(join(root, source.topic)))
-        for await (const _ of readRows(join(root, source.topic), { columns: ["_kafka_offset"] })) n++;
+      if ((await locationKind(dir)) === "directory")
+        for await (const _ of readRows(dir, { columns: ["_kafka_offset"] })) n++;
       if (n >= count) return;
       if (Date.now() > deadline) throw new Error(`archiver wrote ${n} of ${count} records in 60 s`);
       await sleep(300);

@@ -1,16 +1,29 @@
 /**
  * The archive is a faithful offline copy: a snapshot computed from the archiver's Parquet files is
- * byte-for-byte the snapshot computed from the same events exported as JSONL.
+ * byte-for-byte the snapshot computed from the same events exported as JSONL, and the same from an
+ * S3 bucket the archiver wrote on its own. Partition-aligned shards open only their partitions' files.
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pointInTimeAsIngested, readRows, runSnapshot, writeRows } from "@tessera/stores";
+import {
+  joinLocation,
+  listArchive,
+  MemoryOnlineStore,
+  pointInTimeAsIngested,
+  readObject,
+  readRows,
+  readTopicInfo,
+  runSnapshot,
+  spineEventRange,
+  writeRows,
+} from "@tessera/stores";
 import { parseDefinitionsYaml, validateDefinitions, viewRuntime } from "@tessera/transforms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
+import { clusters, kafkaBrokers, newBucket, services, uniqueName } from "../../../test/support/index.js";
+import { runBackfill } from "../../cli/src/commands/backfill.js";
 import { arrowFieldsOf, startArchiver, writeRoll } from "../src/index.js";
 import {
   archiveAll,
@@ -36,6 +49,17 @@ views:
       - { name: last_merchant, op: last, column: merchant_id, window: 1h }
 `;
 const cliView = (topic: string) => parseDefinitionsYaml(cliYaml(topic)).views[0]!;
+
+/** `tessera snapshot` as a user runs it; returns its --json summary (or its exit status and stderr). */
+function snapshotCli(args: string[], expectStatus = 0) {
+  const run = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "services/cli/src/main.ts", "snapshot", "--json", ...args],
+    { cwd: repoRoot, encoding: "utf8", env: process.env },
+  );
+  expect(run.status, run.stderr).toBe(expectStatus);
+  return expectStatus === 0 ? JSON.parse(run.stdout) : { stderr: run.stderr };
+}
 
 let source: Source;
 let root: string;
@@ -125,7 +149,7 @@ describe("snapshot from the archive", () => {
     expect(a.equals(b)).toBe(true);
   });
 
-  it("prunes archive hours, shards by entity and reproduces serving with --as-of ingestion (CLI)", {
+  it("prunes archive hours, shards the spine and reproduces serving with --as-of ingestion (CLI)", {
     timeout: 90_000,
   }, async () => {
     const view = cliView(source.topic);
@@ -238,5 +262,123 @@ describe("snapshot from the archive", () => {
       for (const [j, f] of view.features.entries()) expect(row[f.name], f.name).toEqual(values![j]);
     });
     expect(differ).toBeGreaterThan(50); // late arrivals are missing from what serving saw
+  });
+
+  it("reads an archive in a bucket as one in a directory; partition shards open only their files (CLI)", {
+    timeout: 150_000,
+  }, async () => {
+    // The archiver writes the same topic to a bucket, as a second consumer group with its own rolls.
+    await clusters("s3");
+    const bucket = `s3://${await newBucket("snapshot")}`;
+    await archiveAll(source, joinLocation(bucket, "archive"), 8000, startArchiver, {
+      groupId: uniqueName("archiver-s3"),
+    });
+    const local = join(root, source.topic);
+    const remote = joinLocation(bucket, "archive", source.topic);
+    expect(await readTopicInfo(remote)).toEqual({ topic: source.topic, partitions: 4 });
+    const common = ["--definitions", join(root, "features.yaml"), "--spine", join(root, "spine.parquet")];
+
+    // Byte for byte: the snapshot of the bucket (written to the bucket) and of the local archive.
+    const fromBucket = snapshotCli([
+      ...common,
+      "--events",
+      remote,
+      "--out",
+      joinLocation(bucket, "out", "s.parquet"),
+    ]);
+    snapshotCli([...common, "--events", local, "--out", join(root, "from-local.parquet")]);
+    const bytes = Buffer.from(await readObject(joinLocation(bucket, "out", "s.parquet")));
+    expect(bytes.length).toBeGreaterThan(5_000);
+    expect(bytes.equals(readFileSync(join(root, "from-local.parquet")))).toBe(true);
+    expect(fromBucket.events).toBe(8000);
+
+    // Three shards of a 4-partition topic (3 does not divide 4: shard 0 owns partitions 0 and 3).
+    const spineRows: Record<string, unknown>[] = [];
+    for await (const r of readRows(join(root, "spine.parquet"))) spineRows.push(r);
+    const times = spineRows.map((r) => r["timestamp"] as number);
+    const range = spineEventRange(Math.min(...times), Math.max(...times) + 1, cliView(source.topic).features);
+    const rowsOf = async (file: string) => {
+      const out: string[] = [];
+      for await (const r of readRows(file)) out.push(JSON.stringify(r));
+      return out;
+    };
+    const whole = snapshotCli([...common, "--events", remote, "--out", join(root, "whole.jsonl")]);
+    const allFiles = await listArchive(remote, range);
+    expect(whole.eventFiles).toBe(allFiles.length);
+    const union: string[] = [];
+    const opened: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const out = joinLocation(bucket, "out", `shard-${i}.jsonl`);
+      const summary = snapshotCli([...common, "--events", remote, "--out", out, "--shard", `${i}/3`]);
+      const own = allFiles.filter((f) => f.partition % 3 === i);
+      expect(own.length).toBeGreaterThan(0);
+      // The reader's own count of what it opened: exactly its partitions' files of the range.
+      expect(summary.eventFiles, `shard ${i}`).toBe(own.length);
+      opened.push(summary.eventFiles);
+      union.push(...(await rowsOf(out)));
+    }
+    expect(opened.reduce((a, b) => a + b, 0)).toBe(allFiles.length);
+    expect(union.sort()).toEqual((await rowsOf(join(root, "whole.jsonl"))).sort());
+    console.log(
+      `sharded snapshot: ${allFiles.length} files in range, shards opened ${opened.join(" + ")}; ${union.length} rows`,
+    );
+
+    // The other offline readers take the bucket as they take a directory.
+    const profile = (from: string, out: string) => {
+      const run = spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "services/cli/src/main.ts",
+          "profile",
+          "--from",
+          from,
+          "--out",
+          out,
+          "--features",
+          "amount,country",
+        ],
+        { cwd: repoRoot, encoding: "utf8", env: process.env },
+      );
+      expect(run.status, run.stderr).toBe(0);
+    };
+    profile(remote, joinLocation(bucket, "out", "profile.json"));
+    profile(local, join(root, "profile.json"));
+    expect(
+      JSON.parse(Buffer.from(await readObject(joinLocation(bucket, "out", "profile.json"))).toString()),
+    ).toEqual(JSON.parse(readFileSync(join(root, "profile.json"), "utf8")));
+    const backfill = async (archive: string) => {
+      const { seconds: _, ...summary } = await runBackfill({
+        view: cliView(source.topic),
+        archive,
+        from: T0 - 3_600_000,
+        to: T0 + 9 * 3_600_000,
+        now: T0 + 9 * 3_600_000,
+        store: new MemoryOnlineStore({ now: () => T0 + 9 * 3_600_000 }),
+        consumerGroup: "tessera-processor-s3-check",
+      });
+      return summary;
+    };
+    const fromRemote = await backfill(remote);
+    expect(fromRemote.applied).toBeGreaterThan(0);
+    expect(fromRemote).toEqual({ ...(await backfill(local)), files: fromRemote.files });
+
+    // A topic not keyed by the entity cannot be sharded by partition: the reader says so, naming the row.
+    const refused = snapshotCli(
+      [
+        ...common,
+        "--events",
+        join(root, "ingest", "t"),
+        "--out",
+        join(root, "x.jsonl"),
+        "--shard",
+        "0/2",
+        "--partitions",
+        "4",
+      ],
+      3,
+    );
+    expect(refused.stderr).toMatch(/was read from partition 0, but its key routes to partition [1-3]/);
   });
 });

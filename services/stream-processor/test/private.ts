@@ -128,7 +128,7 @@ export async function privateKafka(dir: string): Promise<PrivateServer & { broke
   spec.fetch();
   const log = createWriteStream(join(dir, "kafka.log"), { flags: "a" });
   const start = () => {
-    const { command, args } = spec.prepare();
+    const { command, args } = spec.members[0]!.prepare();
     const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout!.pipe(log, { end: false });
     child.stderr!.pipe(log, { end: false });

@@ -6,10 +6,9 @@
  *
  * Partition and offsets are zero-padded (5 and 19 digits) so that sorted path order is log order
  * within an hour, and any Hive-aware engine (DuckDB, Spark, Trino, polars) reads the tree as is.
- * Names starting with "." or "_" (temp files, the in-flight markers under `_inflight/`) are not data.
+ * Names starting with "." or "_" (temp files, the roll claims under `_rolls/`, `_topic.json`) are not data.
+ * `<root>` is a local directory or an `s3://bucket/prefix` URL (see storage.ts).
  */
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
 import {
   columnInputs,
   DEFAULT_MAX_SKEW_MS,
@@ -22,6 +21,7 @@ import {
   type ViewRuntime,
 } from "@tessera/transforms";
 import { TableReadError } from "./errors.js";
+import { joinLocation, listDirectory, locationKind, readObject, StorageError } from "./storage.js";
 
 /** Metadata columns the archiver adds to every row, after the event's own fields. */
 export const ARCHIVE_COLUMNS = {
@@ -44,7 +44,7 @@ export interface ArchiveFile {
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
 
-/** Path of a data file relative to the topic directory. */
+/** Path of a data file relative to the topic directory ("/"-separated, as in a bucket). */
 export function archiveFileName(
   hour: number,
   partition: number,
@@ -52,11 +52,11 @@ export function archiveFileName(
   lastOffset: number,
 ): string {
   const iso = new Date(hour).toISOString();
-  return join(
+  return [
     `date=${iso.slice(0, 10)}`,
     `hour=${iso.slice(11, 13)}`,
     `part-${pad(partition, 5)}-${pad(firstOffset, 19)}-${pad(lastOffset, 19)}.parquet`,
-  );
+  ].join("/");
 }
 
 const DATE_DIR = /^date=(\d{4}-\d{2}-\d{2})$/;
@@ -65,12 +65,11 @@ const PART_FILE = /^part-(\d+)-(\d+)-(\d+)\.parquet$/;
 
 /** Whether `dir` is laid out as an archive topic directory (`date=YYYY-MM-DD/hour=HH/` folders). */
 export async function isArchiveDir(dir: string): Promise<boolean> {
-  const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) return false;
-  for (const date of await readdir(dir, { withFileTypes: true })) {
-    if (!date.isDirectory() || !DATE_DIR.test(date.name)) continue;
-    const hours = await readdir(join(dir, date.name), { withFileTypes: true });
-    if (hours.some((h) => h.isDirectory() && HOUR_DIR.test(h.name))) return true;
+  if ((await locationKind(dir)) !== "directory") return false;
+  for (const date of await listDirectory(dir)) {
+    if (!date.directory || !DATE_DIR.test(date.name)) continue;
+    const hours = await listDirectory(joinLocation(dir, date.name));
+    if (hours.some((h) => h.directory && HOUR_DIR.test(h.name))) return true;
   }
   return false;
 }
@@ -80,36 +79,39 @@ export interface ArchiveRange {
   from?: number;
   /** Only hours that can hold events with ts < to (exclusive). */
   to?: number;
+  /** Only files of the partitions this accepts (a shard's share of the topic). */
+  partitions?: (partition: number) => boolean;
 }
 
 /**
  * The data files of an archive topic directory, in log order within each hour (hours ascending,
  * then partition, then offset). With a range, whole date and hour directories outside it are never
- * opened: that is the partition pruning a snapshot or backfill relies on.
+ * opened, nor files of other partitions: the pruning snapshots, shards and backfills rely on.
  */
 export async function listArchive(dir: string, range: ArchiveRange = {}): Promise<ArchiveFile[]> {
-  const info = await stat(dir).catch(() => undefined);
-  if (!info?.isDirectory()) throw new TableReadError("no such archive directory", { file: dir });
+  const kind = await locationKind(dir).catch((error) => {
+    throw new TableReadError((error as Error).message, { file: dir });
+  });
+  if (kind !== "directory") throw new TableReadError("no such archive directory", { file: dir });
   const from = range.from ?? Number.NEGATIVE_INFINITY;
   const to = range.to ?? Number.POSITIVE_INFINITY;
+  const keep = range.partitions ?? (() => true);
   const out: ArchiveFile[] = [];
-  const dates = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory());
-  for (const date of dates) {
+  for (const date of await listDirectory(dir)) {
     const day = DATE_DIR.exec(date.name);
-    if (!day) continue;
+    if (!day || !date.directory) continue;
     const dayStart = Date.parse(`${day[1]}T00:00:00Z`);
     if (!overlaps(dayStart, 24 * HOUR_MS, from, to)) continue;
-    const hours = await readdir(join(dir, date.name), { withFileTypes: true });
-    for (const hourDir of hours) {
+    for (const hourDir of await listDirectory(joinLocation(dir, date.name))) {
       const h = HOUR_DIR.exec(hourDir.name);
-      if (!h || !hourDir.isDirectory()) continue;
+      if (!h || !hourDir.directory) continue;
       const hour = dayStart + Number(h[1]) * HOUR_MS;
       if (!overlaps(hour, HOUR_MS, from, to)) continue;
-      for (const name of await readdir(join(dir, date.name, hourDir.name))) {
-        const part = PART_FILE.exec(name);
-        if (!part) continue;
+      for (const file of await listDirectory(joinLocation(dir, date.name, hourDir.name))) {
+        const part = PART_FILE.exec(file.name);
+        if (!part || file.directory || !keep(Number(part[1]))) continue;
         out.push({
-          path: join(dir, date.name, hourDir.name, name),
+          path: joinLocation(dir, date.name, hourDir.name, file.name),
           hour,
           partition: Number(part[1]),
           firstOffset: Number(part[2]),
@@ -119,6 +121,31 @@ export async function listArchive(dir: string, range: ArchiveRange = {}): Promis
     }
   }
   return out.sort((a, b) => a.hour - b.hour || a.partition - b.partition || a.firstOffset - b.firstOffset);
+}
+
+/** The partition of an archive data file, from its name; undefined for any other file. */
+export function archivePartitionOf(file: string): number | undefined {
+  const part = PART_FILE.exec(file.split(/[\\/]/).at(-1)!);
+  return part ? Number(part[1]) : undefined;
+}
+
+/** What the archiver records about a topic beside its data (`<root>/<topic>/_topic.json`). */
+export interface TopicInfo {
+  topic: string;
+  /** The topic's partition count when the archiver last joined (partition-aligned shards need it). */
+  partitions: number;
+}
+
+export const TOPIC_INFO = "_topic.json";
+
+/** The archive's topic info, or undefined when the archive has none (not written by the archiver). */
+export async function readTopicInfo(dir: string): Promise<TopicInfo | undefined> {
+  try {
+    return JSON.parse(Buffer.from(await readObject(joinLocation(dir, TOPIC_INFO))).toString("utf8"));
+  } catch (error) {
+    if (error instanceof StorageError && error.missing) return undefined;
+    throw new TableReadError(`unreadable ${TOPIC_INFO}: ${(error as Error).message}`, { file: dir });
+  }
 }
 
 function overlaps(start: number, length: number, from: number, to: number): boolean {
@@ -134,7 +161,7 @@ export function spineEventRange(
   minT: number,
   maxT: number,
   features: readonly { windowMs: number; hopMs: number }[],
-): Required<ArchiveRange> {
+): { from: number; to: number } {
   let from = minT;
   for (const f of features) from = Math.min(from, Math.floor((minT - f.windowMs) / f.hopMs) * f.hopMs);
   return { from, to: maxT };
@@ -142,19 +169,20 @@ export function spineEventRange(
 
 /**
  * The files to read events from for a point-in-time computation over spine times [minT, maxT]:
- * for an archive topic directory, only the hours those times can read (see spineEventRange);
- * anything else (a file, a plain directory) as is.
+ * for an archive topic directory, only the hours those times can read (see spineEventRange), and
+ * only the partitions `partitions` accepts; anything else (a file, a plain directory) as is.
  */
 export async function eventFiles(
   path: string,
   minT: number,
   maxT: number,
   features: readonly { windowMs: number; hopMs: number }[],
+  partitions?: (partition: number) => boolean,
 ): Promise<string[]> {
   if (!(await isArchiveDir(path))) return [path];
   // An event at exactly maxT cannot count, but keep the bound inclusive of maxT's hour: cheap and safe.
   const range = spineEventRange(minT, maxT + 1, features);
-  return (await listArchive(path, range)).map((f) => f.path);
+  return (await listArchive(path, { ...range, ...(partitions ? { partitions } : {}) })).map((f) => f.path);
 }
 
 /**

@@ -1,5 +1,5 @@
-import { createReadStream } from "node:fs";
 import { TableReadError } from "./errors.js";
+import { openTextStream, reasonOf } from "./storage.js";
 
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 
@@ -52,7 +52,10 @@ export async function* readCsv(file: string, columns?: string[]): AsyncGenerator
     return out;
   };
 
-  for await (const chunk of createReadStream(file, { encoding: "utf8", highWaterMark: 1 << 20 })) {
+  const stream = await openTextStream(file).catch((error) => {
+    throw new TableReadError(reasonOf(error, file), { file });
+  });
+  for await (const chunk of stream) {
     const text = chunk as string;
     const records: Record<string, unknown>[] = [];
     for (let i = 0; i < text.length; i++) {

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import {
   Table as ArrowTable,
   Bool,
@@ -23,11 +22,17 @@ import {
   writeParquet,
 } from "parquet-wasm";
 import { TableReadError } from "./errors.js";
+import { readObject, reasonOf } from "./storage.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
 
-/** Reads a Parquet file one row group at a time, as columns of plain JS values (int64 → number). */
+/**
+ * Reads a Parquet file (a path or an s3:// URL) one row group at a time, as columns of plain JS
+ * values (int64 → number).
+ */
 export async function* readParquetBatches(file: string, columns?: string[]): AsyncGenerator<ColumnBatch> {
-  const bytes = await readFile(file);
+  const bytes = await readObject(file).catch((error) => {
+    throw new TableReadError(reasonOf(error, file), { file });
+  });
   let groups: number;
   try {
     const handle = await ParquetFile.fromFile(new Blob([bytes]));

@@ -11,7 +11,7 @@ import {
   type ViewRuntime,
   viewRuntime,
 } from "@tessera/transforms";
-import { ARCHIVE_COLUMNS, eventFiles, pointInTimeAsIngested } from "./archive.js";
+import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles, pointInTimeAsIngested } from "./archive.js";
 import { TableReadError } from "./errors.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -43,7 +43,20 @@ export interface SnapshotOptions {
    * archive's append-time column (see pointInTimeAsIngested in archive.ts).
    */
   asOf?: "event" | "ingestion";
+  /** Read only some partitions of an archive (a partition-aligned shard; see PartitionShard). */
+  shard?: PartitionShard;
   onProgress?: (progress: SnapshotProgress) => void;
+}
+
+/**
+ * A shard's share of an archive: only the files of its partitions are opened. Its spine must hold
+ * only entities whose records went to those partitions, so every event read is checked to have been
+ * routed by its entity key (else the topic is not keyed by the entity and the shard would be wrong).
+ */
+export interface PartitionShard {
+  partitions: (partition: number) => boolean;
+  /** The partition Kafka's default partitioner sends a record keyed by this entity to. */
+  partitionOf: (entity: string) => number;
 }
 
 export interface SnapshotSummary {
@@ -54,6 +67,8 @@ export interface SnapshotSummary {
   eventsUsed: number;
   eventsFiltered: number;
   entities: number;
+  /** Event files opened (counted by the reader as it opens them). */
+  eventFiles: number;
   views: { name: string; version: string; features: string[] }[];
   columns: string[];
   seconds: { spine: number; events: number; features: number; write: number; total: number };
@@ -93,7 +108,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
     }
   }
 
-  const events = await readEvents(options.events, plans, spine, progress, options.asOf === "ingestion");
+  const events = await readEvents(options, plans, spine, progress);
   const eventsSeconds = clock();
 
   const jsonl = tableFormat(options.out) === "jsonl";
@@ -143,6 +158,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
     eventsUsed: events.reduce((n, e) => n + e.entityIds.length, 0),
     eventsFiltered: events.reduce((n, e) => n + e.filtered, 0),
     entities: Math.max(0, ...spine.entityCount),
+    eventFiles: events[0]?.files ?? 0,
     views: plans.map((p) => ({
       name: p.view.name,
       version: p.view.version,
@@ -254,6 +270,7 @@ function intern(ids: Map<string, number>, key: string): number {
 /** A plan's events, as columns: only entities present in the spine are kept. */
 interface PlanEvents {
   read: number;
+  files: number;
   filtered: number;
   entityIds: Int32Array;
   columns: EventColumns;
@@ -262,12 +279,13 @@ interface PlanEvents {
 }
 
 async function readEvents(
-  path: string,
+  options: SnapshotOptions,
   plans: Plan[],
   spine: Spine,
   progress: (p: SnapshotProgress) => void,
-  ingestion = false,
 ): Promise<PlanEvents[]> {
+  const path = options.events;
+  const ingestion = options.asOf === "ingestion";
   // Read only the columns the views need, unless a row transform may look at any of them.
   const needed = new Set<string>();
   let everything = false;
@@ -283,16 +301,22 @@ async function readEvents(
 
   const builders = plans.map((plan) => new EventBuilder(plan, ingestion));
   let read = 0;
-  const readOptions = everything ? {} : { columns: required };
-  // An archive directory is pruned to the hours the spine can read.
+  let opened = 0;
+  const onOpen = () => void opened++;
+  const readOptions = everything ? { onOpen } : { columns: required, onOpen };
+  // An archive directory is pruned to the hours the spine can read (and to a shard's partitions).
   let [minT, maxT] = [Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
   for (const t of spine.times) [minT, maxT] = [Math.min(minT, t), Math.max(maxT, t)];
   const features = plans.flatMap((p) => p.features.map((f) => p.view.features[f]!));
-  const files = spine.length === 0 ? [path] : await eventFiles(path, minT, maxT, features);
+  const { shard } = options;
+  const files =
+    spine.length === 0 && !shard ? [path] : await eventFiles(path, minT, maxT, features, shard?.partitions);
+  const checkRouting = shard ? routingCheck(shard, plans[0]!.view.source.entity) : undefined;
   for await (const batch of readEach(files, readOptions)) {
     const missing = required.find((name) => !(name in batch.columns));
     if (missing)
       throw new TableReadError("the events have no such column", { file: batch.file, column: missing });
+    checkRouting?.(batch);
     const names = Object.keys(batch.columns);
     const values = names.map((name) => batch.columns[name]!);
     const row: Row = {}; // one row object per batch, refilled: prepare() keeps no reference to it
@@ -303,7 +327,32 @@ async function readEvents(
     read += batch.length;
     progress({ phase: "events", done: read });
   }
-  return builders.map((b) => b.finish(read));
+  return builders.map((b) => ({ ...b.finish(read), files: opened }));
+}
+
+/** Fails on an event whose entity key does not route to the partition of the file it was read from. */
+function routingCheck(shard: PartitionShard, entity: string) {
+  const routed = new Map<string, number>();
+  return (batch: ColumnBatch) => {
+    const partition = archivePartitionOf(batch.file);
+    const keys = batch.columns[entity];
+    if (partition === undefined || !keys) return;
+    for (let i = 0; i < batch.length; i++) {
+      const key = String(keys[i]);
+      let p = routed.get(key);
+      if (p === undefined) {
+        p = shard.partitionOf(key);
+        routed.set(key, p);
+      }
+      if (p !== partition) {
+        throw new TableReadError(
+          `${entity} ${key} was read from partition ${partition}, but its key routes to partition ${p}: ` +
+            "the topic is not keyed by this entity, or its partition count changed; shard by entity (--shard-by entity) instead",
+          { file: batch.file, row: batch.firstRow + i + 1, column: entity },
+        );
+      }
+    }
+  };
 }
 
 async function* readEach(files: string[], options: { columns?: string[] }): AsyncGenerator<ColumnBatch> {
@@ -394,7 +443,7 @@ class EventBuilder {
     );
   }
 
-  finish(read: number): PlanEvents {
+  finish(read: number): Omit<PlanEvents, "files"> {
     return {
       read,
       filtered: this.filtered,

@@ -1,11 +1,20 @@
 import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, extname, join } from "node:path";
+import { createWriteStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { csvLine, readCsv } from "./csv.js";
 import { TableReadError } from "./errors.js";
 import { encodeParquet, readParquetBatches } from "./parquet.js";
+import {
+  isS3,
+  listFilesBelow,
+  locationKind,
+  openTextStream,
+  reasonOf,
+  StorageError,
+  writeThroughTemp,
+} from "./storage.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
 
 export { TableReadError } from "./errors.js";
@@ -28,30 +37,32 @@ export function tableFormat(path: string): TableFormat | undefined {
 export interface ReadOptions {
   /** Only these columns; a column missing from a CSV header or Parquet schema is an error. */
   columns?: string[];
+  /** Called as each file is opened: the reader's own count of what it read. */
+  onOpen?: (file: string) => void;
 }
 
 /**
- * The table files under `path`: the file itself, or for a directory every .csv/.jsonl/.ndjson/.parquet
- * inside it, recursively, in sorted path order. Names starting with "." or "_" are skipped (temp files,
- * `_SUCCESS` markers), as Spark and DuckDB do.
+ * The table files under `path` (a local path or an s3:// URL): the file itself, or for a directory
+ * every .csv/.jsonl/.ndjson/.parquet inside it, recursively, in sorted path order. Names starting
+ * with "." or "_" are skipped (temp files, `_SUCCESS` markers), as Spark and DuckDB do.
  */
 export async function listTableFiles(path: string): Promise<string[]> {
-  const info = await stat(path).catch(() => {
-    throw new TableReadError("no such file or directory", { file: path });
+  const kind = await locationKind(path).catch((error) => {
+    throw new TableReadError((error as Error).message, { file: path });
   });
-  if (!info.isDirectory()) {
+  if (kind === undefined) throw new TableReadError("no such file or directory", { file: path });
+  if (kind === "file") {
     if (!tableFormat(path))
       throw new TableReadError("unknown table format (use .csv, .jsonl or .parquet)", { file: path });
     return [path];
   }
-  const entries = await readdir(path, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile() && tableFormat(entry.name))
-    .map((entry) => join(entry.parentPath, entry.name))
+  const base = isS3(path) ? path.replace(/\/+$/, "") : path;
+  return (await listFilesBelow(base))
+    .filter((file) => tableFormat(file))
     .filter(
       (file) =>
         !file
-          .slice(path.length)
+          .slice(base.length)
           .split(/[\\/]/)
           .some((part) => /^[._]/.test(part)),
     )
@@ -64,6 +75,7 @@ export async function* readRows(
   options: ReadOptions = {},
 ): AsyncGenerator<Record<string, unknown>> {
   for (const file of await listTableFiles(path)) {
+    options.onOpen?.(file);
     const format = tableFormat(file)!;
     if (format === "csv") yield* readCsv(file, options.columns);
     else if (format === "jsonl") yield* readJsonl(file, options.columns);
@@ -83,6 +95,7 @@ export async function* readBatches(
 ): AsyncGenerator<ColumnBatch> {
   const batchSize = options.batchSize ?? 65_536;
   for (const file of await listTableFiles(path)) {
+    options.onOpen?.(file);
     if (tableFormat(file) === "parquet") {
       yield* readParquetBatches(file, options.columns);
       continue;
@@ -128,7 +141,10 @@ function* batchRows(batch: ColumnBatch): Generator<Record<string, unknown>> {
 }
 
 async function* readJsonl(file: string, columns?: string[]): AsyncGenerator<Record<string, unknown>> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
+  const input = await openTextStream(file).catch((error) => {
+    throw new TableReadError(reasonOf(error, file), { file });
+  });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let row = 0;
   for await (const line of lines) {
     if (line.trim() === "") continue;
@@ -161,8 +177,8 @@ export interface WriteOptions {
 }
 
 /**
- * Writes rows to `path`, format by extension. The file appears atomically (written to a temp name
- * beside it, then renamed), so readers never see half a file. Columns: those of `schema` first, then
+ * Writes rows to `path` (a local path or an s3:// URL), format by extension. The file appears
+ * atomically (written to a temp name, then renamed beside it or uploaded), so readers never see half a file. Columns: those of `schema` first, then
  * every other key in first-seen order; a missing key is null. (CSV takes its columns from the schema
  * and the first row.)
  */
@@ -221,16 +237,10 @@ function formatOf(path: string): TableFormat {
 }
 
 async function writeAtomically(path: string, write: (temp: string) => Promise<void>): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = join(
-    dirname(path),
-    `.${Date.now()}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`,
-  );
   try {
-    await write(temp);
-    await rename(temp, path);
+    await writeThroughTemp(path, write);
   } catch (error) {
-    await rm(temp, { force: true });
+    if (error instanceof StorageError) throw new Error(error.message);
     throw error;
   }
 }

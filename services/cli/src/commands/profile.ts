@@ -1,6 +1,5 @@
-import { writeFile } from "node:fs/promises";
 import { DEFAULT_BINS, DEFAULT_CATEGORY_CAPACITY, DEFAULT_KLL_K, ProfileBuilder } from "@tessera/stats";
-import { listTableFiles, readRows, TableReadError } from "@tessera/stores";
+import { listTableFiles, readRows, TableReadError, writeObject } from "@tessera/stores";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
 import { list, positiveInt, time } from "../options.js";
@@ -28,7 +27,10 @@ export function register(program: Command): void {
         "category counts for chi-squared) from a snapshot, or from an archive over a time range.",
     )
     .requiredOption("--from <path>", "a snapshot (.parquet, .csv, .jsonl) or a directory, e.g. an archive")
-    .requiredOption("--out <file>", "profile JSON to write (the drift worker's reference.path)")
+    .requiredOption(
+      "--out <file>",
+      "profile JSON to write, a path or s3:// URL (the drift worker's reference.path)",
+    )
     .option("--features <names>", "only these comma-separated columns (default: every column)", list)
     .option("--exclude <names>", "skip these comma-separated columns (ids, timestamps)", list)
     .option("--bins <n>", "PSI/JS bins at the reference quantiles", positiveInt, DEFAULT_BINS)
@@ -51,7 +53,7 @@ export function register(program: Command): void {
       const summary = await buildFromFiles(flags);
       const features = Object.entries(summary.profile.features);
       if (features.length === 0) throw new CliError("no column with data to profile", exitCodes.input);
-      await writeFile(flags.out, `${JSON.stringify(summary.profile)}\n`).catch(
+      await writeObject(flags.out, `${JSON.stringify(summary.profile)}\n`).catch(
         (error: NodeJS.ErrnoException) => {
           throw new CliError(`--out ${flags.out}: ${error.code ?? error.message}`, exitCodes.input);
         },

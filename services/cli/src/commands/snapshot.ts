@@ -2,6 +2,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import {
+  isArchiveDir,
+  type PartitionShard,
+  readTopicInfo,
   runSnapshot,
   type SnapshotProgress,
   type SnapshotSelection,
@@ -12,7 +15,8 @@ import type { Definitions } from "@tessera/transforms";
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
-import { parseShard, writeShardSpine } from "../offline/shard.js";
+import { parseShard, partitionShard, shardOf, writeShardSpine } from "../offline/shard.js";
+import { positiveInt } from "../options.js";
 import { loadDefinitions } from "./validate.js";
 
 interface SnapshotFlags {
@@ -25,6 +29,8 @@ interface SnapshotFlags {
   json?: boolean;
   asOf: string;
   shard?: string;
+  shardBy?: string;
+  partitions?: number;
 }
 
 /** `--features view[:feature,...]` (repeatable) → selections; no flag → every feature of every view. */
@@ -95,6 +101,24 @@ function progressReporter(quiet: boolean) {
   return { report, stop: () => bar?.stop() };
 }
 
+/** The source topic's partition count, as the archiver recorded it beside the archive. */
+async function topicPartitions(events: string): Promise<number> {
+  if (!(await isArchiveDir(events))) {
+    throw new CliError(
+      `--shard-by partition: ${events} is not an archive topic directory; use --shard-by entity`,
+      exitCodes.usage,
+    );
+  }
+  const info = await readTopicInfo(events);
+  if (!info) {
+    throw new CliError(
+      `--shard-by partition: ${events} has no _topic.json (the archiver writes it); pass --partitions <n>, the topic's partition count`,
+      exitCodes.usage,
+    );
+  }
+  return info.partitions;
+}
+
 export function register(program: Command): void {
   program
     .command("snapshot")
@@ -120,7 +144,19 @@ export function register(program: Command): void {
       "event: windows over event time; ingestion: what serving could have seen (archive append times)",
       "event",
     )
-    .option("--shard <i/n>", "only the spine's entities of shard i of n (FNV-1a of the entity key)")
+    .option(
+      "--shard <i/n>",
+      "only shard i of n: on an archive, the topic's partitions p with p mod n = i (and only their files are read)",
+    )
+    .option(
+      "--shard-by <how>",
+      "partition (default on an archive: entities follow Kafka's key partitioning) or entity (FNV-1a of the key)",
+    )
+    .option(
+      "--partitions <n>",
+      "the source topic's partition count, for --shard-by partition (default: the archive's _topic.json)",
+      positiveInt,
+    )
     .option("--json", "print a JSON summary on stdout")
     .action(async (flags: SnapshotFlags) => {
       if (!tableFormat(flags.out)) {
@@ -132,12 +168,25 @@ export function register(program: Command): void {
         throw new CliError(`--as-of ${flags.asOf}: use event or ingestion`, exitCodes.usage);
       }
       let spine = flags.spine;
+      let partitionsOfShard: PartitionShard | undefined;
       if (flags.shard) {
         const shard = parseShard(flags.shard);
         const keys = new Set(selections.map((s) => s.view.source.entity));
         if (keys.size > 1) throw new CliError("--shard needs views with one entity column", exitCodes.usage);
+        let owns: (key: string) => boolean = (key) => shardOf(key, shard.count) === shard.index;
+        if (
+          (flags.shardBy ?? "partition") === "partition" &&
+          (flags.shardBy || (await isArchiveDir(flags.events)))
+        ) {
+          const partitions = flags.partitions ?? (await topicPartitions(flags.events));
+          const byPartition = partitionShard(shard, partitions);
+          partitionsOfShard = byPartition;
+          owns = byPartition.owns;
+        } else if (flags.shardBy !== undefined && flags.shardBy !== "entity") {
+          throw new CliError(`--shard-by ${flags.shardBy}: use partition or entity`, exitCodes.usage);
+        }
         spine = join(await mkdtemp(join(tmpdir(), "tessera-shard-")), "spine.parquet");
-        await writeShardSpine(flags.spine, [...keys][0]!, shard, spine);
+        await writeShardSpine(flags.spine, [...keys][0]!, owns, spine);
       }
       const progress = progressReporter(flags.json === true);
       let summary: Awaited<ReturnType<typeof runSnapshot>>;
@@ -149,6 +198,7 @@ export function register(program: Command): void {
           out: flags.out,
           fullNames: flags.fullNames === true,
           asOf: flags.asOf as "event" | "ingestion",
+          ...(partitionsOfShard ? { shard: partitionsOfShard } : {}),
           onProgress: progress.report,
         });
       } catch (error) {

@@ -7,7 +7,8 @@ import { topicSchemas } from "./schemas.js";
 interface CreateOptions {
   brokers?: string;
   partitions: number;
-  replicationFactor: number;
+  replicationFactor?: number;
+  minInsyncReplicas?: number;
   retentionHours?: number;
   json?: boolean;
 }
@@ -20,14 +21,34 @@ export function register(program: Command): void {
     .argument("[topics...]", "topic names")
     .option("--brokers <list>", "comma-separated host:port (default: $KAFKA_BROKERS)")
     .option("--partitions <n>", "partitions per topic (only ever increased)", positiveInt, 6)
-    .option("--replication-factor <n>", "1 for a local stack, 3 in production", positiveInt, 1)
+    .option(
+      "--replication-factor <n>",
+      "replicas of new topics (default: the broker's default.replication.factor; 3 in production)",
+      positiveInt,
+    )
+    .option(
+      "--min-insync-replicas <n>",
+      "min.insync.replicas of the topics: acks=all writes need this many (2 with 3 replicas)",
+      positiveInt,
+    )
     .option("--retention-hours <n>", "retention.ms of the topics, in hours", positiveInt)
     .option("--json", "print the result as JSON")
-    .addHelpText("after", "\nExample:\n  tessera topics create --partitions 12 payments.transactions\n")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  tessera topics create --partitions 12 payments.transactions\n" +
+        "  tessera topics create --replication-factor 3 --min-insync-replicas 2   # production\n",
+    )
     .action(async (names: string[], options: CreateOptions) => {
       const brokers = (options.brokers ?? process.env["KAFKA_BROKERS"] ?? "").split(",").filter(Boolean);
       if (brokers.length === 0) {
         throw new CliError("no brokers: pass --brokers host:port or set KAFKA_BROKERS", exitCodes.usage);
+      }
+      const { replicationFactor: rf, minInsyncReplicas: minIsr } = options;
+      if (rf !== undefined && minIsr !== undefined && minIsr > rf) {
+        throw new CliError(
+          `--min-insync-replicas ${minIsr} is more than --replication-factor ${rf}: no acks=all write could succeed`,
+          exitCodes.usage,
+        );
       }
       const wanted = names.length > 0 ? names : [...topicSchemas().keys()];
       const kafka = createKafka({ brokers, retries: 2 });
@@ -38,7 +59,8 @@ export function register(program: Command): void {
           wanted.map((topic) => ({
             topic,
             partitions: options.partitions,
-            replicationFactor: options.replicationFactor,
+            replicationFactor: rf,
+            minInsyncReplicas: minIsr,
             retentionMs:
               options.retentionHours === undefined ? undefined : options.retentionHours * 3_600_000,
           })),

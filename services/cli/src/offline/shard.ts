@@ -1,8 +1,20 @@
 /**
- * `--shard i/n`: split a job by entity so each part holds 1/n of the entities' events in memory
- * (Kubernetes Indexed Jobs run the parts in parallel; their outputs concatenate). An entity's shard
- * is FNV-1a (32-bit, over the key's UTF-8 bytes) modulo n: stable across runs, processes and languages.
+ * `--shard i/n`: split a snapshot so Kubernetes Indexed Jobs run the parts in parallel; their outputs
+ * concatenate to the unsharded one (row order aside).
+ *
+ * By partition (the default on an archive): shard i owns the source topic's partitions p with
+ * p mod n = i, and the spine's entities whose key Kafka's default partitioner (murmur2 of the key's
+ * UTF-8 bytes, modulo the partition count) sends there. Topics are keyed by entity, so those are all
+ * of the events its rows can read, and it opens only those partitions' files. When n does not divide
+ * the partition count, shards own ⌈P/n⌉ or ⌊P/n⌋ partitions; with n > P, shards i ≥ P own none
+ * and write only the header.
+ *
+ * By entity (any input: files without partitions, a topic not keyed by the entity): shard i owns
+ * the entities whose FNV-1a hash (32-bit, over the key's UTF-8 bytes) modulo n is i; each shard
+ * reads every file its time range needs.
  */
+import { partitionForKey } from "@tessera/kafka";
+import type { PartitionShard } from "@tessera/stores";
 import { readRows, writeRows } from "@tessera/stores";
 import { CliError, exitCodes } from "../errors.js";
 
@@ -21,6 +33,7 @@ export function parseShard(text: string): Shard {
   return { index, count };
 }
 
+/** FNV-1a of the key modulo count: the entity shard, stable across runs, processes and languages. */
 export function shardOf(key: string, count: number): number {
   let hash = 0x811c9dc5;
   for (const byte of Buffer.from(key, "utf8")) {
@@ -30,11 +43,24 @@ export function shardOf(key: string, count: number): number {
   return hash % count;
 }
 
-/** Writes the spine rows of one shard (by `entity` column) to `out`; returns how many. */
+/** The partitions and entities of shard i/n of a topic with `partitions` partitions. */
+export function partitionShard(
+  shard: Shard,
+  partitions: number,
+): PartitionShard & { owns(key: string): boolean } {
+  const partitionOf = (key: string) => partitionForKey(key, partitions);
+  return {
+    partitions: (p) => p % shard.count === shard.index,
+    partitionOf,
+    owns: (key) => partitionOf(key) % shard.count === shard.index,
+  };
+}
+
+/** Writes the spine rows whose `entity` the shard owns to `out`; returns how many. */
 export async function writeShardSpine(
   spine: string,
   entity: string,
-  shard: Shard,
+  owns: (key: string) => boolean,
   out: string,
 ): Promise<number> {
   const rows: Record<string, unknown>[] = [];
@@ -42,7 +68,7 @@ export async function writeShardSpine(
     const key = row[entity];
     if (key === null || key === undefined)
       throw new CliError(`${spine}: a row has no ${entity}`, exitCodes.input);
-    if (shardOf(String(key), shard.count) === shard.index) rows.push(row);
+    if (owns(String(key))) rows.push(row);
   }
   await writeRows(out, rows);
   return rows.length;
