@@ -110,24 +110,25 @@ const errorResponses = {
 /** Feature routes need credentials; the ops routes and /docs do not (they carry no feature values). */
 const credentials: Array<Record<string, string[]>> = [{ apiKey: [] }, { bearer: [] }];
 
-const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] as const;
-
 /** 405 with `Allow` for the methods a path does not serve (instead of a 404 that hides the path). */
 function refuseOtherMethods(app: FastifyInstance, url: string, allowed: readonly string[]): void {
   const allow = allowed.join(", ");
+  const refuse = async (request: FastifyRequest, reply: FastifyReply) =>
+    reply
+      .code(405)
+      .header("allow", allow)
+      .send({
+        statusCode: 405,
+        error: "method not allowed",
+        message: `${request.method} is not served on ${url}; use ${allow}`,
+      });
   app.route({
-    method: METHODS.filter((m) => !allowed.includes(m)),
+    method: app.supportedMethods.filter((m) => !allowed.includes(m)),
     url,
     schema: { hide: true },
-    handler: async (request, reply) =>
-      reply
-        .code(405)
-        .header("allow", allow)
-        .send({
-          statusCode: 405,
-          error: "method not allowed",
-          message: `${request.method} is not served on ${url}; use ${allow}`,
-        }),
+    // Before the body is read: whatever it holds, the method is the answer.
+    onRequest: refuse,
+    handler: refuse,
   });
 }
 
