@@ -1,4 +1,23 @@
+import { StoreUnavailableError } from "@tessera/stores";
 import { ServeError } from "./errors.js";
+
+/**
+ * What counts toward the breaker: the store being down or too slow, nothing else. A request error
+ * never does, even one a store wraps as "unavailable": an exception our own code raised on the
+ * request's input (TypeError, RangeError, URIError, SyntaxError) before anything reached the store
+ * is that request's fault, and must not let one caller open the circuit for every other.
+ */
+export function isStoreOutage(error: unknown): boolean {
+  if (error instanceof ServeError) return error.kind === "unavailable";
+  if (!(error instanceof StoreUnavailableError)) return false;
+  const cause = error.cause;
+  return !(
+    cause instanceof TypeError ||
+    cause instanceof RangeError ||
+    cause instanceof URIError ||
+    cause instanceof SyntaxError
+  );
+}
 
 /**
  * A circuit breaker around the online store. After `failures` consecutive unavailable errors it

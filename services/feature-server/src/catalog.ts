@@ -1,9 +1,10 @@
 /**
  * The views a server serves and how a request's feature references resolve against them. A plan is
- * pure data about the definitions, so it is cached per distinct feature list.
+ * pure data about the definitions, so it is cached per distinct feature list (bounded in bytes).
  */
 import type { Definitions, Derive, View, ViewRuntime } from "@tessera/transforms";
 import { TileReader, TileState, viewRuntime } from "@tessera/transforms";
+import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
 import { invalid } from "./errors.js";
 
 export interface ServedView {
@@ -42,24 +43,55 @@ export interface Plan {
   needsOnDemand: boolean[];
   /** Per view, the stored features to finalise: those requested, or all when on-demand ones need them. */
   features: number[][];
-  /** For ACL errors: the first reference that named each view. */
-  firstRef: number[];
 }
 
-const PLAN_CACHE_SIZE = 1024;
+/** Default byte budget of the plan cache. */
+export const PLAN_CACHE_BYTES = 4 * 1024 * 1024;
+
+/** A plan's footprint: its column names (shared strings counted once per column) and fixed parts. */
+function planBytes(key: string, plan: Plan): number {
+  let bytes = stringBytes(key) + 64 * plan.views.length;
+  for (const group of plan.groups) {
+    for (const name of group.names) bytes += stringBytes(name) + 64;
+  }
+  return bytes;
+}
+
+/** A value an on-demand feature may return: JSON-representable, so a NaN is an error, not a null. */
+function isFeatureValue(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value === "string" || typeof value === "boolean") return true;
+  return Array.isArray(value) && value.every((v) => !Array.isArray(v) && isFeatureValue(v));
+}
+
+/** The on-demand feature, failing (status `error`) on a result no client could read as a value. */
+function checkedOnDemand(derive: Derive): Derive {
+  return {
+    ...derive,
+    run: (row) => {
+      const value = derive.run(row);
+      if (!isFeatureValue(value)) {
+        throw new TypeError(`on-demand feature ${derive.name} gave ${String(value)}, not a feature value`);
+      }
+      return value;
+    },
+  };
+}
 
 export class Catalog {
   readonly views = new Map<string, ServedView>();
-  private readonly plans = new Map<string, Plan>();
+  private readonly plans: ByteBoundedCache<Plan>;
 
-  constructor(definitions: Definitions) {
+  constructor(definitions: Definitions, planCacheBytes = PLAN_CACHE_BYTES) {
+    this.plans = new ByteBoundedCache(planCacheBytes, planBytes);
     for (const view of definitions.views) {
       const runtime = viewRuntime(view);
       this.views.set(view.name, {
         view,
         runtime,
         entityKey: view.source.entity,
-        onDemand: view.onDemand ?? [],
+        onDemand: (view.onDemand ?? []).map(checkedOnDemand),
         featureIndex: new Map(view.features.map((f, i) => [f.name, i])),
         reader: new TileReader(runtime.layout),
         blank: new TileState(runtime.layout),
@@ -67,12 +99,18 @@ export class Catalog {
     }
   }
 
+  /** Bytes the cached plans hold (estimated; never above the budget). */
+  get planCacheBytes(): number {
+    return this.plans.bytes;
+  }
+
   /** Resolves `view:feature` / `view:*` references; throws an `invalid` error naming `features[i]`. */
   resolve(features: readonly string[]): Plan {
-    const cacheKey = features.join("\n");
+    // JSON is unambiguous: no separator a reference could contain joins two lists into one key.
+    const cacheKey = JSON.stringify(features);
     const cached = this.plans.get(cacheKey);
     if (cached) return cached;
-    const plan: Plan = { views: [], groups: [], needsOnDemand: [], features: [], firstRef: [] };
+    const plan: Plan = { views: [], groups: [], needsOnDemand: [], features: [] };
     const viewSlot = new Map<string, number>();
     const seen = new Set<string>();
     const add = (served: ServedView, slot: number, name: string, kind: Column["kind"], index: number) => {
@@ -109,7 +147,6 @@ export class Catalog {
         viewSlot.set(viewName, slot);
         plan.views.push(served);
         plan.needsOnDemand.push(false);
-        plan.firstRef.push(i);
       }
       if (name === "*") {
         for (const [index, f] of served.view.features.entries()) add(served, slot, f.name, "feature", index);
@@ -133,7 +170,6 @@ export class Catalog {
             ),
           ],
     );
-    if (this.plans.size >= PLAN_CACHE_SIZE) this.plans.delete(this.plans.keys().next().value!);
     this.plans.set(cacheKey, plan);
     return plan;
   }

@@ -11,7 +11,7 @@ export interface FeatureServerConfig {
   /** Feature definitions: YAML, or a TypeScript/JavaScript module (default export). Not needed when
    * the caller passes `definitions` to startFeatureServer. */
   definitions?: string;
-  http: { host: string; port: number; bodyLimitBytes: number };
+  http: { host: string; port: number };
   grpc: { enabled: boolean; host: string; port: number };
   /** PEM files; when both are set, HTTP is served over HTTPS and gRPC over TLS. */
   tls: { certFile?: string; keyFile?: string };
@@ -25,20 +25,38 @@ export interface FeatureServerConfig {
   auth: {
     /** YAML/JSON file of API keys (hashed); see docs/security.md. */
     keysFile?: string;
-    /** HS256 shared secret, or a PEM public key file (RS256/ES256) for JWTs. */
+    /** HS256 shared secret, or a PEM public key file (RSA → RS256, EC P-256 → ES256) for JWTs. */
     jwtSecret?: string;
     jwtPublicKeyFile?: string;
+    /** When set, tokens must carry this `iss` / `aud` (a token without the claim is refused). */
     jwtIssuer?: string;
     jwtAudience?: string;
+    /** Longest a token may live: `exp` at most this far from now (and from `iat`). */
+    jwtMaxLifetimeSeconds: number;
     /** Serve without credentials (local demo only): every view, the default rate limit. */
     allowAnonymous: boolean;
   };
+  /** Request limits: each holds on HTTP and gRPC alike (docs/security.md). */
   limits: {
+    /** Largest HTTP body / gRPC message. */
+    maxRequestBytes: number;
     maxEntities: number;
     maxFeatures: number;
+    maxContextDepth: number;
     /** Per key (API key id or JWT subject) unless the key sets its own. */
     ratePerSecond: number;
     burst: number;
+    /** Failed authentications per client address: refill rate and budget. */
+    authFailuresPerSecond: number;
+    authFailureBurst: number;
+  };
+  /** Byte budgets of the in-memory caches. */
+  memory: {
+    planCacheBytes: number;
+    /** Last known tiles for `reliability.fallback: stale` (all views together). */
+    lastKnownBytes: number;
+    /** Rate-limit buckets (per principal and per client address). */
+    rateLimitBytes: number;
   };
   reliability: {
     /** Bound on one store read; past it the request fails (503) or falls back. */
@@ -48,8 +66,8 @@ export interface FeatureServerConfig {
     breakerCooldownMs: number;
     /** What a request gets while the store is down: an error (503), or last known values marked stale. */
     fallback: Fallback;
-    /** Entities per view kept for the stale fallback. */
-    lastKnownEntries: number;
+    /** Start-up: the first store calls are retried with backoff up to this delay between tries. */
+    startRetryMaxMs: number;
     /** Load shedding (@fastify/under-pressure); 0 disables a check. */
     maxEventLoopDelayMs: number;
     maxHeapUsedBytes: number;
@@ -98,7 +116,6 @@ export const configSchema: JsonSchema = {
     http: obj({
       host: str("HTTP bind address", { default: "127.0.0.1" }),
       port: int(8080, "HTTP port (0: any free port)"),
-      bodyLimitBytes: int(1_048_576, "Largest request body", 1),
     }),
     grpc: obj({
       enabled: { type: "boolean", default: true },
@@ -113,24 +130,34 @@ export const configSchema: JsonSchema = {
     }),
     auth: obj({
       keysFile: str("API keys file"),
-      jwtSecret: str("HS256 secret for JWTs"),
-      jwtPublicKeyFile: str("PEM public key for RS256/ES256 JWTs"),
+      jwtSecret: str("HS256 secret for JWTs (at least 32 bytes)", { minLength: 1 }),
+      jwtPublicKeyFile: str("PEM public key for JWTs: RSA (RS256) or EC P-256 (ES256)"),
       jwtIssuer: str("Required JWT issuer"),
       jwtAudience: str("Required JWT audience"),
+      jwtMaxLifetimeSeconds: int(3600, "Longest JWT lifetime accepted", 1),
       allowAnonymous: { type: "boolean", default: false },
     }),
     limits: obj({
+      maxRequestBytes: int(1_048_576, "Largest HTTP body or gRPC message", 1),
       maxEntities: int(1000, "Entity ids per request", 1),
       maxFeatures: int(500, "Feature references per request", 1),
+      maxContextDepth: int(16, "Nesting of lists/objects in the request context", 1),
       ratePerSecond: int(1000, "Requests per second per key", 1),
       burst: int(2000, "Requests a key may make at once", 1),
+      authFailuresPerSecond: { type: "number", exclusiveMinimum: 0, default: 1 },
+      authFailureBurst: int(20, "Failed authentications an address may make at once", 1),
+    }),
+    memory: obj({
+      planCacheBytes: int(4 * 1024 * 1024, "Resolved feature lists kept", 0),
+      lastKnownBytes: int(64 * 1024 * 1024, "Last known tiles for the stale fallback", 0),
+      rateLimitBytes: int(16 * 1024 * 1024, "Rate-limit buckets", 1024),
     }),
     reliability: obj({
       storeTimeoutMs: int(250, "Bound on one store read", 1),
       breakerFailures: int(5, "Consecutive failures that open the circuit", 1),
       breakerCooldownMs: int(2000, "How long the circuit stays open", 1),
       fallback: { type: "string", enum: ["error", "stale"], default: "error" },
-      lastKnownEntries: int(100_000, "Entities per view kept for the stale fallback"),
+      startRetryMaxMs: int(5000, "Longest wait between start-up store retries", 1),
       maxEventLoopDelayMs: int(200, "Shed load above this event-loop delay (0: off)"),
       maxHeapUsedBytes: int(0, "Shed load above this heap size (0: off)"),
       maxGrpcInFlight: int(512, "gRPC calls in progress before new ones are shed", 1),

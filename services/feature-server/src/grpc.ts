@@ -10,9 +10,11 @@ import type { FeatureValue } from "@tessera/transforms";
 import type { Authenticator } from "./auth.js";
 import { ServeError, type ServeErrorKind } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
+import { MalformedRequest, strictRequestDecoder } from "./grpc-decode.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureResponse, FeatureService, Status } from "./serve.js";
 import { traceUnary } from "./tracing.js";
+import { checkRequest, type RequestLimits } from "./validate.js";
 
 export const PROTO_PATH = fileURLToPath(
   new URL("../../../schemas/proto/feature_service.proto", import.meta.url),
@@ -94,11 +96,16 @@ export interface GrpcOptions {
   /** Load shedding shares the HTTP server's pressure measurement. */
   underPressure: () => boolean;
   retryAfterSeconds: number;
-  maxEntities: number;
+  /** The same request limits as HTTP, and the largest message (as HTTP's largest body). */
+  limits: RequestLimits & { maxRequestBytes: number };
   maxInFlight: number;
 }
 
-function responseToProto(response: FeatureResponse, names: string[]) {
+/** "127.0.0.1:5123" / "::1:5123" (grpc-js's peer) → the address without the port. */
+const peerAddress = (peer: string) => peer.slice(0, Math.max(0, peer.lastIndexOf(":"))) || peer;
+
+function responseToProto(response: FeatureResponse) {
+  const names = Object.values(response.entities).flatMap((group) => group.features);
   const results: unknown[] = [];
   for (const [entityKey, group] of Object.entries(response.entities)) {
     for (const row of group.results) {
@@ -183,47 +190,30 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
       const principal = auth.admit({
         apiKey: first(call.metadata, "x-api-key"),
         authorization: first(call.metadata, "authorization"),
+        address: peerAddress(call.getPeer()),
       });
       key = principal.id;
-      const request = call.request;
-      const features = request.features ?? [];
-      if (features.length === 0)
-        throw new ServeError("invalid", "at least one feature is required", "features");
-      const ids: Record<string, string[]> = {};
-      for (const [name, list] of Object.entries(request.entities ?? {})) {
-        ids[name] = list.ids ?? [];
-        entities += ids[name].length;
-        // Checked before anything is resolved, so a huge request costs nothing more.
-        if (entities > options.maxEntities) {
-          throw new ServeError(
-            "invalid",
-            `more than ${options.maxEntities} entity ids in one request`,
-            "entities",
-          );
-        }
+      const request = call.request as ProtoRequest | MalformedRequest;
+      if (request instanceof MalformedRequest) {
+        throw new ServeError("invalid", `not a GetOnlineFeaturesRequest: ${request.reason}`, "request");
       }
-      if (Object.keys(ids).length === 0)
-        throw new ServeError("invalid", "at least one entity key is required", "entities");
-      views = [...new Set(features.map((f) => f.slice(0, Math.max(0, f.indexOf(":")))))];
+      const features = request.features ?? [];
+      const ids: Record<string, string[]> = {};
+      for (const [name, list] of Object.entries(request.entities ?? {})) ids[name] = list.ids ?? [];
       const body: FeatureRequest = { features, entities: ids };
       if (request.at_ms !== undefined && request.at_ms !== null) body.at = Number(request.at_ms);
       if (request.context) {
         body.context = Object.fromEntries(Object.entries(request.context).map(([k, v]) => [k, fromProto(v)]));
       }
-      const plan = service.plan(features);
+      views = service.viewsNamed(features);
+      // Every limit before anything is resolved, so a huge request costs nothing more.
+      entities = checkRequest(body, options.limits);
       // A caller that gave up (deadline, cancel) gets nothing: do not spend a store read on it.
       if (call.cancelled) throw new ServeError("unavailable", "call cancelled before it was served");
       service.get(body, principal).then((response) => {
         metrics.entities.inc({ protocol: "grpc" }, entities);
         options.featureLog?.offer(response);
-        finish(
-          grpc.status.OK,
-          undefined,
-          responseToProto(
-            response,
-            plan.groups.flatMap((g) => g.names),
-          ),
-        );
+        finish(grpc.status.OK, undefined, responseToProto(response));
       }, fail);
     } catch (error) {
       fail(error);
@@ -241,8 +231,16 @@ export interface GrpcServer {
 export async function startGrpc(
   options: GrpcOptions & { host: string; port: number; tls?: { cert: Buffer; key: Buffer } },
 ): Promise<GrpcServer> {
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
-  server.addService(loadServiceDefinition(), grpcHandlers(options));
+  const server = new grpc.Server({ "grpc.max_receive_message_length": options.limits.maxRequestBytes });
+  const { GetOnlineFeatures: method, ...rest } = loadServiceDefinition();
+  const definition: grpc.ServiceDefinition = {
+    ...rest,
+    GetOnlineFeatures: {
+      ...method!,
+      requestDeserialize: strictRequestDecoder(PROTO_PATH, "tessera.v1.GetOnlineFeaturesRequest"),
+    },
+  };
+  server.addService(definition, grpcHandlers(options));
   const credentials = options.tls
     ? grpc.ServerCredentials.createSsl(
         null,

@@ -8,7 +8,13 @@ import swaggerUi from "@fastify/swagger-ui";
 import underPressure from "@fastify/under-pressure";
 import type { Logger, Readiness } from "@tessera/runtime";
 import { opsRoutes } from "@tessera/runtime";
-import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from "fastify";
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+} from "fastify";
 import type { Registry } from "prom-client";
 import type { Authenticator } from "./auth.js";
 import type { FeatureServerConfig } from "./config.js";
@@ -17,6 +23,7 @@ import type { FeatureLogger } from "./feature-log.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
 import { traceHttp } from "./tracing.js";
+import { checkRequest } from "./validate.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -89,14 +96,42 @@ const responseSchema = {
   },
 } as const;
 
+/** Every status a feature route can answer with (docs/api.md); 500 only on a server bug. */
 const errorResponses = {
-  400: errorSchema,
-  401: errorSchema,
-  403: errorSchema,
-  413: errorSchema,
-  429: errorSchema,
-  503: errorSchema,
+  400: { description: "Invalid request (the field is named)", ...errorSchema },
+  401: { description: "No or bad credentials", ...errorSchema },
+  403: { description: "A view outside the principal's list", ...errorSchema },
+  413: { description: "Body larger than limits.maxRequestBytes", ...errorSchema },
+  415: { description: "Body that is not application/json", ...errorSchema },
+  429: { description: "Rate limit, or too many failed authentications from this address", ...errorSchema },
+  500: { description: "Server bug", ...errorSchema },
+  503: { description: "Store unavailable, starting, shedding load or shutting down", ...errorSchema },
 };
+
+/** Feature routes need credentials; the ops routes and /docs do not (they carry no feature values). */
+const credentials: Array<Record<string, string[]>> = [{ apiKey: [] }, { bearer: [] }];
+
+/** 405 with `Allow` for the methods a path does not serve (instead of a 404 that hides the path). */
+function refuseOtherMethods(app: FastifyInstance, url: string, allowed: readonly string[]): void {
+  const allow = allowed.join(", ");
+  const refuse = async (request: FastifyRequest, reply: FastifyReply) =>
+    reply
+      .code(405)
+      .header("allow", allow)
+      .send({
+        statusCode: 405,
+        error: "method not allowed",
+        message: `${request.method} is not served on ${url}; use ${allow}`,
+      });
+  app.route({
+    method: app.supportedMethods.filter((m) => !allowed.includes(m)),
+    url,
+    schema: { hide: true },
+    // Before the body is read: whatever it holds, the method is the answer.
+    onRequest: refuse,
+    handler: refuse,
+  });
+}
 
 /** Ajv's error path (`/entities/card_id/0`) as the field name clients see (`entities.card_id[0]`). */
 function fieldOf(error: FastifyError): string {
@@ -113,6 +148,18 @@ function fieldOf(error: FastifyError): string {
   return path || (error.validationContext === "body" ? "body" : String(error.validationContext ?? "request"));
 }
 
+/** Fastify's own refusals before routing (a URL that is not percent-encoded UTF-8), in our shape. */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const bad = error.code === "FST_ERR_BAD_URL";
+  const statusCode = bad ? 400 : (error.statusCode ?? 500);
+  reply.code(statusCode).send({
+    statusCode,
+    error: bad ? "invalid" : "internal",
+    message: bad ? "url: not a valid percent-encoded UTF-8 path" : "internal error",
+    field: bad ? "url" : undefined,
+  });
+}
+
 /** Builds the routes; returns the load-shedding state the gRPC server shares. */
 export async function buildHttp(
   app: FastifyInstance,
@@ -122,6 +169,9 @@ export async function buildHttp(
   const { config, service, auth, metrics, registry, featureLog, auditLog } = options;
   app.decorateRequest("principal", null);
   app.decorateRequest("audit", null);
+  // JSON only: a text/plain body is refused as an unsupported media type (415), not parsed and
+  // then refused as a bad body.
+  app.removeContentTypeParser("text/plain");
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const protocol = "http";
@@ -170,7 +220,6 @@ export async function buildHttp(
           bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
         },
       },
-      security: [{ apiKey: [] }, { bearer: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
@@ -204,6 +253,7 @@ export async function buildHttp(
       request.principal = auth.admit({
         apiKey: request.headers["x-api-key"] as string | undefined,
         authorization: request.headers.authorization,
+        address: request.ip,
       });
     });
     scope.addHook("onResponse", async (request, reply) => {
@@ -225,13 +275,8 @@ export async function buildHttp(
     });
 
     const serve = async (request: FastifyRequest, body: FeatureRequest) => {
-      request.audit = {
-        views: [...new Set(body.features.map((f) => f.slice(0, Math.max(0, f.indexOf(":")))))],
-        entities: Object.values(body.entities).reduce(
-          (n, ids) => n + (Array.isArray(ids) ? ids.length : 0),
-          0,
-        ),
-      };
+      request.audit = { views: service.viewsNamed(body.features), entities: 0 };
+      request.audit.entities = checkRequest(body, config.limits);
       const response = await service.get(body, request.principal!);
       metrics.entities.inc({ protocol: "http" }, request.audit.entities);
       featureLog?.offer(response);
@@ -242,6 +287,7 @@ export async function buildHttp(
       "/v1/features",
       {
         schema: {
+          security: credentials,
           summary: "Feature vectors for a set of entities",
           description:
             "Windowed features finalised at request time (or at `at`, within the views' retention), with a status per value and per-view freshness.",
@@ -282,6 +328,7 @@ export async function buildHttp(
       "/v1/features/:entityKey/:entityId",
       {
         schema: {
+          security: credentials,
           summary: "Feature vector for one entity",
           params: {
             type: "object",
@@ -320,6 +367,11 @@ export async function buildHttp(
       },
     );
   });
+  // Outside the authenticated scope: a wrong method is a 405 whoever asks.
+  refuseOtherMethods(app, "/v1/features", ["POST"]);
+  for (const url of ["/v1/features/:entityKey/:entityId", "/metrics", "/healthz", "/readyz"]) {
+    refuseOtherMethods(app, url, ["GET", "HEAD"]);
+  }
 
   // While draining, answers close their connection, so keep-alive clients cannot hold shutdown open.
   app.addHook("onSend", async (_request, reply) => {

@@ -4,7 +4,6 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import jwt from "@fastify/jwt";
 import { TesseraProducer } from "@tessera/kafka";
 import { ConfigError, createLogger, type Logger } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
@@ -17,9 +16,11 @@ import type { FeatureServerConfig } from "./config.js";
 import { loadDefinitions } from "./definitions.js";
 import { FeatureLogger, type FeatureLogSink, type ServedFeaturesRecord } from "./feature-log.js";
 import { type GrpcServer, startGrpc } from "./grpc.js";
-import { buildHttp } from "./http.js";
+import { buildHttp, frameworkErrors } from "./http.js";
+import { jwtVerifier } from "./jwt.js";
 import { serverMetrics } from "./metrics.js";
 import { FeatureService } from "./serve.js";
+import { applyViews } from "./startup.js";
 import { traceStore } from "./tracing.js";
 
 export { type ApiKeyEntry, hashKey, readKeysFile } from "./auth.js";
@@ -34,6 +35,7 @@ export { loadDefinitions } from "./definitions.js";
 export { ServeError, type ServeErrorKind } from "./errors.js";
 export type { FeatureLogSink, ServedFeaturesRecord } from "./feature-log.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
+export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";
 
 export interface FeatureServerDeps {
@@ -52,6 +54,11 @@ export interface FeatureServerDeps {
   featureLogSink?: FeatureLogSink;
   /** Extra Fastify plugins (routes, pages) mounted on the HTTP server, e.g. the demo's dashboard. */
   plugins?: FastifyPluginAsync[];
+  /**
+   * Resolve only once the store has answered (default true, for in-process callers). The process
+   * entry passes false: it listens at once, not ready, and retries the store (see `storeReady`).
+   */
+  waitForStore?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -62,6 +69,11 @@ export interface FeatureServerHandle {
   /** Bound gRPC port, or null when gRPC is disabled. */
   grpcPort: number | null;
   registry: Registry;
+  /**
+   * Resolves once the online store has answered (the server is ready); rejects with a ConfigError
+   * if the store refuses at start-up. Until then the server listens and answers 503.
+   */
+  storeReady: Promise<void>;
   /** Graceful: refuses new requests (503), drains in-flight ones, then closes what it opened. */
   stop(): Promise<void>;
 }
@@ -74,7 +86,7 @@ function storeFromEnv(config: FeatureServerConfig, env: NodeJS.ProcessEnv): Onli
   const { store, reliability } = config;
   const need = (name: string) => {
     const value = env[name];
-    if (!value) throw new Error(`${name} is not set (needed by store.kind=${store.kind})`);
+    if (!value) throw new ConfigError([`${name} is not set (needed by store.kind=${store.kind})`]);
     return value;
   };
   switch (store.kind) {
@@ -133,17 +145,14 @@ export async function startFeatureServer(
     }
     definitions = await loadDefinitions(config.definitions);
   }
-  const catalog = new Catalog(definitions);
+  const catalog = new Catalog(definitions, config.memory.planCacheBytes);
   const ownsStore = deps.store === undefined;
   const store = traceStore(deps.store ?? createOnlineStore(storeFromEnv(config, env))); // tracing: read spans
   const closeOwned: Array<() => Promise<void>> = [];
   if (ownsStore) closeOwned.push(() => store.close());
+  const starting = new AbortController();
   try {
-    for (const view of definitions.views) {
-      await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
-    }
-
-    const { auth, limits, reliability, tls } = config;
+    const { auth, limits, memory, reliability, tls } = config;
     const keys = [...(deps.apiKeys ?? []), ...(auth.keysFile ? readKeysFile(auth.keysFile) : [])];
     const tlsFiles =
       tls.certFile && tls.keyFile
@@ -152,7 +161,11 @@ export async function startFeatureServer(
 
     const common = {
       logger: false as const,
-      bodyLimit: config.http.bodyLimitBytes,
+      bodyLimit: limits.maxRequestBytes,
+      // Above any URL Node accepts (16 KiB of headers), so a long id is a 400 from the id check,
+      // never a 414 from the router.
+      routerOptions: { maxParamLength: 16 * 1024 },
+      frameworkErrors,
       return503OnClosing: true,
       // Strict types: no coercion ("5" is not 5), unknown fields are refused rather than dropped.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
@@ -162,21 +175,24 @@ export async function startFeatureServer(
       : Fastify(common)) as unknown as FastifyInstance;
 
     const jwtEnabled = auth.jwtSecret !== undefined || auth.jwtPublicKeyFile !== undefined;
-    if (jwtEnabled) {
-      const secret = auth.jwtPublicKeyFile
-        ? { public: readFileSync(auth.jwtPublicKeyFile) }
-        : auth.jwtSecret!;
-      const verify: Record<string, unknown> = {};
-      if (auth.jwtIssuer) verify["allowedIss"] = auth.jwtIssuer;
-      if (auth.jwtAudience) verify["allowedAud"] = auth.jwtAudience;
-      await app.register(jwt, { secret, verify });
-    }
+    const jwt = jwtEnabled
+      ? jwtVerifier({
+          secret: auth.jwtSecret,
+          publicKey: auth.jwtPublicKeyFile ? readFileSync(auth.jwtPublicKeyFile) : undefined,
+          issuer: auth.jwtIssuer,
+          audience: auth.jwtAudience,
+          maxLifetimeSeconds: auth.jwtMaxLifetimeSeconds,
+        })
+      : undefined;
     const authenticator = new Authenticator({
       keys,
-      verifyJwt: jwtEnabled ? (token) => app.jwt.verify<Record<string, unknown>>(token) : undefined,
+      verifyJwt: jwt?.verify,
       allowAnonymous: auth.allowAnonymous,
       ratePerSecond: limits.ratePerSecond,
       burst: limits.burst,
+      authFailuresPerSecond: limits.authFailuresPerSecond,
+      authFailureBurst: limits.authFailureBurst,
+      rateLimitBytes: memory.rateLimitBytes,
     });
     if (!auth.allowAnonymous && keys.length === 0 && !jwtEnabled) {
       logger.warn(
@@ -187,15 +203,17 @@ export async function startFeatureServer(
     const service = new FeatureService({
       catalog,
       store,
-      maxEntities: limits.maxEntities,
       storeTimeoutMs: reliability.storeTimeoutMs,
       breakerFailures: reliability.breakerFailures,
       breakerCooldownMs: reliability.breakerCooldownMs,
       fallback: reliability.fallback,
-      lastKnownEntries: reliability.lastKnownEntries,
+      lastKnownBytes: memory.lastKnownBytes,
       retryAfterSeconds: reliability.retryAfterSeconds,
       metrics,
     });
+    metrics.cacheSources["plans"] = () => catalog.planCacheBytes;
+    metrics.cacheSources["last_known"] = () => service.lastKnownBytes;
+    metrics.cacheSources["rate_limits"] = () => authenticator.stateBytes;
 
     let featureLog: FeatureLogger | undefined;
     if (config.featureLog.sampleRate > 0) {
@@ -220,8 +238,13 @@ export async function startFeatureServer(
       featureLog,
       auditLog,
       readiness: () => ({
-        ready: !stopping,
-        detail: { stopping, storeCircuitOpen: service.breaker.open, views: catalog.views.size },
+        ready: !stopping && service.storeReached,
+        detail: {
+          stopping,
+          storeReached: service.storeReached,
+          storeCircuitOpen: service.breaker.open,
+          views: catalog.views.size,
+        },
       }),
       draining: () => stopping,
       plugins: deps.plugins ?? [],
@@ -242,7 +265,7 @@ export async function startFeatureServer(
           auditLog,
           underPressure,
           retryAfterSeconds: reliability.retryAfterSeconds,
-          maxEntities: limits.maxEntities,
+          limits,
           maxInFlight: reliability.maxGrpcInFlight,
         });
       } catch (error) {
@@ -255,15 +278,31 @@ export async function startFeatureServer(
       "feature server listening",
     );
 
+    // Listening already (not ready): the store may take its time to answer the first calls.
+    const storeReady = applyViews(
+      store,
+      definitions.views.map((view) => ({
+        name: view.name,
+        version: view.version,
+        retentionMs: view.retentionMs,
+      })),
+      { maxMs: reliability.startRetryMaxMs, signal: starting.signal, logger },
+    ).then(() => {
+      service.storeReached = true;
+    });
+    storeReady.catch(() => {}); // the caller decides (main.ts exits on it)
+
     let stopped: Promise<void> | undefined;
-    return {
+    const handle: FeatureServerHandle = {
       app,
       url,
       grpcPort: grpcServer?.port ?? null,
       registry,
+      storeReady,
       stop: () => {
         stopped ??= (async () => {
           stopping = true;
+          starting.abort();
           const drain = reliability.drainTimeoutMs;
           const httpClosed = app.close();
           const timer = setTimeout(() => app.server.closeAllConnections?.(), drain);
@@ -274,6 +313,13 @@ export async function startFeatureServer(
         return stopped;
       },
     };
+    if (deps.waitForStore ?? true) {
+      await storeReady.catch(async (error) => {
+        await handle.stop();
+        throw error;
+      });
+    }
+    return handle;
   } catch (error) {
     for (const close of closeOwned) await close().catch(() => {});
     throw error;

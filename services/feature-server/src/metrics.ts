@@ -4,7 +4,19 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export function serverMetrics(registry: Registry) {
+  /** Cache name → its current size in bytes (filled in by whoever owns each cache). */
+  const cacheSources: Record<string, () => number> = {};
   return {
+    cacheSources,
+    cacheBytes: new Gauge({
+      name: "tessera_feature_server_cache_bytes",
+      help: "Estimated bytes held per in-memory cache (plans, last_known, rate_limits); each is bounded by memory.*",
+      labelNames: ["cache"] as const,
+      registers: [registry],
+      collect() {
+        for (const [cache, bytes] of Object.entries(cacheSources)) this.set({ cache }, bytes());
+      },
+    }),
     requestDuration: new Histogram({
       name: "tessera_feature_server_request_duration_seconds",
       help: "Request latency by protocol, route and outcome (HTTP status or gRPC code)",

@@ -1,12 +1,12 @@
 /**
  * The protocol-independent core: validate a request against the catalog and the caller's rights,
- * read each view's tiles in one store round trip, finalise them at `asOf` with libs/transforms, add
+ * read each view's states in one store round trip, finalise them at `asOf` with libs/transforms, add
  * on-demand features. HTTP and gRPC are thin adapters around `FeatureService.get`.
  */
 import type { OnlineStore } from "@tessera/stores";
-import { StoreUnavailableError } from "@tessera/stores";
 import { type FeatureValue, finalizeTiles } from "@tessera/transforms";
-import { CircuitBreaker } from "./breaker.js";
+import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
+import { CircuitBreaker, isStoreOutage } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
 import { invalid, ServeError } from "./errors.js";
@@ -54,18 +54,19 @@ export interface Principal {
 export interface ServiceOptions {
   catalog: Catalog;
   store: OnlineStore;
-  maxEntities: number;
   storeTimeoutMs: number;
   breakerFailures: number;
   breakerCooldownMs: number;
   fallback: Fallback;
-  lastKnownEntries: number;
+  /** Byte budget of the last known states kept for the stale fallback (all views together). */
+  lastKnownBytes: number;
   retryAfterSeconds: number;
   metrics: ServerMetrics;
   now?: () => number;
 }
 
-const MAX_ID_LENGTH = 256;
+/** An entity's last known state: its bytes, its key's, and a fixed cost per entry. */
+const stateBytes = (key: string, state: Uint8Array) => stringBytes(key) + state.byteLength + 64;
 
 interface ViewRead {
   /** Each id's stored state (tile-state encoding), null when the store has none. */
@@ -77,39 +78,49 @@ interface ViewRead {
 export class FeatureService {
   readonly breaker: CircuitBreaker;
   private readonly now: () => number;
-  /** Per view: entity → its state as last read, for the stale fallback (insertion order = age). */
-  private readonly lastKnown = new Map<string, Map<string, Uint8Array>>();
+  /** [view, entity] → its state as last read, for the stale fallback. */
+  private readonly lastKnown: ByteBoundedCache<Uint8Array>;
+  /** False until the store has answered once (start-up): requests get 503 meanwhile. */
+  storeReached = false;
 
   constructor(private readonly options: ServiceOptions) {
     this.now = options.now ?? Date.now;
+    this.lastKnown = new ByteBoundedCache(options.lastKnownBytes, stateBytes);
     this.breaker = new CircuitBreaker(
       options.breakerFailures,
       options.breakerCooldownMs,
-      (error) =>
-        error instanceof StoreUnavailableError ||
-        (error instanceof ServeError && error.kind === "unavailable"),
+      isStoreOutage,
       (open) => options.metrics.breakerOpen.set(open ? 1 : 0),
     );
   }
 
-  /** Views named by a request (for the audit line), without reading anything. */
-  plan(features: readonly string[]): Plan {
-    return this.options.catalog.resolve(features);
+  /** Bytes held by the stale fallback's cache (estimated). */
+  get lastKnownBytes(): number {
+    return this.lastKnown.bytes;
   }
 
-  async get(request: FeatureRequest, principal: Principal): Promise<FeatureResponse> {
-    const plan = this.options.catalog.resolve(request.features);
-    if (principal.views !== "*") {
-      plan.views.forEach((served, slot) => {
-        if (!(principal.views as ReadonlySet<string>).has(served.view.name)) {
-          throw new ServeError(
-            "forbidden",
-            `key ${principal.id} may not read view ${served.view.name}`,
-            `features[${plan.firstRef[slot]}]`,
-          );
-        }
-      });
+  /** Served views a request names (for the audit line): never more than the catalog holds. */
+  viewsNamed(features: readonly string[]): string[] {
+    const views = new Set<string>();
+    for (const ref of Array.isArray(features) ? features : []) {
+      const view = typeof ref === "string" ? ref.slice(0, Math.max(0, ref.indexOf(":"))) : "";
+      if (this.options.catalog.views.has(view)) views.add(view);
     }
+    return [...views];
+  }
+
+  /** Call after `checkRequest` (validate.ts): the request's shape and limits are known to hold. */
+  async get(request: FeatureRequest, principal: Principal): Promise<FeatureResponse> {
+    if (!this.storeReached) {
+      throw new ServeError(
+        "unavailable",
+        "starting: the online store has not answered yet",
+        undefined,
+        this.options.retryAfterSeconds,
+      );
+    }
+    checkRights(request.features, principal);
+    const plan = this.options.catalog.resolve(request.features);
     const ids = this.entityIds(plan, request.entities);
     const now = this.now();
     const asOf = request.at ?? now;
@@ -161,10 +172,9 @@ export class FeatureService {
     return response;
   }
 
-  /** Checks the request's entities against the plan: every view's key present, nothing extra, bounded. */
+  /** Checks the request's entity keys against the plan: every view's key present, nothing extra. */
   private entityIds(plan: Plan, entities: Record<string, string[]>): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    let total = 0;
     for (const [key, list] of Object.entries(entities)) {
       if (!plan.groups.some((g) => g.entityKey === key)) {
         const keys = plan.groups.map((g) => g.entityKey).join(", ");
@@ -173,20 +183,6 @@ export class FeatureService {
           `no requested view is keyed by ${key} (the requested views use: ${keys})`,
         );
       }
-      if (!Array.isArray(list) || list.length === 0)
-        throw invalid(`entities.${key}`, "must be a non-empty list of ids");
-      total += list.length;
-      if (total > this.options.maxEntities) {
-        throw invalid("entities", `more than ${this.options.maxEntities} entity ids in one request`);
-      }
-      list.forEach((id, i) => {
-        if (typeof id !== "string" || id === "" || id.length > MAX_ID_LENGTH) {
-          throw invalid(
-            `entities.${key}[${i}]`,
-            `must be a non-empty id of at most ${MAX_ID_LENGTH} characters`,
-          );
-        }
-      });
       out.set(key, list.length > 1 ? [...new Set(list)] : list);
     }
     for (const group of plan.groups) {
@@ -217,25 +213,25 @@ export class FeatureService {
       if (this.options.fallback === "stale") this.remember(view.name, states);
       return { states, stale: false };
     } catch (error) {
-      const unavailable = error instanceof StoreUnavailableError || error instanceof ServeError;
+      const unavailable = isStoreOutage(error);
       this.options.metrics.storeDuration.observe(
         { view: view.name, outcome: unavailable ? "unavailable" : "error" },
         (performance.now() - started) / 1000,
       );
       if (!unavailable) throw error;
       if (this.options.fallback === "stale") {
-        const known = this.lastKnown.get(view.name);
         const states = new Map<string, Uint8Array | null>();
         for (const id of ids) {
-          const state = known?.get(id);
+          const state = this.lastKnown.get(JSON.stringify([view.name, id]));
           if (state) states.set(id, state);
         }
         return { states, stale: true };
       }
       if (error instanceof ServeError) throw error;
+      // The store's own message stays in the server (metrics, logs): it names hosts and internals.
       throw new ServeError(
         "unavailable",
-        `online store unavailable: ${(error as Error).message}`,
+        "online store unavailable; retry later",
         undefined,
         this.options.retryAfterSeconds,
       );
@@ -265,18 +261,29 @@ export class FeatureService {
   }
 
   private remember(viewName: string, states: Map<string, Uint8Array | null>): void {
-    let known = this.lastKnown.get(viewName);
-    if (!known) {
-      known = new Map();
-      this.lastKnown.set(viewName, known);
-    }
     for (const [id, state] of states) {
       if (state === null) continue;
-      known.delete(id);
-      known.set(id, state.slice()); // a copy: the driver's buffer may hold a whole reply
+      // A copy: the driver's buffer may hold a whole reply.
+      this.lastKnown.set(JSON.stringify([viewName, id]), state.slice());
     }
-    while (known.size > this.options.lastKnownEntries) known.delete(known.keys().next().value!);
   }
+}
+
+/**
+ * Rights before anything else about a view: a reference to a view outside the principal's list is
+ * refused (403) whether or not that view or feature exists, so a caller without rights on a view
+ * learns nothing about it (not even its feature names, which resolving would list).
+ */
+function checkRights(features: readonly string[], principal: Principal): void {
+  if (principal.views === "*") return;
+  features.forEach((ref, i) => {
+    const colon = ref.indexOf(":");
+    if (colon <= 0) return; // not a reference at all: resolving says so (400), revealing nothing
+    const view = ref.slice(0, colon);
+    if (!(principal.views as ReadonlySet<string>).has(view)) {
+      throw new ServeError("forbidden", `key ${principal.id} may not read view ${view}`, `features[${i}]`);
+    }
+  });
 }
 
 /** `at` must lie where the store can still answer: every tile its windows need is retained. */

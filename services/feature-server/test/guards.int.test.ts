@@ -53,9 +53,9 @@ beforeAll(async () => {
     stores.push(store);
     return startFeatureServer(
       featureServerConfig({
-        http: { port: 0, bodyLimitBytes: 65_536 },
+        http: { port: 0 },
         grpc: { enabled: false },
-        limits: { maxEntities: 1000 },
+        limits: { maxEntities: 1000, maxRequestBytes: 65_536 },
         reliability: {
           storeTimeoutMs: TIMEOUT_MS,
           breakerFailures: 3,

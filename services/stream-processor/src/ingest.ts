@@ -95,6 +95,13 @@ export class Ingest {
           };
           break;
         }
+        if (!prepared.entity.isWellFormed()) {
+          refused = {
+            reason: "invalid_value",
+            detail: "entity key is not well-formed UTF-16 (a lone surrogate)",
+          };
+          break;
+        }
         if (prepared.entity.length > this.options.maxEntityKeyLength) {
           refused = {
             reason: "invalid_value",

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { FORMAT_VERSION } from "@tessera/transforms";
 import cassandra from "cassandra-driver";
-import { bytes, ViewRegistry, validateBatch, validatePartition, viewKey } from "./common.js";
+import { bytes, ViewRegistry, validateBatch, validateIds, validatePartition, viewKey } from "./common.js";
 import {
   OnlineStoreError,
   StoreFencedError,
@@ -298,6 +298,7 @@ export class CassandraOnlineStore implements OnlineStore {
     entities: readonly string[],
   ): Promise<(Uint8Array | null)[]> {
     this.views.get(view, version);
+    validateIds("cassandra", entities);
     // TTLs are whole seconds: a cell may outlive its expiresAt by up to 2 s, filtered away exactly here.
     const query = `SELECT state, expires_at FROM ${this.keyspace}.${this.table(view, version)} WHERE entity = ?`;
     const now = Date.now();

@@ -71,6 +71,7 @@ export function validateBatch(backend: OnlineBackend, views: ViewRegistry, batch
   for (const s of batch.states) {
     views.get(s.view, s.version);
     if (!nonEmpty(s.entity)) fail(`a state of ${s.view}@${s.version} has no entity`);
+    if (!s.entity.isWellFormed()) fail(`entity ${JSON.stringify(s.entity)} is not well-formed UTF-16`);
     if (!(s.state instanceof Uint8Array)) fail(`state of ${s.entity} is not bytes`);
     // −∞ is a state with nothing left: the write deletes it.
     if (Number.isNaN(s.expiresAt) || s.expiresAt === Number.POSITIVE_INFINITY) {
@@ -79,6 +80,15 @@ export function validateBatch(backend: OnlineBackend, views: ViewRegistry, batch
     const key = `${viewKey(s.view, s.version)}\u0000${s.entity}`;
     if (seen.has(key)) fail(`entity ${s.entity} of ${s.view}@${s.version} appears twice`);
     seen.add(key);
+  }
+}
+
+/** Checks the ids of a read before any I/O: a key no write could have made is a bad request, not an outage. */
+export function validateIds(backend: OnlineBackend, entities: readonly string[]): void {
+  for (const [i, id] of entities.entries()) {
+    if (typeof id !== "string" || id === "" || !id.isWellFormed()) {
+      throw new StoreRequestError(backend, `entity ${i} is not a non-empty, well-formed string`);
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-import { ViewRegistry, validateBatch, validatePartition, viewKey } from "./common.js";
+import { ViewRegistry, validateBatch, validateIds, validatePartition, viewKey } from "./common.js";
 import { StoreFencedError, StoreUnavailableError } from "./errors.js";
 import type { Claim, OnlineStore, OnlineView, WriteBatch } from "./types.js";
 
@@ -101,6 +101,7 @@ export class MemoryOnlineStore implements OnlineStore {
   ): Promise<(Uint8Array | null)[]> {
     this.open();
     this.views.get(view, version);
+    validateIds("memory", entities);
     const stored = this.data.get(viewKey(view, version))!;
     const now = this.now();
     return entities.map((id) => {

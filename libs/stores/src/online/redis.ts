@@ -1,7 +1,7 @@
 import { FORMAT_VERSION } from "@tessera/transforms";
 import calculateSlot from "cluster-key-slot";
 import { Cluster, Redis, ReplyError, type Result } from "ioredis";
-import { bytes, ViewRegistry, validateBatch, validatePartition } from "./common.js";
+import { bytes, ViewRegistry, validateBatch, validateIds, validatePartition } from "./common.js";
 import {
   OnlineStoreError,
   StoreFencedError,
@@ -249,6 +249,7 @@ export class RedisOnlineStore implements OnlineStore {
     entities: readonly string[],
   ): Promise<(Uint8Array | null)[]> {
     this.views.get(view, version);
+    validateIds("redis", entities);
     if (entities.length === 0) return [];
     const keys = entities.map((entity) => stateKey(this.prefix, view, version, entity));
     const replies = await this.call("readStates", () =>
