@@ -377,7 +377,11 @@ function redis(config: StackConfig): ServiceSpec {
 
 /** `CLUSTER INFO` as a map (cluster_state, cluster_slots_assigned, cluster_known_nodes, …). */
 async function clusterInfo(port: number): Promise<Map<string, string>> {
-  const text = await redisCommand(port, "CLUSTER INFO");
+  return redisInfo(port, "CLUSTER INFO");
+}
+
+async function redisInfo(port: number, command: string): Promise<Map<string, string>> {
+  const text = await redisCommand(port, command);
   return new Map(
     text
       .split("\r\n")
@@ -449,6 +453,11 @@ function redisCluster(config: StackConfig): ServiceSpec {
           throw new Error(
             `node ${port}: cluster_state:${info.get("cluster_state")}, ${info.get("cluster_known_nodes")} known nodes`,
           );
+        }
+        // A replica still syncing would lose what a WAIT-acknowledged flush needs it to hold.
+        const replication = await redisInfo(port, "INFO replication");
+        if (replication.get("role") === "slave" && replication.get("master_link_status") !== "up") {
+          throw new Error(`node ${port}: replica link ${replication.get("master_link_status")}`);
         }
       }
     },

@@ -25,12 +25,21 @@ export interface ProcessorConfig {
     /** A member that stops heartbeating loses its partitions after this long (broker minimum 6 s). */
     sessionTimeoutMs: number;
     heartbeatIntervalMs: number;
+    /**
+     * How long a rebalance waits for every member to rejoin. A member frozen during a rebalance holds
+     * the whole group up this long (kafkajs default 60 s); it must still cover the longest batch.
+     */
+    rebalanceTimeoutMs: number;
     /** Most bytes fetched per partition at once: a batch's records end in one flush, so bigger batches coalesce more writes. */
     maxBytesPerPartition: number;
   };
   store: {
     kind: "redis" | "cassandra" | "memory";
     redisUrl: string;
+    /** Redis Cluster seed nodes (host:port); when set, redisUrl is not used. */
+    redisCluster: string[];
+    /** Replicas that must acknowledge each flush before it counts (Redis WAIT); see docs/scaling.md. */
+    redisReplicaAcks: number;
     cassandraContactPoints: string[];
     cassandraLocalDc: string;
     keyspace: string;
@@ -106,6 +115,7 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
           clientId: str("Kafka client id", "tessera-processor"),
           sessionTimeoutMs: int("consumer group session timeout (ms)", 30_000),
           heartbeatIntervalMs: int("consumer heartbeat interval (ms)", 3000),
+          rebalanceTimeoutMs: int("consumer group rebalance timeout (ms)", 60_000),
           maxBytesPerPartition: int("most bytes fetched per partition at once", 4 * 1024 * 1024),
         },
       },
@@ -116,6 +126,8 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         properties: {
           kind: { type: "string", enum: ["redis", "cassandra", "memory"], default: "redis" },
           redisUrl: str("Redis URL", environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"),
+          redisCluster: strings("Redis Cluster seed nodes host:port (empty: a single server)", []),
+          redisReplicaAcks: int("replicas that must acknowledge each flush (Redis WAIT)", 0, 0),
           cassandraContactPoints: strings(
             "Cassandra contact points",
             list(environment["CASSANDRA_CONTACT_POINTS"]) ?? ["127.0.0.1:9042"],
@@ -198,7 +210,13 @@ export function storeConfig(config: ProcessorConfig): OnlineStoreConfig {
   const s = config.store;
   switch (s.kind) {
     case "redis":
-      return { kind: "redis", url: s.redisUrl, keyPrefix: s.keyPrefix, timeoutMs: s.timeoutMs };
+      return {
+        kind: "redis",
+        ...(s.redisCluster.length > 0 ? { cluster: s.redisCluster } : { url: s.redisUrl }),
+        keyPrefix: s.keyPrefix,
+        timeoutMs: s.timeoutMs,
+        replicaAcks: s.redisReplicaAcks,
+      };
     case "cassandra":
       return {
         kind: "cassandra",

@@ -165,6 +165,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       maxWaitTimeInMs: Math.min(config.flush.maxDelayMs, 5000),
       sessionTimeout: config.kafka.sessionTimeoutMs,
       heartbeatInterval: config.kafka.heartbeatIntervalMs,
+      rebalanceTimeout: config.kafka.rebalanceTimeoutMs,
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
       maxBytes: Math.max(config.kafka.maxBytesPerPartition * 4, 10 * 1024 * 1024),
     },

@@ -4,8 +4,8 @@
  * replica that owns partitions is frozen (SIGSTOP) past its session timeout, so the others take its
  * partitions over, then thawed (SIGCONT) — it still believes it owns them and flushes what it applied
  * meanwhile, as a GC pause, a VM stall or a network partition would make it; one replica is SIGKILLed.
- * Afterwards every entity's online values equal the batch evaluator over the log, on Redis and on
- * Cassandra. A small memory bound makes replicas evict and reload entities throughout.
+ * Afterwards every entity's online values equal the batch evaluator over the log, on Redis, on
+ * Cassandra and on Redis Cluster. A small memory bound makes replicas evict and reload entities throughout.
  */
 import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
 import { createOnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import { afterAll, describe, expect, it } from "vitest";
+import { clusters } from "../../../test/support/clusters.js";
 import { cassandraContactPoint, kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
 import { exited, paced, sleep, spawnProcessor, writeConfig } from "./child.js";
 import {
@@ -40,7 +41,7 @@ interface Replica {
   ops: number;
 }
 
-type Backend = "redis" | "cassandra";
+type Backend = "redis" | "redis-cluster" | "cassandra";
 
 describe("stream processor replicas: scale out and in, stalls and a kill, fenced by the store", () => {
   const cleanup: (() => Promise<unknown>)[] = [];
@@ -69,16 +70,20 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     writeFileSync(join(dir, "features.yaml"), yaml);
     const keyPrefix = `${uniqueName("proc")}:`;
     const keyspace = `replicas_${uniqueName("ks").replace(/-/g, "_")}`;
+    const clusterNodes =
+      backend === "redis-cluster" ? (await clusters("redis-cluster")).REDIS_CLUSTER_NODES.split(",") : [];
     const storeSettings =
       backend === "redis"
         ? { kind: "redis", redisUrl: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 }
-        : {
-            kind: "cassandra",
-            cassandraContactPoints: cassandraContactPoint().contactPoints,
-            cassandraLocalDc: cassandraContactPoint().localDataCenter,
-            keyspace,
-            timeoutMs: 10_000,
-          };
+        : backend === "redis-cluster"
+          ? { kind: "redis", redisCluster: clusterNodes, redisReplicaAcks: 1, keyPrefix, timeoutMs: 10_000 }
+          : {
+              kind: "cassandra",
+              cassandraContactPoints: cassandraContactPoint().contactPoints,
+              cassandraLocalDc: cassandraContactPoint().localDataCenter,
+              keyspace,
+              timeoutMs: 10_000,
+            };
     const name = uniqueName("replicas");
     const groupId = `tessera-processor-${name}`;
     const log = join(dir, "processors.log");
@@ -94,6 +99,8 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
           // A stalled member loses its partitions after this long (the broker's minimum).
           sessionTimeoutMs: SESSION_MS,
           heartbeatIntervalMs: 1000,
+          // A member frozen during a rebalance holds the group up this long (kafkajs default 60 s).
+          rebalanceTimeoutMs: 15_000,
         },
         store: storeSettings,
         topics: { deadLetter: `${topic}.dead-letter` },
@@ -120,7 +127,9 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     const readStore: OnlineStoreConfig =
       backend === "redis"
         ? { kind: "redis", url: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 }
-        : { kind: "cassandra", ...cassandraContactPoint(), keyspace, timeoutMs: 10_000 };
+        : backend === "redis-cluster"
+          ? { kind: "redis", cluster: clusterNodes, keyPrefix, timeoutMs: 10_000 }
+          : { kind: "cassandra", ...cassandraContactPoint(), keyspace, timeoutMs: 10_000 };
     const store = createOnlineStore(readStore);
     cleanup.push(() => store.close());
     const progress = async () =>
@@ -221,4 +230,5 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
 
   it("Redis: every entity equals the batch evaluator", scenario("redis"), 360_000);
   it("Cassandra: every entity equals the batch evaluator", scenario("cassandra"), 360_000);
+  it("Redis Cluster: every entity equals the batch evaluator", scenario("redis-cluster"), 360_000);
 });

@@ -21,6 +21,13 @@ export interface RedisOnlineStoreConfig {
   keyPrefix?: string;
   /** Bound on every call, including the wait for a (re)connection. Default 1000 ms. */
   timeoutMs?: number;
+  /**
+   * Replicas of each written primary that must acknowledge a flush (WAIT) before it resolves; a
+   * flush they do not acknowledge within the timeout fails as unavailable and is retried. Redis
+   * replicates asynchronously: with 0 (the default) a failover can lose the last acknowledged
+   * flushes; with 1 and one replica per primary, a single primary failure loses none.
+   */
+  replicaAcks?: number;
 }
 
 // Keys (names URI-encoded, so ':' '{' '}' never come from user data):
@@ -141,6 +148,7 @@ export class RedisOnlineStore implements OnlineStore {
   private readonly views = new ViewRegistry("redis");
   private readonly prefix: string;
   private readonly timeoutMs: number;
+  private readonly replicaAcks: number;
   private ready: Promise<void> | undefined;
   private lastError: Error | undefined;
   private closed = false;
@@ -148,6 +156,7 @@ export class RedisOnlineStore implements OnlineStore {
   constructor(config: Omit<RedisOnlineStoreConfig, "kind">) {
     this.prefix = config.keyPrefix ?? "tessera:";
     this.timeoutMs = config.timeoutMs ?? 1000;
+    this.replicaAcks = config.replicaAcks ?? 0;
     // Fail fast while disconnected, and never resend a command after a reconnect: a flush that
     // reported failure must not land later, behind the caller's back, over a newer one.
     const connection = {
@@ -163,7 +172,9 @@ export class RedisOnlineStore implements OnlineStore {
           const [host, port] = node.split(":");
           return { host: host!, port: Number(port) };
         }),
-        { redisOptions: connection, enableOfflineQueue: false, enableAutoPipelining: true },
+        // Commands to one node go out back to back on its connection anyway; ioredis' auto-pipelining
+        // would group scripts of different slots into one pipeline, which a cluster refuses.
+        { redisOptions: connection, enableOfflineQueue: false },
       );
     } else if (config.url) {
       this.cluster = false;
@@ -220,6 +231,7 @@ export class RedisOnlineStore implements OnlineStore {
     await this.call("writeBatch", async () => {
       if (!this.cluster) {
         await this.redis.tesseraFlush(keys.length + 1, [offsets, ...keys], [...head("write"), ...args]);
+        await this.replicated();
         return;
       }
       await this.redis.tesseraFlush(1, [offsets], head("check"));
@@ -239,8 +251,27 @@ export class RedisOnlineStore implements OnlineStore {
           ),
         ),
       );
+      // The states must survive a failover before the offset says they are there.
+      await this.replicated();
       await this.redis.tesseraFlush(1, [offsets], head("offset"));
+      await this.replicated();
     });
+  }
+
+  /** Waits until `replicaAcks` replicas of every primary acknowledged what was written so far. */
+  private async replicated(): Promise<void> {
+    if (this.replicaAcks === 0) return;
+    const primaries = this.redis instanceof Cluster ? this.redis.nodes("master") : [this.redis];
+    const wait = Math.max(1, this.timeoutMs - 100);
+    const acks = await Promise.all(
+      primaries.map((node) => node.call("WAIT", this.replicaAcks, wait) as Promise<number>),
+    );
+    if (acks.some((n) => n < this.replicaAcks)) {
+      throw new StoreUnavailableError(
+        "redis",
+        `writeBatch: ${this.replicaAcks} replica(s) did not acknowledge within ${wait} ms (got ${acks.join(", ")})`,
+      );
+    }
   }
 
   async readStates(
@@ -254,7 +285,7 @@ export class RedisOnlineStore implements OnlineStore {
     const keys = entities.map((entity) => stateKey(this.prefix, view, version, entity));
     const replies = await this.call("readStates", () =>
       this.cluster
-        ? // MGET cannot span slots; auto-pipelining sends these GETs as one batch per node.
+        ? // MGET cannot span slots: one GET per key, sent back to back on each node's connection.
           Promise.all(keys.map((key) => this.redis.getBuffer(key)))
         : (this.redis as Redis).mgetBuffer(keys),
     );
