@@ -1,5 +1,8 @@
+import { readFileSync } from "node:fs";
+import { repoRoot } from "../support/index.js";
+
 /** The benchmark's view: 10 windowed features over one source, two hops (5 min and 1 h). */
-export const DEFINITIONS = `
+export const BENCH_DEFINITIONS = `
 sources: [{ name: tx, topic: payments.transactions, entity: card_id, timestamp: ts }]
 views:
   - name: card
@@ -17,8 +20,16 @@ views:
       - { name: min_1d, op: min, column: amount, window: 1d, hop: 1h }
 `;
 
+/** The definitions of a bench run: `bench` (above) or `example` (examples/payments, the view users start from). */
+export function definitionsOf(view: string): string {
+  if (view === "bench") return BENCH_DEFINITIONS;
+  if (view === "example") return readFileSync(`${repoRoot}/examples/payments/features.yaml`, "utf8");
+  throw new Error(`--view ${view}: bench or example`);
+}
+
 export const KEY = "bench-key-0123456789abcdef0123456789abcdef";
 
-/** RedisOnlineStore's key layout (libs/stores/src/online/redis.ts), for the bare baseline's raw read. */
-export const tileKey = (prefix: string, view: string, version: string, entity: string) =>
-  `${prefix}t:${encodeURIComponent(view)}:${encodeURIComponent(version)}:{${encodeURIComponent(entity)}}`;
+/** The floor's key: one packed vector of float64 per entity (what the least any server could read). */
+export const floorKey = (prefix: string, entity: string) => `${prefix}floor:{${entity}}`;
+/** Features in the floor's vector (the bench view's count). */
+export const FLOOR_FEATURES = 10;

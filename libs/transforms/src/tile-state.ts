@@ -564,7 +564,7 @@ export class TileReader implements TileSource {
       if (index >= this.sideCount) throw new TileStateError(`side value ${index} is missing`);
       const from = this.sideOffsets[index]!;
       const length = this.data.getUint32(this.sideAt + index * 4, true);
-      value = codec.decode(this.bytes.slice(from, from + length));
+      value = codec.decode(this.bytes.subarray(from, from + length)); // decoders copy what they keep
       this.sideCache[index] = value;
     }
     return value;

@@ -128,3 +128,28 @@ describe("sketch error bounds (stated in the docs)", () => {
     expect(agg.finalize(state)).toBe(2 / 3);
   });
 });
+
+describe("exact sums in slots", () => {
+  it("equal the correctly rounded exact sum (exact.ts) for any doubles, inline or spilled", async () => {
+    const { addExact, roundExact } = await import("../src/exact.js");
+    const sum = createAggregator("sum");
+    const mean = createAggregator("mean");
+    const magnitudes = fc.oneof(
+      fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 }),
+      fc.integer({ min: -50_000, max: 50_000 }).map((c) => c / 100),
+      fc.constantFrom(1e-300, -1e-300, 2 ** 53, 0.1, 0.2, 0.3, 1e16, -1e16),
+    );
+    fc.assert(
+      fc.property(fc.array(magnitudes, { maxLength: 60 }), (xs) => {
+        const partials: number[] = [];
+        for (const x of xs) addExact(partials, x);
+        const state = xs.reduce((s, x, i) => sum.add(s, x, 0, i), sum.init());
+        expect(sum.finalize(state)).toBe(roundExact(partials));
+        expect(sum.finalize(sum.deserialize(sum.serialize(state)))).toBe(roundExact(partials));
+        const m = xs.reduce((s, x, i) => mean.add(s, x, 0, i), mean.init());
+        expect(mean.finalize(m)).toBe(xs.length === 0 ? null : roundExact(partials) / xs.length);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
