@@ -170,13 +170,16 @@ export class TileState implements TileSource {
   pending: PreparedEvent[] | null = null;
   /** Newest event time applied (−∞: none). */
   newest = Number.NEGATIVE_INFINITY;
+  /** Changed since its view's last flush (ViewState keeps the list). */
+  dirty = false;
   /** The log position the loaded state included (partition −1: none): its events are not applied again. */
   loadedFrom: LogPosition = NO_POSITION;
   private used = 0;
 
   constructor(readonly layout: ViewLayout) {
     this.counts = layout.groups.map(() => 0);
-    this.words = new Float64Array(layout.groups.reduce((n, g) => n + g.width, 0) * 2);
+    // Room for four tiles per hop group before the first reallocation.
+    this.words = new Float64Array(layout.groups.reduce((n, g) => n + g.width, 0) * 4);
   }
 
   base(g: number): number {

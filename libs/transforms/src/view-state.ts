@@ -53,10 +53,12 @@ export class ViewState {
   readonly runtime: ViewRuntime;
   /** Insertion order is recency order: an entity touched again after a flush moves to the end. */
   readonly entities = new Map<string, TileState>();
-  private readonly dirty = new Set<string>();
+  /** Entities changed since the last takeDirty (each once: a TileState's `dirty` flag says whether it is here). */
+  private dirty: string[] = [];
   private readonly maxSkewMs: number;
   private readonly reader: TileReader;
   private now = Number.NEGATIVE_INFINITY;
+  private readonly scratch: PreparedEvent = { ok: true, entity: "", ts: 0, seq: 0, inputs: [] };
 
   constructor(view: View | ViewRuntime, options: ViewStateOptions = {}) {
     this.runtime = "layout" in view ? view : viewRuntime(view);
@@ -66,7 +68,8 @@ export class ViewState {
 
   /** Applies one record at log position `offset` (ties in first/last go to the higher offset). */
   apply(row: Row, position: { offset: number; now: number }): ApplyResult {
-    const prepared = this.runtime.prepare(row, position.offset);
+    // One event object, reused: nothing keeps it (pending events are copied).
+    const prepared = this.runtime.prepare(row, position.offset, this.scratch);
     if (!prepared.ok) {
       return prepared.filtered
         ? { status: "filtered", reason: prepared.reason }
@@ -115,14 +118,17 @@ export class ViewState {
       this.entities.set(event.entity, state);
     } else {
       if (event.seq <= state.loadedFrom.offset) return false;
-      if (!this.dirty.has(event.entity)) {
+      if (!state.dirty) {
         // First touch since the last flush: to the recent end (eviction takes from the front).
         this.entities.delete(event.entity);
         this.entities.set(event.entity, state);
       }
     }
     state.add(event, this.now);
-    this.dirty.add(event.entity);
+    if (!state.dirty) {
+      state.dirty = true;
+      this.dirty.push(event.entity);
+    }
     return true;
   }
 
@@ -163,14 +169,16 @@ export class ViewState {
   }
 
   get dirtyCount(): number {
-    return this.dirty.size;
+    return this.dirty.length;
   }
 
   /** The entities changed since the last call, encoded whole and stamped with the log position they include. */
   takeDirty(position?: LogPosition): EncodedEntity[] {
     const out: EncodedEntity[] = [];
     for (const entity of this.dirty) {
-      const state = this.entities.get(entity)!;
+      const state = this.entities.get(entity);
+      if (!state?.dirty) continue; // pruned since
+      state.dirty = false;
       out.push({
         entity,
         state: encodeTileState(state, position),
@@ -178,7 +186,7 @@ export class ViewState {
         newestEventTime: state.newest,
       });
     }
-    this.dirty.clear();
+    this.dirty = [];
     return out;
   }
 
@@ -191,16 +199,16 @@ export class ViewState {
       state.fold(now);
       if (state.prune(now)) continue;
       this.entities.delete(entity);
-      this.dirty.delete(entity);
+      state.dirty = false;
     }
   }
 
   /** Drops up to `count` flushed entities, least recently touched first. Returns how many went. */
   evict(count: number): number {
     let gone = 0;
-    for (const entity of this.entities.keys()) {
+    for (const [entity, state] of this.entities) {
       if (gone >= count) break;
-      if (this.dirty.has(entity)) continue;
+      if (state.dirty) continue;
       this.entities.delete(entity);
       gone++;
     }
