@@ -142,7 +142,9 @@ function start(mode: "tessera" | "floor"): Promise<Server> {
     // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the feature server (written when it exits).
     execArgv: [
       ...process.execArgv,
-      ...(mode === "tessera" && process.env["BENCH_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`] : []),
+      ...(mode === "tessera" && process.env["BENCH_CPU_PROF"]
+        ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`]
+        : []),
     ],
     stdio: ["ignore", "ignore", "inherit", "ipc"],
     env: { ...process.env, REDIS_URL },

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import cassandra from "cassandra-driver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cassandraContactPoint } from "../../../test/support/index.js";
-import { createOnlineStore, type OnlineStore, StoreRequestError } from "../src/index.js";
+import { createOnlineStore, type OnlineStore } from "../src/index.js";
 import { onlineStoreContract } from "./online-contract.js";
 
 // Cassandra names allow [a-zA-Z0-9_] only.

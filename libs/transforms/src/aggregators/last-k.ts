@@ -1,5 +1,5 @@
 import { ByteReader, ByteWriter } from "../bytes.js";
-import type { Aggregator, FeatureValue } from "./aggregator.js";
+import type { Aggregator } from "./aggregator.js";
 
 /** An event's value with its place in time: ts first, then log position (later in the log wins ties). */
 export interface Stamped {

@@ -418,17 +418,9 @@ export const finalizers = {
   sum: ((w, at, side) => sumPartials(w, at + SUM, side)) as Finalize,
   mean: ((w, at, side) => (w[at] === 0 ? null : sumPartials(w, at + SUM, side) / w[at]!)) as Finalize,
   variance: ((w, at, side) =>
-    populationVariance(
-      w[at]!,
-      partialsOf(w, at + SUM, side),
-      partialsOf(w, at + SQUARES, side),
-    )) as Finalize,
+    populationVariance(w[at]!, partialsOf(w, at + SUM, side), partialsOf(w, at + SQUARES, side))) as Finalize,
   stddev: ((w, at, side) => {
-    const v = populationVariance(
-      w[at]!,
-      partialsOf(w, at + SUM, side),
-      partialsOf(w, at + SQUARES, side),
-    );
+    const v = populationVariance(w[at]!, partialsOf(w, at + SUM, side), partialsOf(w, at + SQUARES, side));
     return v === null ? null : Math.sqrt(v);
   }) as Finalize,
   extreme: ((w, at) => (Number.isFinite(w[at]!) ? w[at]! : null)) as Finalize,
