@@ -10,6 +10,7 @@ WORKDIR /app
 # Manifests first, so the npm ci layer is reused until a dependency changes.
 # Every workspace's package.json must be listed (test/deploy/image.test.ts checks).
 COPY package.json package-lock.json ./
+COPY libs/client/package.json libs/client/
 COPY libs/kafka/package.json libs/kafka/
 COPY libs/runtime/package.json libs/runtime/
 COPY libs/stats/package.json libs/stats/
