@@ -1,7 +1,8 @@
 /**
  * Every text a human reads about an alert, in one place. The record's `message` is complete on
- * its own ("CRITICAL payments:amount: psi 0.31 ≥ 0.25 …", schemas/avro/drift_alert.avsc): a
- * presenter that also shows the record's fields prints `alertLine`, never its own prefix in
+ * its own (schemas/avro/drift_alert.avsc): the record's severity and subject, then what happened
+ * ("CRITICAL payments:amount: psi 0.31 ≥ 0.25 …", "OK payments:amount: psi back within …").
+ * A presenter that also shows the record's fields prints `alertLine`, never its own prefix in
  * front of the message (that is how "CRITICAL x: CRITICAL x: psi …" reached on-call).
  */
 import type { Severity } from "@tessera/stats";
@@ -12,16 +13,17 @@ import type { DriftAlert } from "./hysteresis.js";
 export const round = (v: number | undefined, digits = 4) =>
   v === undefined ? "-" : Number(v.toPrecision(digits));
 
-/** The FIRING record's message: severity and subject once, then what went wrong. */
+/** The FIRING record's message: its severity and subject, then what went wrong. */
 export function firingMessage(severity: Severity, subject: string, detail: string): string {
   return `${severity.toUpperCase()} ${subject}: ${detail}`;
 }
 
+/** The RESOLVED record's message: its severity (OK) and subject, then why it cleared. */
 export function resolvedMessage(subject: string, statistic: string, clearWindows: number): string {
-  return `RESOLVED ${subject}: ${statistic} back within threshold for ${clearWindows} window(s)`;
+  return `OK ${subject}: ${statistic} back within threshold for ${clearWindows} window(s)`;
 }
 
-/** One line for a console or a log: status and kind, then the message (which names the rest). */
+/** One line for a console or a log: status and kind, then the message (which names the rest once). */
 export function alertLine(alert: DriftAlert): string {
   return `${alert.status} ${alert.kind} ${alert.message}`;
 }

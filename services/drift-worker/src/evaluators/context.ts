@@ -4,7 +4,6 @@
  * as JSON records (`state()`, id → value) and take it back (`restore`): that is what the state
  * topic keeps across restarts.
  */
-import type { Severity } from "@tessera/stats";
 import type { DriftWorkerConfig } from "../config.js";
 import type { Observation } from "../hysteresis.js";
 import type { WorkerMetrics } from "../metrics.js";
@@ -24,10 +23,7 @@ export interface Evaluator {
   restore(records: StateRecords): void;
 }
 
-export const RANK: Record<Severity, number> = { ok: 0, warn: 1, critical: 2 };
-
-export const level = (value: number, warn: number, critical: number): Severity =>
-  value >= critical ? "critical" : value >= warn ? "warn" : "ok";
+export { level, RANK } from "../evaluate.js";
 
 export function pushBounded<T>(list: T[], item: T, max: number): void {
   list.push(item);
