@@ -155,27 +155,6 @@ export async function startDriftWorker(
 
   let input: KafkaInput | undefined;
   if (kafka && registry && producer) {
-    if (deps.persistState ?? true) {
-      // Before anything is consumed or evaluated: the restored state is what new records extend.
-      const store = new KafkaStateStore({
-        kafka,
-        topic: config.topics.state,
-        groupId: config.groupId,
-        logger,
-      });
-      await store.connect();
-      persistence = new StatePersistence(store, monitor, config.topics.state, logger);
-      const owed = await persistence.restore();
-      const timeline = monitor.status().alerts.timeline;
-      for (const alert of [...monitor.activeAlerts(), ...timeline.filter((a) => a.status === "FIRING")])
-        webhook?.remember(alert);
-      for (const { alert, sinks: names } of owed)
-        dispatcher.publish(alert, (sink) => names.includes(sink.name));
-      logger.info(
-        { topic: config.topics.state, open: monitor.activeAlerts().length, owed: owed.length },
-        "state restored",
-      );
-    }
     await producer.connect();
     const dlqProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await dlqProducer.connect();
@@ -186,6 +165,7 @@ export async function startDriftWorker(
       monitor,
       logger,
       metricsRegistry,
+      manualCommit: deps.persistState ?? true,
       deadLetters: new DeadLetterPublisher({
         producer: dlqProducer,
         registry,
@@ -195,6 +175,27 @@ export async function startDriftWorker(
       }),
     });
     input.loop.done.catch((error) => logger.error({ err: error }, "consumer stopped on a fatal error"));
+    if (deps.persistState ?? true) {
+      // Before anything is consumed or evaluated: the restored state is what new records extend.
+      const store = new KafkaStateStore({
+        kafka,
+        topic: config.topics.state,
+        groupId: config.groupId,
+        logger,
+      });
+      await store.connect();
+      persistence = new StatePersistence(store, monitor, config.topics.state, logger);
+      const owed = await persistence.restore(input);
+      const timeline = monitor.status().alerts.timeline;
+      for (const alert of [...monitor.activeAlerts(), ...timeline.filter((a) => a.status === "FIRING")])
+        webhook?.remember(alert);
+      for (const { alert, sinks: names } of owed)
+        dispatcher.publish(alert, (sink) => names.includes(sink.name));
+      logger.info(
+        { topic: config.topics.state, open: monitor.activeAlerts().length, owed: owed.length },
+        "state restored",
+      );
+    }
     await input.start();
     const stopInput = input.stop.bind(input);
     input.stop = async () => {

@@ -8,9 +8,14 @@
  * once). A SIGKILL therefore never loses a page and never opens a second incident for one that
  * was open: at worst an alert that reached a sink in the last moment is sent once more, with the
  * same alert_id and status (Alertmanager and alert_id-keyed consumers see the same alert).
+ *
+ * The input's positions (next offset per partition) are saved with the windows they produced,
+ * and the group's offsets are committed to them only after the save: after a SIGKILL the group
+ * re-reads what the state lacks, and the input skips what it already has. Windows resume exact.
  */
 import type { Logger } from "@tessera/runtime";
 import type { DriftAlert } from "./hysteresis.js";
+import type { KafkaInput, Positions } from "./kafka-input.js";
 import type { DriftMonitor } from "./monitor.js";
 import type { KafkaStateStore, StateSnapshot } from "./state-store.js";
 import type { StateStatus } from "./status.js";
@@ -30,6 +35,8 @@ export class StatePersistence {
   private restoredAt = 0;
   private restoredRecords = 0;
   private savedAt: number | null = null;
+  private input?: KafkaInput;
+  private committed = "";
 
   constructor(
     private readonly store: KafkaStateStore,
@@ -38,11 +45,15 @@ export class StatePersistence {
     private readonly logger?: Logger,
   ) {}
 
-  /** Reads the state back into the monitor; returns the alerts still owed to some sink. */
-  async restore(): Promise<OutboxEntry[]> {
+  /** Reads the state back into the monitor (and the input); returns the alerts still owed to some sink. */
+  async restore(input?: KafkaInput): Promise<OutboxEntry[]> {
+    this.input = input;
     const { snapshot, records } = await this.store.load();
     const outbox = snapshot.get("outbox");
+    const positions = snapshot.get("input")?.get("positions") as Positions | undefined;
     snapshot.delete("outbox");
+    snapshot.delete("input");
+    if (positions) input?.resume(positions);
     this.monitor.restore(snapshot);
     for (const [id, entry] of outbox ?? []) this.outbox.set(id, entry as OutboxEntry);
     this.restoredAt = Date.now();
@@ -74,8 +85,10 @@ export class StatePersistence {
       try {
         do {
           this.saveAgain = false;
-          await this.store.save(this.snapshot());
+          const snapshot = this.snapshot();
+          await this.store.save(snapshot);
           this.savedAt = Date.now();
+          await this.commit(snapshot.get("input")?.get("positions") as Positions | undefined);
         } while (this.saveAgain);
       } catch (error) {
         this.logger?.error({ err: error, topic: this.topic }, "state not saved: will retry");
@@ -92,8 +105,22 @@ export class StatePersistence {
     await this.store.close();
   }
 
+  private async commit(positions: Positions | undefined): Promise<void> {
+    const text = JSON.stringify(positions ?? {});
+    if (!this.input || !positions || text === this.committed) return;
+    try {
+      await this.input.commit(positions);
+      this.committed = text;
+    } catch (error) {
+      // A rebalance in between, say: the next save commits again; the skip makes re-reads harmless.
+      this.logger?.warn({ err: error }, "offset commit after save failed");
+    }
+  }
+
   private snapshot(): StateSnapshot {
     const snapshot = this.monitor.snapshot();
+    // Taken in the same synchronous step as the monitor's: the positions match the windows.
+    if (this.input) snapshot.set("input", new Map([["positions", this.input.applied()]]));
     snapshot.set("outbox", new Map([...this.outbox].map(([id, entry]) => [id, entry])));
     return snapshot;
   }
