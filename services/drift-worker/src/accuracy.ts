@@ -88,6 +88,18 @@ export function rocAuc(outcomes: readonly Outcome[]): number | null {
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
 
+/**
+ * What survives a restart: the open window's outcomes and the closed windows not yet judged.
+ * Predictions still waiting for their label are not kept (up to maxPending per model is too
+ * much to rewrite on every save): a label arriving after a restart for one of them stays unjoined.
+ */
+export interface QualityState {
+  outcomes: Outcome[];
+  closed: AccuracyWindow[];
+  joined: number;
+  unjudgeable: number;
+}
+
 export interface ModelQualityOptions {
   model: ModelConfig;
   window: number;
@@ -194,6 +206,22 @@ export class ModelQuality {
   /** Closed windows, oldest first, handed over once. */
   takeClosed(): AccuracyWindow[] {
     return this.closed.splice(0);
+  }
+
+  toState(): QualityState {
+    return {
+      outcomes: this.outcomes,
+      closed: this.closed,
+      joined: this.joined,
+      unjudgeable: this.unjudgeable,
+    };
+  }
+
+  restore(state: QualityState): void {
+    this.outcomes = [...state.outcomes];
+    this.closed.splice(0, this.closed.length, ...state.closed);
+    this.joined = state.joined;
+    this.unjudgeable = state.unjudgeable;
   }
 
   private near(p: Prediction, l: Label): boolean {

@@ -99,6 +99,12 @@ export class WebhookSink implements AlertSink {
     public generatorURL?: string,
   ) {}
 
+  /** An incident that fired before a restart: its RESOLVED must carry the labels it fired with. */
+  remember(firing: DriftAlert): void {
+    if (!this.fired.has(firing.alert_id))
+      this.fired.set(firing.alert_id, { severity: firing.severity, startsAt: firing.at });
+  }
+
   async send(alert: DriftAlert): Promise<void> {
     let fired = this.fired.get(alert.alert_id);
     if (alert.status === "FIRING" && !fired) {
@@ -156,9 +162,15 @@ export class AlertDispatcher {
       initialBackoffMs?: number;
       logger?: Logger;
       metrics?: WorkerMetrics;
+      /** Each (alert, sink) once it left the queue: delivered, or given up (dropped, permanent error). */
+      onSettled?(alert: DriftAlert, sink: string, delivered: boolean): void;
     },
   ) {
     this.queues = sinks.map((sink) => ({ sink, items: [] }));
+  }
+
+  get sinkNames(): string[] {
+    return this.queues.map((q) => q.sink.name);
   }
 
   /** Queues the alert on every sink and returns at once. */
@@ -169,6 +181,7 @@ export class AlertDispatcher {
       queue.items.push(alert);
       if (queue.items.length > this.options.maxQueue) {
         const dropped = queue.items.shift()!;
+        this.options.onSettled?.(dropped, queue.sink.name, false);
         this.options.metrics?.deliveryFailures.inc({ sink: queue.sink.name, outcome: "dropped" });
         this.options.logger?.error(
           { sink: queue.sink.name, alert: dropped.alert_id },
@@ -205,11 +218,16 @@ export class AlertDispatcher {
   }
 
   private async deliver(sink: AlertSink, alert: DriftAlert): Promise<void> {
+    const delivered = await this.attempt(sink, alert);
+    this.options.onSettled?.(alert, sink.name, delivered);
+  }
+
+  private async attempt(sink: AlertSink, alert: DriftAlert): Promise<boolean> {
     const initial = this.options.initialBackoffMs ?? 500;
     for (let attempt = 0; ; attempt++) {
       try {
         await sink.send(alert);
-        return;
+        return true;
       } catch (error) {
         this.options.metrics?.deliveryFailures.inc({ sink: sink.name, outcome: "failed" });
         const permanent = error instanceof PermanentDeliveryError;
@@ -219,7 +237,7 @@ export class AlertDispatcher {
             { sink: sink.name, alert: alert.alert_id, attempts: attempt + 1, err: error },
             "alert not delivered",
           );
-          return;
+          return false;
         }
         this.options.logger?.warn(
           { sink: sink.name, attempt: attempt + 1, err: error },

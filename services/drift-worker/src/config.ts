@@ -33,7 +33,15 @@ export interface ModelConfig {
 
 export interface DriftWorkerConfig {
   http: { host: string; port: number };
-  topics: { features: string; predictions: string; labels: string; alerts: string; deadLetter: string };
+  /** `state`: the worker's own compacted topic (open incidents, windows), created at start. */
+  topics: {
+    features: string;
+    predictions: string;
+    labels: string;
+    alerts: string;
+    deadLetter: string;
+    state: string;
+  };
   groupId: string;
   fromBeginning: boolean;
   /**
@@ -126,6 +134,7 @@ export const configSchema: JsonSchema = object({
     labels: str("tessera.labels"),
     alerts: str("tessera.alerts"),
     deadLetter: str("tessera.dead-letter"),
+    state: str("tessera.drift-worker.state"),
   }),
   groupId: str("tessera-drift-worker"),
   scope: object({

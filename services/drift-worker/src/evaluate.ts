@@ -67,7 +67,7 @@ export interface WindowResult {
   bins: Bins;
 }
 
-const RANK: Record<Severity, number> = { ok: 0, warn: 1, critical: 2 };
+export const RANK: Record<Severity, number> = { ok: 0, warn: 1, critical: 2 };
 const worse = (a: Severity, b: Severity) => (RANK[b] > RANK[a] ? b : a);
 
 /** Statistics of one window; p-values unadjusted until `adjustPValues` runs over the dataset. */
@@ -168,7 +168,7 @@ export function adjust(pValues: number[], method: DriftWorkerConfig["multipleTes
   return out;
 }
 
-function level(value: number, warn: number, critical: number): Severity {
+export function level(value: number, warn: number, critical: number): Severity {
   return value >= critical ? "critical" : value >= warn ? "warn" : "ok";
 }
 

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Severity } from "@tessera/stats";
+import { firingMessage, resolvedMessage } from "./alert-text.js";
 
 export type AlertKind = "FEATURE_DRIFT" | "PREDICTION_DRIFT" | "FRESHNESS" | "ACCURACY";
 
@@ -61,6 +62,7 @@ export interface Observation {
   trace?: TraceRef;
 }
 
+/** An open incident; plain JSON, so it is also what the state topic keeps (one record each). */
 export interface ActiveAlert {
   alert: DriftAlert;
   /** Worst severity seen during the incident. */
@@ -104,7 +106,7 @@ export class AlertTracker {
         window_end: o.windowEnd,
         sample_size: o.sampleSize,
         reference: this.options.reference,
-        message: `${o.severity.toUpperCase()} ${o.subject}: ${o.detail}`,
+        message: firingMessage(o.severity, o.subject, o.detail),
         at: now,
         trace_id: o.trace?.traceId ?? null,
         span_id: o.trace?.spanId ?? null,
@@ -133,7 +135,7 @@ export class AlertTracker {
       window_start: o.windowStart,
       window_end: o.windowEnd,
       sample_size: o.sampleSize,
-      message: `RESOLVED ${fired.subject}: ${fired.statistic} back within threshold for ${active.clearStreak} window(s)`,
+      message: resolvedMessage(fired.subject, fired.statistic, active.clearStreak),
       at: now,
       trace_id: o.trace?.traceId ?? fired.trace_id ?? null,
       span_id: o.trace ? o.trace.spanId : (fired.span_id ?? null),
@@ -142,5 +144,13 @@ export class AlertTracker {
 
   active(): ActiveAlert[] {
     return [...this.open.values()];
+  }
+
+  /** Reopens saved incidents: the next observation continues each one (same alert_id, streak). */
+  restore(incidents: ActiveAlert[]): void {
+    this.open.clear();
+    for (const incident of incidents) {
+      this.open.set(`${incident.alert.kind}\u0000${incident.alert.subject}`, structuredClone(incident));
+    }
   }
 }

@@ -14,18 +14,25 @@ import type { Label, Prediction } from "./accuracy.js";
 import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
 import type { DriftWorkerConfig } from "./config.js";
 import { dashboardPlugin } from "./dashboard.js";
+import type { DriftAlert } from "./hysteresis.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
 import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+import { StatePersistence } from "./persistence.js";
+import { KafkaStateStore } from "./state-store.js";
+import type { DriftStatus } from "./status.js";
 import { traceAlert } from "./tracing.js";
 
 export { binary, type Label, outcomeOf, type Prediction, rocAuc } from "./accuracy.js";
+export { alertLine } from "./alert-text.js";
 export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, WebhookSink } from "./alerts.js";
 export { configSchema, type DriftWorkerConfig, defaultConfig } from "./config.js";
 export { type DashboardOptions, dashboardPlugin } from "./dashboard.js";
 export { adjust } from "./evaluate.js";
 export { AlertTracker, type DriftAlert, type Observation } from "./hysteresis.js";
-export { DriftMonitor, type DriftStatus, type FeatureUpdate, type LagReading } from "./monitor.js";
+export { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+export { KafkaStateStore, type StateSnapshot } from "./state-store.js";
+export type * from "./status.js";
 
 export interface DriftWorkerDeps {
   /** The reference profile; default: read config.reference.path. */
@@ -44,6 +51,8 @@ export interface DriftWorkerDeps {
   http?: boolean;
   /** Run evaluations on the config's interval (default true); tests call handle.evaluate(). */
   schedule?: boolean;
+  /** Keep state on topics.state and read it back at start (default true with Kafka input). */
+  persistState?: boolean;
   now?: () => number;
 }
 
@@ -54,7 +63,10 @@ export interface DriftWorkerHandle {
     prediction(prediction: Prediction): void;
     label(label: Label): void;
   };
-  evaluate(): void;
+  /** One evaluation; with persisted state it resolves once the state is saved and alerts queued. */
+  evaluate(): Promise<void>;
+  /** GET /v1/status: the monitor's view, plus where the state is kept. */
+  status(): DriftStatus;
   /** Resolves once every queued alert has been delivered or given up. */
   flushAlerts(): Promise<void>;
   /** The HTTP server's address, when it runs. */
@@ -118,12 +130,16 @@ export async function startDriftWorker(
     ? new WebhookSink(config.webhook.url, config.webhook.timeoutMs)
     : undefined;
   if (webhook) sinks.push(webhook);
+  let persistence: StatePersistence | undefined;
   const dispatcher = new AlertDispatcher(sinks, {
     retries: config.webhook.retries,
     maxQueue: config.webhook.maxQueue,
     logger,
     metrics,
+    onSettled: (alert, sink) => persistence?.settled(alert, sink),
   });
+  /** With persisted state, an evaluation's alerts wait until the state that names them is saved. */
+  const held: DriftAlert[] = [];
   const monitor = new DriftMonitor({
     config,
     profile,
@@ -132,7 +148,8 @@ export async function startDriftWorker(
     emit: (alert) => {
       traceAlert(alert); // tracing: a span in the window's trace; the alert then names it
       logger.info({ alert }, alert.message);
-      dispatcher.publish(alert);
+      if (persistence) held.push(alert);
+      else dispatcher.publish(alert);
     },
   });
 
@@ -148,6 +165,7 @@ export async function startDriftWorker(
       monitor,
       logger,
       metricsRegistry,
+      manualCommit: deps.persistState ?? true,
       deadLetters: new DeadLetterPublisher({
         producer: dlqProducer,
         registry,
@@ -157,6 +175,27 @@ export async function startDriftWorker(
       }),
     });
     input.loop.done.catch((error) => logger.error({ err: error }, "consumer stopped on a fatal error"));
+    if (deps.persistState ?? true) {
+      // Before anything is consumed or evaluated: the restored state is what new records extend.
+      const store = new KafkaStateStore({
+        kafka,
+        topic: config.topics.state,
+        groupId: config.groupId,
+        logger,
+      });
+      await store.connect();
+      persistence = new StatePersistence(store, monitor, config.topics.state, logger);
+      const owed = await persistence.restore(input);
+      const timeline = monitor.status().alerts.timeline;
+      for (const alert of [...monitor.activeAlerts(), ...timeline.filter((a) => a.status === "FIRING")])
+        webhook?.remember(alert);
+      for (const { alert, sinks: names } of owed)
+        dispatcher.publish(alert, (sink) => names.includes(sink.name));
+      logger.info(
+        { topic: config.topics.state, open: monitor.activeAlerts().length, owed: owed.length },
+        "state restored",
+      );
+    }
     await input.start();
     const stopInput = input.stop.bind(input);
     input.stop = async () => {
@@ -165,16 +204,33 @@ export async function startDriftWorker(
     };
   }
 
-  const evaluate = () => {
+  let evaluating: Promise<void> | undefined;
+  const evaluateOnce = async () => {
     try {
       monitor.evaluate();
     } catch (error) {
       logger.error({ err: error }, "evaluation failed");
     }
+    if (!persistence) return;
+    const alerts = held.splice(0);
+    for (const alert of alerts) persistence.hold(alert, dispatcher.sinkNames);
+    // A page is never held back by the state topic: it goes out even if the save failed.
+    await persistence.save().catch(() => {});
+    for (const alert of alerts) dispatcher.publish(alert);
   };
+  const evaluate = () => {
+    evaluating ??= evaluateOnce().finally(() => {
+      evaluating = undefined;
+    });
+    return evaluating;
+  };
+  const status = (): DriftStatus => ({
+    ...monitor.status(),
+    ...(persistence ? { state: persistence.status() } : {}),
+  });
   const timers: NodeJS.Timeout[] = [];
   if (deps.schedule ?? true) {
-    timers.push(setInterval(evaluate, config.evaluation.intervalMs));
+    timers.push(setInterval(() => void evaluate(), config.evaluation.intervalMs));
     if (input) {
       const poll = () =>
         input!.pollLag().then(
@@ -207,8 +263,8 @@ export async function startDriftWorker(
             : { consumer: input.failure ? "stopped on a fatal error" : "not yet in its group" },
       }),
     });
-    app.get("/v1/status", async () => monitor.status());
-    await app.register(dashboardPlugin({ status: () => monitor.status() }));
+    app.get("/v1/status", async () => status());
+    await app.register(dashboardPlugin({ status }));
     url = await app.listen({ host: config.http.host, port: config.http.port });
     if (webhook) webhook.generatorURL = `${url}/v1/status`;
   }
@@ -221,12 +277,17 @@ export async function startDriftWorker(
       label: (label) => monitor.ingestLabel(label),
     },
     evaluate,
+    status,
     flushAlerts: () => dispatcher.flush(),
     url,
     done: input ? input.loop.done : new Promise<void>(() => {}),
     async stop() {
       for (const timer of timers) clearInterval(timer);
       await input?.stop();
+      // Everything consumed is in the saved state: a clean restart resumes exactly here.
+      await evaluating;
+      await persistence?.save().catch(() => {});
+      await persistence?.close();
       // Deliver what is queued, but a sink that is down must not hold shutdown for long.
       await Promise.race([dispatcher.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       dispatcher.abort();

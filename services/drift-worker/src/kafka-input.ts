@@ -31,7 +31,15 @@ export interface KafkaInputOptions {
   logger: Logger;
   metricsRegistry?: Registry;
   handleSignals?: boolean;
+  /**
+   * Offsets are committed by the owner of the state (`commit`) once a save holds what was applied
+   * up to them, not after each batch: a restart then re-reads exactly what the state lacks.
+   */
+  manualCommit?: boolean;
 }
+
+/** Per topic, per partition: the next offset to apply (what the saved state has applied up to). */
+export type Positions = Record<string, Record<string, number>>;
 
 /** Registry trouble (it is down, or answers 5xx) is worth a retry; a bad payload is not. */
 function registryUnavailable(error: unknown): boolean {
@@ -46,6 +54,10 @@ export class KafkaInput {
   private readonly decoder: AvroDecoder;
   private admin?: Admin;
   private joined = false;
+  private stopped = false;
+  private readonly positions = new Map<string, Map<number, number>>();
+  /** Restored positions: records below them are already in the restored state. */
+  private resumeFrom = new Map<string, Map<number, number>>();
   /** Set when the consumer loop stopped on a fatal error: the worker no longer sees new data. */
   failure?: unknown;
 
@@ -58,6 +70,7 @@ export class KafkaInput {
       topics: [config.topics.features, config.topics.predictions, config.topics.labels],
       fromBeginning: config.fromBeginning,
       handleSignals: options.handleSignals ?? false,
+      autoCommit: !options.manualCommit,
       metricsRegistry: options.metricsRegistry,
       handleBatch: (batch) => this.handleBatch(batch),
       onError: (error, info) => options.logger.warn({ err: error, ...info }, "batch failed"),
@@ -79,15 +92,47 @@ export class KafkaInput {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.loop.stop().catch(() => {});
     await this.admin?.disconnect().catch(() => {});
+  }
+
+  /** Where the applied records end, per partition (saved with the state). */
+  applied(): Positions {
+    const out: Positions = {};
+    for (const [topic, partitions] of this.positions) out[topic] = Object.fromEntries(partitions);
+    return out;
+  }
+
+  /** Continues from saved positions: what lies below them is skipped when the group re-reads it. */
+  resume(saved: Positions): void {
+    for (const [topic, partitions] of Object.entries(saved)) {
+      const map = new Map(Object.entries(partitions).map(([p, offset]) => [Number(p), offset]));
+      this.resumeFrom.set(topic, map);
+      this.positions.set(topic, new Map(map));
+    }
+  }
+
+  /** Commits the group's offsets to saved positions (best effort: the saved state is the truth). */
+  async commit(saved: Positions): Promise<void> {
+    const offsets = Object.entries(saved).flatMap(([topic, partitions]) =>
+      Object.entries(partitions).map(([partition, offset]) => ({
+        topic,
+        partition: Number(partition),
+        offset: String(offset),
+      })),
+    );
+    // After stop the group is left: the next owner re-reads from the last commit and skips.
+    if (offsets.length > 0 && !this.stopped) await this.loop.consumer.commitOffsets(offsets);
   }
 
   private async handleBatch(batch: Batch): Promise<void> {
     const { topics } = this.options.config;
     const good: Array<() => void> = [];
     const bad: DeadLetter[] = [];
+    const from = this.resumeFrom.get(batch.topic)?.get(batch.partition) ?? 0;
     for (const message of batch.messages) {
+      if (Number(message.offset) < from) continue; // applied before the restart: in the restored state
       const source = { topic: batch.topic, partition: batch.partition, message };
       if (!message.value || schemaIdOf(message.value) === undefined) {
         bad.push(
@@ -146,6 +191,9 @@ export class KafkaInput {
       );
     }
     for (const apply of good) apply();
+    const partitions = this.positions.get(batch.topic) ?? new Map<number, number>();
+    partitions.set(batch.partition, Number(batch.lastOffset()) + 1);
+    this.positions.set(batch.topic, partitions);
   }
 
   /** Lag of this worker's group on its topics, and of each configured upstream group. */

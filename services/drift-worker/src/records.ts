@@ -4,7 +4,7 @@
  * normalises what Avro libraries disagree on (timestamps as Date or long, wrapped unions).
  */
 import type { Label, Prediction } from "./accuracy.js";
-import type { FeatureUpdate, FeatureValue } from "./monitor.js";
+import type { FeatureUpdate, FeatureValue } from "./evaluators/features.js";
 
 export class RecordError extends Error {
   override name = "RecordError";

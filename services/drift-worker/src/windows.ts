@@ -2,13 +2,39 @@
  * The current window of one monitored subject (a feature or a model output): a quantile sketch
  * or a category counter, plus nulls, in bounded memory whatever the window length.
  */
-import { CategoryCounter, type FeatureProfile, KllSketch } from "@tessera/stats";
+import {
+  CategoryCounter,
+  type CategoryCounterJSON,
+  type FeatureProfile,
+  KllSketch,
+  type KllSketchJSON,
+} from "@tessera/stats";
 import type { WindowConfig } from "./config.js";
 import type { TraceRef } from "./hysteresis.js";
 
+/** A window as JSON (the persisted state): event times are null while the window is empty. */
+export interface WindowState {
+  openedAt: number;
+  count: number;
+  nulls: number;
+  mismatched: number;
+  firstEventTime: number | null;
+  lastEventTime: number | null;
+  trace?: TraceRef;
+  sketch?: KllSketchJSON;
+  counter?: CategoryCounterJSON;
+}
+
+export interface SeriesState {
+  current: WindowState;
+  closed: WindowState[];
+}
+
+const finite = (v: number) => (Number.isFinite(v) ? v : null);
+
 export class FeatureWindow {
-  readonly sketch?: KllSketch;
-  readonly counter?: CategoryCounter;
+  sketch?: KllSketch;
+  counter?: CategoryCounter;
   /** Non-null values. */
   count = 0;
   nulls = 0;
@@ -30,6 +56,35 @@ export class FeatureWindow {
 
   get observations(): number {
     return this.count + this.nulls;
+  }
+
+  toState(): WindowState {
+    return {
+      openedAt: this.openedAt,
+      count: this.count,
+      nulls: this.nulls,
+      mismatched: this.mismatched,
+      firstEventTime: finite(this.firstEventTime),
+      lastEventTime: finite(this.lastEventTime),
+      ...(this.trace ? { trace: this.trace } : {}),
+      ...(this.sketch ? { sketch: this.sketch.toJSON() } : {}),
+      ...(this.counter ? { counter: this.counter.toJSON() } : {}),
+    };
+  }
+
+  /** The window saved by `toState`, or undefined when it no longer fits the profile's type. */
+  static fromState(profile: FeatureProfile, state: WindowState): FeatureWindow | undefined {
+    if ((profile.type === "numerical") !== (state.sketch !== undefined)) return undefined;
+    const window = new FeatureWindow(profile, state.openedAt);
+    if (state.sketch) window.sketch = KllSketch.fromJSON(state.sketch);
+    if (state.counter) window.counter = CategoryCounter.fromJSON(state.counter);
+    window.count = state.count;
+    window.nulls = state.nulls;
+    window.mismatched = state.mismatched;
+    window.firstEventTime = state.firstEventTime ?? Number.POSITIVE_INFINITY;
+    window.lastEventTime = state.lastEventTime ?? Number.NEGATIVE_INFINITY;
+    window.trace = state.trace;
+    return window;
   }
 
   add(value: unknown, eventTime: number): void {
@@ -87,6 +142,20 @@ export class WindowSeries {
   /** Closed windows, oldest first, handed over once. */
   take(): FeatureWindow[] {
     return this.closed.splice(0);
+  }
+
+  toState(): SeriesState {
+    return { current: this.current.toState(), closed: this.closed.map((w) => w.toState()) };
+  }
+
+  /** Continues from saved windows; one that no longer fits the profile is dropped. */
+  restore(state: SeriesState): void {
+    this.current = FeatureWindow.fromState(this.profile, state.current) ?? this.current;
+    this.closed.length = 0;
+    for (const saved of state.closed) {
+      const window = FeatureWindow.fromState(this.profile, saved);
+      if (window) this.closed.push(window);
+    }
   }
 
   private close(now: number): void {

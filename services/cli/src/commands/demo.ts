@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { alertLine } from "@tessera/drift-worker";
 import { parseDefinitionsYaml } from "@tessera/transforms";
 import type { Command } from "commander";
 import { runDemo } from "../demo/run.js";
@@ -108,7 +109,7 @@ export function register(program: Command): void {
           `  served:   ${result.servedFeature ? `${result.servedFeature.entity} ${JSON.stringify(result.servedFeature.values)}` : "nothing yet"}`,
           `  snapshot: ${result.snapshot}`,
           `  profile:  ${result.profile}`,
-          ...firing.map((a) => `  alert:    ${a.severity} ${a.subject}: ${a.message}`),
+          ...firing.map((a) => `  alert:    ${alertLine(a)}`),
         ].join("\n"),
       );
     });

@@ -8,6 +8,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ArchiverHandle, startArchiver } from "@tessera/archiver";
 import {
+  alertLine,
   type DriftAlert,
   type DriftWorkerHandle,
   dashboardPlugin,
@@ -329,9 +330,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
                 name: "demo-console",
                 async send(alert: DriftAlert) {
                   alerts.push(alert);
-                  say(
-                    `  ALERT ${alert.status} ${alert.severity} ${alert.kind} ${alert.subject}: ${alert.message}`,
-                  );
+                  say(`  ALERT ${alertLine(alert)}`);
                 },
               },
             ],
