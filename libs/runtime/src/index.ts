@@ -1,4 +1,10 @@
 export { ConfigError, envName, type JsonSchema, type LoadConfigOptions, loadConfig } from "./config.js";
+export {
+  DefinitionsLoadError,
+  type DefinitionsProblem,
+  definitionsFileTypes,
+  loadDefinitions,
+} from "./definitions.js";
 export { createLogger, type Logger, onShutdown } from "./lifecycle.js";
 export { type OpsOptions, type OpsServer, opsRoutes, type Readiness, startOpsServer } from "./ops.js";
 export {

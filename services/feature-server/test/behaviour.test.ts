@@ -8,6 +8,7 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { loadDefinitions } from "@tessera/runtime";
 import { MemoryOnlineStore, type OnlineStore } from "@tessera/stores";
 import { createSigner } from "fast-jwt";
 import { pino } from "pino";
@@ -15,7 +16,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   type FeatureServerHandle,
   featureServerConfig,
-  loadDefinitions,
   loadFeatureServerConfig,
   loadServiceDefinition,
   type ServedFeaturesRecord,

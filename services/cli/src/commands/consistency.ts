@@ -11,8 +11,10 @@
  * (Chronon's consistency job reports the same family.) Vectors served under another version than
  * the definitions' are counted per view and not compared: their definition is not at hand.
  */
+
 import { writeFile } from "node:fs/promises";
 import { createKafka, SchemaRegistry } from "@tessera/kafka";
+import { loadDefinitions } from "@tessera/runtime";
 import {
   ARCHIVE_COLUMNS,
   isArchiveDir,
@@ -32,7 +34,6 @@ import {
 } from "@tessera/transforms";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
-import { loadDefinitions } from "./validate.js";
 
 /** One served vector, as schemas/avro/served_features.avsc holds it. */
 export interface ServedVector {
