@@ -7,6 +7,7 @@ export {
 } from "./definitions.js";
 export { createLogger, type Logger, onShutdown } from "./lifecycle.js";
 export { type OpsOptions, type OpsServer, opsRoutes, type Readiness, startOpsServer } from "./ops.js";
+export { bool, deepMerge, envList, int, num, obj, str, strings } from "./schema.js";
 export {
   extractTraceContext,
   injectTraceHeaders,
