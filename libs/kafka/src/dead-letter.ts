@@ -7,8 +7,9 @@ import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 import type { Registry } from "prom-client";
 import { kafkaMetrics } from "./metrics.js";
 import { type SchemaRegistry, valueSubject } from "./serde.js";
+import { tesseraTopics } from "./topics.js";
 
-export const defaultDeadLetterTopic = "tessera.dead-letter";
+export const defaultDeadLetterTopic = tesseraTopics.deadLetter;
 
 /** The DeadLetter Avro schema from schemas/avro (the same path from src/ and from dist/). */
 export const deadLetterSchema: object = JSON.parse(

@@ -34,4 +34,5 @@ export {
   schemaIdOf,
   valueSubject,
 } from "./serde.js";
+export { type TesseraTopic, tesseraTopics } from "./topics.js";
 export { avroProblems, parseAvroSchema } from "./validate.js";

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createKafka, ensureTopics, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { createKafka, ensureTopics, SchemaRegistry, tesseraTopics, valueSubject } from "@tessera/kafka";
 import type { Kafka } from "kafkajs";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -161,7 +161,7 @@ export async function archiveAll(
       groupId: configSchemaDefaults.groupId,
       timestampField: "event_time",
       roll: { maxRecords: 2000, maxBytes: 64 << 20, maxAgeMs: 300 },
-      deadLetterTopic: "tessera.dead-letter",
+      deadLetterTopic: tesseraTopics.deadLetter,
       sessionTimeoutMs: 6000,
       ops: { host: "127.0.0.1", port: 0 },
     },

@@ -3,6 +3,8 @@
  * by @tessera/runtime's loadConfig. Connection settings come from the shared variables (REDIS_URL,
  * CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC, KAFKA_BROKERS, SCHEMA_REGISTRY_URL).
  */
+
+import { tesseraTopics } from "@tessera/kafka";
 import {
   bool,
   definitionsFileTypes,
@@ -166,7 +168,7 @@ export const configSchema: JsonSchema = {
     }),
     featureLog: obj({
       sampleRate: num("Share of served vectors logged", 0, 0, { maximum: 1 }),
-      topic: str("Served-features topic", { default: "tessera.served-features" }),
+      topic: str("Served-features topic", { default: tesseraTopics.servedFeatures }),
       maxQueue: int("Pending records before samples are dropped", 10_000, 1),
       flushIntervalMs: int("How often queued records are sent", 200, 1),
     }),

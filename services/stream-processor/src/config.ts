@@ -2,6 +2,8 @@
  * The processor's configuration: a YAML/JSON file plus TESSERA_PROCESSOR_* variables, validated
  * at start (libs/runtime). Connection settings default to the usual environment variables.
  */
+
+import { tesseraTopics } from "@tessera/kafka";
 import {
   bool,
   ConfigError,
@@ -123,8 +125,8 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         ),
       }),
       topics: obj({
-        deadLetter: str("dead-letter topic", { default: "tessera.dead-letter" }),
-        features: str("FeatureUpdate topic", { default: "tessera.features" }),
+        deadLetter: str("dead-letter topic", { default: tesseraTopics.deadLetter }),
+        features: str("FeatureUpdate topic", { default: tesseraTopics.features }),
       }),
       publishFeatures: bool("publish FeatureUpdate records after each flush", true),
       flush: obj({

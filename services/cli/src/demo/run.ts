@@ -15,7 +15,14 @@ import {
   startDriftWorker,
 } from "@tessera/drift-worker";
 import { type FeatureServerHandle, featureServerConfig, startFeatureServer } from "@tessera/feature-server";
-import { createKafka, ensureTopics, MemoryBroker, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  ensureTopics,
+  MemoryBroker,
+  SchemaRegistry,
+  TesseraProducer,
+  tesseraTopics,
+} from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { buildProfile, type ReferenceProfile } from "@tessera/stats";
 import { createOnlineStore, listTableFiles, type OnlineStore, readRows, runSnapshot } from "@tessera/stores";
@@ -56,15 +63,8 @@ export interface DemoResult {
   archiveFiles: number;
 }
 
-const topics = {
-  payments: "payments.transactions",
-  predictions: "tessera.predictions",
-  labels: "tessera.labels",
-  features: "tessera.features",
-  alerts: "tessera.alerts",
-  deadLetter: "tessera.dead-letter",
-  served: "tessera.served-features",
-};
+/** The demo's source topic (examples/demo/features.yaml) beside Tessera's own. */
+const topics = { payments: "payments.transactions", ...tesseraTopics };
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -125,7 +125,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
       topics.features,
       topics.alerts,
       topics.deadLetter,
-      topics.served,
+      topics.servedFeatures,
     ].map((topic) => ({ topic, partitions: 2 })),
   ]);
 
