@@ -4,6 +4,7 @@
  * fraud model's predictions, and a switch that injects drift (a new country, shifted amounts).
  */
 import type { Label, Prediction } from "@tessera/drift-worker";
+import { seededUniform } from "@tessera/stats";
 
 export type { Label, Prediction };
 
@@ -15,18 +16,6 @@ export interface Payment {
   currency: string;
   country: string;
   event_time: number;
-}
-
-/** mulberry32: small, fast, good enough for synthetic data, and the same on every machine. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const homeCountries = [
@@ -74,7 +63,7 @@ export class PaymentsGenerator {
   drift = false;
 
   constructor(readonly options: GeneratorOptions = defaultGeneratorOptions) {
-    this.random = rng(options.seed);
+    this.random = seededUniform(options.seed);
     this.cards = Array.from({ length: options.cards }, (_, i) => ({
       id: `card-${String(i).padStart(4, "0")}`,
       home: this.pick(homeCountries),
