@@ -8,6 +8,7 @@ import type { Registry } from "prom-client";
 import { kafkaMetrics } from "./metrics.js";
 import { type SchemaRegistry, valueSubject } from "./serde.js";
 import { tesseraTopics } from "./topics.js";
+import type { DeadLetterRecord } from "./wire.js";
 
 export const defaultDeadLetterTopic = tesseraTopics.deadLetter;
 
@@ -27,19 +28,6 @@ export interface DeadLetter {
   reason: string;
   /** One line for a human, naming the field where there is one. */
   detail: string;
-}
-
-export interface DeadLetterRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Record<string, Buffer>;
-  reason: string;
-  detail: string;
-  service: string;
-  failed_at: number;
 }
 
 function headerBytes(headers: IHeaders | undefined): Record<string, Buffer> {

@@ -9,7 +9,6 @@ export {
 export {
   type DeadLetter,
   DeadLetterPublisher,
-  type DeadLetterRecord,
   deadLetterOf,
   deadLetterSchema,
   defaultDeadLetterTopic,
@@ -36,3 +35,15 @@ export {
 } from "./serde.js";
 export { type TesseraTopic, tesseraTopics } from "./topics.js";
 export { avroProblems, parseAvroSchema } from "./validate.js";
+export type {
+  AlertKind,
+  AlertStatus,
+  DeadLetterRecord,
+  DriftAlertRecord,
+  FeatureUpdateRecord,
+  LabelRecord,
+  PaymentTransactionRecord,
+  PredictionRecord,
+  ServedFeaturesRecord,
+  Severity,
+} from "./wire.js";

@@ -2,7 +2,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createKafka, ensureTopics, SchemaRegistry, tesseraTopics, valueSubject } from "@tessera/kafka";
+import {
+  createKafka,
+  ensureTopics,
+  type PaymentTransactionRecord,
+  SchemaRegistry,
+  tesseraTopics,
+  valueSubject,
+} from "@tessera/kafka";
 import type { Kafka } from "kafkajs";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -10,15 +17,8 @@ export const paymentSchema = JSON.parse(
   readFileSync(new URL("../../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
 );
 
-export interface Payment {
-  transaction_id: string;
-  card_id: string;
-  merchant_id: string;
-  amount: number;
-  currency: string;
-  country: string;
-  event_time: number;
-}
+/** One event of schemas/avro/payment_transaction.avsc. */
+export type Payment = PaymentTransactionRecord;
 
 /** Deterministic events over `hours` hours from t0, slightly out of order, `cards` entities. */
 export function payments(

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { TesseraProducer } from "@tessera/kafka";
+import { type ServedFeaturesRecord, TesseraProducer } from "@tessera/kafka";
 import { ConfigError, createLogger, type Logger, loadDefinitions } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
@@ -13,7 +13,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { type ApiKeyEntry, Authenticator, readKeysFile } from "./auth.js";
 import { Catalog } from "./catalog.js";
 import type { FeatureServerConfig } from "./config.js";
-import { FeatureLogger, type FeatureLogSink, type ServedFeaturesRecord } from "./feature-log.js";
+import { FeatureLogger, type FeatureLogSink } from "./feature-log.js";
 import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp, frameworkErrors } from "./http.js";
 import { jwtVerifier } from "./jwt.js";
@@ -31,7 +31,7 @@ export {
   loadFeatureServerConfig,
 } from "./config.js";
 export { ServeError, type ServeErrorKind } from "./errors.js";
-export type { FeatureLogSink, ServedFeaturesRecord } from "./feature-log.js";
+export type { FeatureLogSink } from "./feature-log.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";

@@ -8,6 +8,7 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import type { ServedFeaturesRecord } from "@tessera/kafka";
 import { loadDefinitions } from "@tessera/runtime";
 import { MemoryOnlineStore, type OnlineStore } from "@tessera/stores";
 import { createSigner } from "fast-jwt";
@@ -18,7 +19,6 @@ import {
   featureServerConfig,
   loadFeatureServerConfig,
   loadServiceDefinition,
-  type ServedFeaturesRecord,
   startFeatureServer,
 } from "../src/index.js";
 import { apiKeys, DEFINITIONS_YAML, definitions, events, KEYS, writeTiles } from "./fixtures.js";

@@ -18,6 +18,7 @@ import { type FeatureServerHandle, featureServerConfig, startFeatureServer } fro
 import {
   createKafka,
   ensureTopics,
+  type LabelRecord,
   MemoryBroker,
   SchemaRegistry,
   TesseraProducer,
@@ -29,7 +30,7 @@ import { createOnlineStore, listTableFiles, type OnlineStore, readRows, runSnaps
 import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
 import type { Definitions } from "@tessera/transforms";
 import type { Kafka } from "kafkajs";
-import { defaultGeneratorOptions, type Label, MODEL, PaymentsGenerator } from "./generator.js";
+import { defaultGeneratorOptions, MODEL, PaymentsGenerator } from "./generator.js";
 import { readSchema } from "./schemas.js";
 
 export interface DemoOptions {
@@ -247,7 +248,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
     const referenceEnd = start + total * 0.35;
     const driftAt =
       start + (options.driftAfterSeconds !== undefined ? options.driftAfterSeconds * 1000 : total * 0.6);
-    const pendingLabels: Label[] = [];
+    const pendingLabels: LabelRecord[] = [];
     const referencePredictions: Array<Record<string, unknown>> = [];
     let driftInjectedAt: number | null = null;
     let phase: "reference" | "steady" | "drift" = "reference";
