@@ -12,7 +12,13 @@ export {
   type OpState,
   QUANTILE_ACCURACY,
 } from "./aggregators/index.js";
-export { columnInputs, type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
+export {
+  columnInputs,
+  type EventColumns,
+  pointInTime,
+  pointInTimeAsIngested,
+  pointInTimeColumns,
+} from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
 export type {

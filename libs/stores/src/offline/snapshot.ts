@@ -5,13 +5,14 @@ import {
   type Op,
   type PreparedEvent,
   parseTimestamp,
+  pointInTimeAsIngested,
   pointInTimeColumns,
   type Row,
   type View,
   type ViewRuntime,
   viewRuntime,
 } from "@tessera/transforms";
-import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles, pointInTimeAsIngested } from "./archive.js";
+import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles } from "./archive.js";
 import { TableReadError } from "./errors.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -40,7 +41,7 @@ export interface SnapshotOptions {
   fullNames?: boolean;
   /**
    * "event" (default): windows over event time. "ingestion": what serving could have seen, from the
-   * archive's append-time column (see pointInTimeAsIngested in archive.ts).
+   * archive's append-time column (see pointInTimeAsIngested in @tessera/transforms).
    */
   asOf?: "event" | "ingestion";
   /** Read only some partitions of an archive (a partition-aligned shard; see PartitionShard). */
