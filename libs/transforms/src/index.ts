@@ -54,6 +54,13 @@ export {
   viewRuntime,
 } from "./events.js";
 export {
+  EventColumnsBuilder,
+  EventRowError,
+  pointInTimeSpine,
+  type SpineEvents,
+  type SpineRows,
+} from "./snapshot.js";
+export {
   encodeTileState,
   type FeatureLayout,
   FORMAT_VERSION,
