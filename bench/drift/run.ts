@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { CategoryCounter, categoricalChiSquared, KllSketch, ks2samp, psi } from "@tessera/stats";
+import { CategoryCounter, categoricalChiSquared, KllSketch, ks2samp, mulberry32, psi } from "@tessera/stats";
 
 const runsFlag = process.argv.indexOf("--runs");
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 7;
@@ -25,14 +25,8 @@ const python = join(root, "test/oracles/scipy/.venv/bin/python");
 
 /** Seeded normal values (mulberry32 + Box–Muller), so every run measures the same data. */
 function normals(seed: number, n: number, shift = 0): Float64Array {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 2 ** 32;
-  };
+  const draw = mulberry32(seed);
+  const uniform = () => (draw() + 0.5) / 2 ** 32; // never 0: log(0) is -∞
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++)
     out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()) + shift;

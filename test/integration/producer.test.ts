@@ -8,6 +8,7 @@ import {
   BrokerUnavailableError,
   createKafka,
   ensureTopics,
+  type PaymentTransactionRecord,
   SchemaRegistry,
   SchemaRegistryError,
   SchemaValidationError,
@@ -21,15 +22,7 @@ const paymentSchema = JSON.parse(
   readFileSync(new URL("../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
 );
 
-interface Payment {
-  transaction_id: string;
-  card_id: string;
-  merchant_id: string;
-  amount: number;
-  currency: string;
-  country: string;
-  event_time: number;
-}
+type Payment = PaymentTransactionRecord;
 
 const payment = (i: number): Payment => ({
   transaction_id: `t-${i}`,

@@ -7,8 +7,10 @@ import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 import type { Registry } from "prom-client";
 import { kafkaMetrics } from "./metrics.js";
 import { type SchemaRegistry, valueSubject } from "./serde.js";
+import { tesseraTopics } from "./topics.js";
+import type { DeadLetterRecord } from "./wire.js";
 
-export const defaultDeadLetterTopic = "tessera.dead-letter";
+export const defaultDeadLetterTopic = tesseraTopics.deadLetter;
 
 /** The DeadLetter Avro schema from schemas/avro (the same path from src/ and from dist/). */
 export const deadLetterSchema: object = JSON.parse(
@@ -26,19 +28,6 @@ export interface DeadLetter {
   reason: string;
   /** One line for a human, naming the field where there is one. */
   detail: string;
-}
-
-export interface DeadLetterRecord {
-  topic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Record<string, Buffer>;
-  reason: string;
-  detail: string;
-  service: string;
-  failed_at: number;
 }
 
 function headerBytes(headers: IHeaders | undefined): Record<string, Buffer> {

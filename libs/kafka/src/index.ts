@@ -9,7 +9,6 @@ export {
 export {
   type DeadLetter,
   DeadLetterPublisher,
-  type DeadLetterRecord,
   deadLetterOf,
   deadLetterSchema,
   defaultDeadLetterTopic,
@@ -34,4 +33,17 @@ export {
   schemaIdOf,
   valueSubject,
 } from "./serde.js";
+export { type TesseraTopic, tesseraTopics } from "./topics.js";
 export { avroProblems, parseAvroSchema } from "./validate.js";
+export type {
+  AlertKind,
+  AlertStatus,
+  DeadLetterRecord,
+  DriftAlertRecord,
+  FeatureUpdateRecord,
+  LabelRecord,
+  PaymentTransactionRecord,
+  PredictionRecord,
+  ServedFeaturesRecord,
+  Severity,
+} from "./wire.js";

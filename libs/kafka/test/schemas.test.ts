@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import avro from "avsc";
 import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
+import { tesseraTopics } from "../src/topics.js";
 
 const schemasDir = fileURLToPath(new URL("../../../schemas/", import.meta.url));
 const avsc = readdirSync(`${schemasDir}avro`).filter((f) => f.endsWith(".avsc"));
@@ -63,5 +64,14 @@ describe("protobuf schemas", () => {
       throw new Error(`protoc rejected ${file}:\n${e.stderr}`);
     }
     expect(output).toBe("");
+  });
+});
+
+describe("topic names", () => {
+  it("every Tessera topic default is mapped to a schema in schemas/topics.json, and nothing else is", () => {
+    const mapped = JSON.parse(readFileSync(`${schemasDir}topics.json`, "utf8")) as Record<string, string>;
+    const tessera = Object.keys(mapped).filter((topic) => topic.startsWith("tessera."));
+    expect(Object.values(tesseraTopics).sort()).toEqual(tessera.sort());
+    for (const topic of tessera) expect(avsc).toContain(mapped[topic]!.replace("avro/", ""));
   });
 });

@@ -5,5 +5,6 @@ export * from "./frequent.js";
 export * from "./kll.js";
 export * from "./ks.js";
 export * from "./profile.js";
+export * from "./random.js";
 export * from "./special.js";
 export * from "./wasserstein.js";

@@ -1,4 +1,5 @@
 import { type KsResult, ksPValue } from "./ks.js";
+import { Mulberry32 } from "./random.js";
 
 /**
  * Default accuracy parameter. Measured (libs/stats/test/sketch.test.ts): with k = 1024 the worst
@@ -36,7 +37,7 @@ export class KllSketch {
   private size = 0;
   /** Σ capacities, cached: it only changes when a level is added. */
   private limit = 0;
-  private state: number;
+  private readonly random: Mulberry32;
   n = 0;
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
@@ -45,7 +46,7 @@ export class KllSketch {
     if (!(Number.isInteger(k) && k >= MIN_CAPACITY))
       throw new RangeError(`KLL k must be an integer ≥ 8, got ${k}`);
     this.k = k;
-    this.state = seed >>> 0;
+    this.random = new Mulberry32(seed);
     this.limit = this.capacityTotal();
   }
 
@@ -132,7 +133,7 @@ export class KllSketch {
       min: this.n ? this.min : 0,
       max: this.n ? this.max : 0,
       levels: this.levels.map((items) => [...items]),
-      seed: this.state,
+      seed: this.random.state,
     };
   }
 
@@ -186,13 +187,9 @@ export class KllSketch {
     }
   }
 
-  /** One random bit from a mulberry32 stream (deterministic per seed, so runs reproduce). */
+  /** One random bit (deterministic per seed, so runs reproduce). */
   private nextBit(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) & 1;
+    return this.random.uint32() & 1;
   }
 }
 

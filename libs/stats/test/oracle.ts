@@ -1,5 +1,9 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+// mulberry32 is the 32-bit generator the oracle script also implements.
+import { mulberry32 } from "../src/random.js";
+
+export { mulberry32 };
 
 /** A replayable sample, generated identically by test/oracles/scipy/generate.py. */
 export interface SampleSpec {
@@ -8,18 +12,6 @@ export interface SampleSpec {
   scale: number;
   shift: number;
   grid: number;
-}
-
-/** mulberry32: the 32-bit generator the oracle script also implements. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }
 
 /** Same arithmetic as `sample()` in generate.py; every step is exact in binary64. */

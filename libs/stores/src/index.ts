@@ -10,7 +10,6 @@ export {
   HOUR_MS,
   isArchiveDir,
   listArchive,
-  pointInTimeAsIngested,
   readTopicInfo,
   spineEventRange,
   TOPIC_INFO,

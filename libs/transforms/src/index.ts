@@ -12,7 +12,13 @@ export {
   type OpState,
   QUANTILE_ACCURACY,
 } from "./aggregators/index.js";
-export { columnInputs, type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
+export {
+  columnInputs,
+  type EventColumns,
+  pointInTime,
+  pointInTimeAsIngested,
+  pointInTimeColumns,
+} from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
 export type {
@@ -47,6 +53,13 @@ export {
   type ViewRuntime,
   viewRuntime,
 } from "./events.js";
+export {
+  EventColumnsBuilder,
+  EventRowError,
+  pointInTimeSpine,
+  type SpineEvents,
+  type SpineRows,
+} from "./snapshot.js";
 export {
   encodeTileState,
   type FeatureLayout,

@@ -1,3 +1,4 @@
+import { tesseraTopics } from "@tessera/kafka";
 import type { JsonSchema } from "@tessera/runtime";
 
 export interface ArchiverConfig {
@@ -41,7 +42,7 @@ export const configSchema: JsonSchema = {
         maxAgeMs: { type: "integer", minimum: 10, default: 60_000 },
       },
     },
-    deadLetterTopic: { type: "string", minLength: 1, default: "tessera.dead-letter" },
+    deadLetterTopic: { type: "string", minLength: 1, default: tesseraTopics.deadLetter },
     sessionTimeoutMs: { type: "integer", minimum: 1000, default: 30_000 },
     ops: {
       type: "object",

@@ -2,7 +2,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createKafka, ensureTopics, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import {
+  createKafka,
+  ensureTopics,
+  type PaymentTransactionRecord,
+  SchemaRegistry,
+  tesseraTopics,
+  valueSubject,
+} from "@tessera/kafka";
 import type { Kafka } from "kafkajs";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -10,15 +17,8 @@ export const paymentSchema = JSON.parse(
   readFileSync(new URL("../../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
 );
 
-export interface Payment {
-  transaction_id: string;
-  card_id: string;
-  merchant_id: string;
-  amount: number;
-  currency: string;
-  country: string;
-  event_time: number;
-}
+/** One event of schemas/avro/payment_transaction.avsc. */
+export type Payment = PaymentTransactionRecord;
 
 /** Deterministic events over `hours` hours from t0, slightly out of order, `cards` entities. */
 export function payments(
@@ -161,7 +161,7 @@ export async function archiveAll(
       groupId: configSchemaDefaults.groupId,
       timestampField: "event_time",
       roll: { maxRecords: 2000, maxBytes: 64 << 20, maxAgeMs: 300 },
-      deadLetterTopic: "tessera.dead-letter",
+      deadLetterTopic: tesseraTopics.deadLetter,
       sessionTimeoutMs: 6000,
       ops: { host: "127.0.0.1", port: 0 },
     },

@@ -12,7 +12,6 @@ import {
   joinLocation,
   listArchive,
   MemoryOnlineStore,
-  pointInTimeAsIngested,
   readObject,
   readRows,
   readTopicInfo,
@@ -20,7 +19,12 @@ import {
   spineEventRange,
   writeRows,
 } from "@tessera/stores";
-import { parseDefinitionsYaml, validateDefinitions, viewRuntime } from "@tessera/transforms";
+import {
+  parseDefinitionsYaml,
+  pointInTimeAsIngested,
+  validateDefinitions,
+  viewRuntime,
+} from "@tessera/transforms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusters, kafkaBrokers, newBucket, services, uniqueName } from "../../../test/support/index.js";
 import { runBackfill } from "../../cli/src/commands/backfill.js";

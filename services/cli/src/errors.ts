@@ -1,3 +1,5 @@
+import type { DefinitionsProblem } from "@tessera/runtime";
+
 /** Exit codes, documented in the README: scripts can tell bad input from a broken environment. */
 export const exitCodes = {
   ok: 0,
@@ -11,6 +13,13 @@ export const exitCodes = {
   unavailable: 4,
   internal: 70,
 } as const;
+
+/** How each definitions problem exits (docs/definitions.md: invalid 1, usage 2, unreadable 3). */
+export const definitionsExitCodes: Record<DefinitionsProblem, number> = {
+  invalid: exitCodes.failed,
+  usage: exitCodes.usage,
+  unreadable: exitCodes.input,
+};
 
 /** An error the user can act on: printed as one line, no stack trace. */
 export class CliError extends Error {

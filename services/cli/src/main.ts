@@ -1,6 +1,7 @@
+import { DefinitionsLoadError } from "@tessera/runtime";
 import { Command, CommanderError } from "commander";
 import { commands } from "./commands/index.js";
-import { CliError, exitCodes } from "./errors.js";
+import { CliError, definitionsExitCodes, exitCodes } from "./errors.js";
 import { documentCommands } from "./help.js";
 
 const program = new Command()
@@ -19,6 +20,10 @@ try {
   if (error instanceof CliError) {
     console.error(`tessera: ${error.message}`);
     process.exit(error.exitCode);
+  }
+  if (error instanceof DefinitionsLoadError) {
+    console.error(`tessera: ${error.message}`);
+    process.exit(definitionsExitCodes[error.problem]);
   }
   console.error(error);
   process.exit(exitCodes.internal);

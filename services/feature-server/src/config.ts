@@ -3,12 +3,25 @@
  * by @tessera/runtime's loadConfig. Connection settings come from the shared variables (REDIS_URL,
  * CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC, KAFKA_BROKERS, SCHEMA_REGISTRY_URL).
  */
-import { type JsonSchema, loadConfig, type TracingConfig, tracingConfigSchema } from "@tessera/runtime";
+
+import { tesseraTopics } from "@tessera/kafka";
+import {
+  bool,
+  definitionsFileTypes,
+  int,
+  type JsonSchema,
+  loadConfig,
+  num,
+  obj,
+  str,
+  type TracingConfig,
+  tracingConfigSchema,
+} from "@tessera/runtime";
 
 export type Fallback = "error" | "stale";
 
 export interface FeatureServerConfig {
-  /** Feature definitions: YAML, or a TypeScript/JavaScript module (default export). Not needed when
+  /** Feature definitions: YAML/JSON, or a TypeScript/JavaScript module (default export). Not needed when
    * the caller passes `definitions` to startFeatureServer. */
   definitions?: string;
   http: { host: string; port: number };
@@ -90,37 +103,21 @@ export interface FeatureServerConfig {
   tracing: TracingConfig;
 }
 
-const str = (description: string, extra: JsonSchema = {}): JsonSchema => ({
-  type: "string",
-  description,
-  ...extra,
-});
-const int = (fallback: number, description: string, minimum = 0): JsonSchema => ({
-  type: "integer",
-  minimum,
-  default: fallback,
-  description,
-});
-const obj = (properties: Record<string, JsonSchema>): JsonSchema => ({
-  type: "object",
-  additionalProperties: false,
-  default: {},
-  properties,
-});
-
 export const configSchema: JsonSchema = {
   type: "object",
   additionalProperties: false,
   properties: {
-    definitions: str("Path of the feature definitions (.yaml, .yml, .ts, .js)", { minLength: 1 }),
+    definitions: str(`Path of the feature definitions (${definitionsFileTypes.join(", ")})`, {
+      minLength: 1,
+    }),
     http: obj({
       host: str("HTTP bind address", { default: "127.0.0.1" }),
-      port: int(8080, "HTTP port (0: any free port)"),
+      port: int("HTTP port (0: any free port)", 8080),
     }),
     grpc: obj({
-      enabled: { type: "boolean", default: true },
+      enabled: bool("serve gRPC", true),
       host: str("gRPC bind address", { default: "127.0.0.1" }),
-      port: int(50051, "gRPC port (0: any free port)"),
+      port: int("gRPC port (0: any free port)", 50051),
     }),
     tls: obj({ certFile: str("PEM certificate chain"), keyFile: str("PEM private key") }),
     store: obj({
@@ -134,41 +131,46 @@ export const configSchema: JsonSchema = {
       jwtPublicKeyFile: str("PEM public key for JWTs: RSA (RS256) or EC P-256 (ES256)"),
       jwtIssuer: str("Required JWT issuer"),
       jwtAudience: str("Required JWT audience"),
-      jwtMaxLifetimeSeconds: int(3600, "Longest JWT lifetime accepted", 1),
-      allowAnonymous: { type: "boolean", default: false },
+      jwtMaxLifetimeSeconds: int("Longest JWT lifetime accepted", 3600, 1),
+      allowAnonymous: bool("serve without credentials (local demo only)", false),
     }),
     limits: obj({
-      maxRequestBytes: int(1_048_576, "Largest HTTP body or gRPC message", 1),
-      maxEntities: int(1000, "Entity ids per request", 1),
-      maxFeatures: int(500, "Feature references per request", 1),
-      maxContextDepth: int(16, "Nesting of lists/objects in the request context", 1),
-      ratePerSecond: int(1000, "Requests per second per key", 1),
-      burst: int(2000, "Requests a key may make at once", 1),
-      authFailuresPerSecond: { type: "number", exclusiveMinimum: 0, default: 1 },
-      authFailureBurst: int(20, "Failed authentications an address may make at once", 1),
+      maxRequestBytes: int("Largest HTTP body or gRPC message", 1_048_576, 1),
+      maxEntities: int("Entity ids per request", 1000, 1),
+      maxFeatures: int("Feature references per request", 500, 1),
+      maxContextDepth: int("Nesting of lists/objects in the request context", 16, 1),
+      ratePerSecond: int("Requests per second per key", 1000, 1),
+      burst: int("Requests a key may make at once", 2000, 1),
+      authFailuresPerSecond: {
+        type: "number",
+        exclusiveMinimum: 0,
+        default: 1,
+        description: "Failed authentications per second an address regains",
+      },
+      authFailureBurst: int("Failed authentications an address may make at once", 20, 1),
     }),
     memory: obj({
-      planCacheBytes: int(4 * 1024 * 1024, "Resolved feature lists kept", 0),
-      lastKnownBytes: int(64 * 1024 * 1024, "Last known tiles for the stale fallback", 0),
-      rateLimitBytes: int(16 * 1024 * 1024, "Rate-limit buckets", 1024),
+      planCacheBytes: int("Resolved feature lists kept", 4 * 1024 * 1024, 0),
+      lastKnownBytes: int("Last known tiles for the stale fallback", 64 * 1024 * 1024, 0),
+      rateLimitBytes: int("Rate-limit buckets", 16 * 1024 * 1024, 1024),
     }),
     reliability: obj({
-      storeTimeoutMs: int(250, "Bound on one store read", 1),
-      breakerFailures: int(5, "Consecutive failures that open the circuit", 1),
-      breakerCooldownMs: int(2000, "How long the circuit stays open", 1),
+      storeTimeoutMs: int("Bound on one store read", 250, 1),
+      breakerFailures: int("Consecutive failures that open the circuit", 5, 1),
+      breakerCooldownMs: int("How long the circuit stays open", 2000, 1),
       fallback: { type: "string", enum: ["error", "stale"], default: "error" },
-      startRetryMaxMs: int(5000, "Longest wait between start-up store retries", 1),
-      maxEventLoopDelayMs: int(200, "Shed load above this event-loop delay (0: off)"),
-      maxHeapUsedBytes: int(0, "Shed load above this heap size (0: off)"),
-      maxGrpcInFlight: int(512, "gRPC calls in progress before new ones are shed", 1),
-      retryAfterSeconds: int(1, "Retry-After on 503", 1),
-      drainTimeoutMs: int(10_000, "Graceful shutdown bound", 0),
+      startRetryMaxMs: int("Longest wait between start-up store retries", 5000, 1),
+      maxEventLoopDelayMs: int("Shed load above this event-loop delay (0: off)", 200),
+      maxHeapUsedBytes: int("Shed load above this heap size (0: off)", 0),
+      maxGrpcInFlight: int("gRPC calls in progress before new ones are shed", 512, 1),
+      retryAfterSeconds: int("Retry-After on 503", 1, 1),
+      drainTimeoutMs: int("Graceful shutdown bound", 10_000, 0),
     }),
     featureLog: obj({
-      sampleRate: { type: "number", minimum: 0, maximum: 1, default: 0 },
-      topic: str("Served-features topic", { default: "tessera.served-features" }),
-      maxQueue: int(10_000, "Pending records before samples are dropped", 1),
-      flushIntervalMs: int(200, "How often queued records are sent", 1),
+      sampleRate: num("Share of served vectors logged", 0, 0, { maximum: 1 }),
+      topic: str("Served-features topic", { default: tesseraTopics.servedFeatures }),
+      maxQueue: int("Pending records before samples are dropped", 10_000, 1),
+      flushIntervalMs: int("How often queued records are sent", 200, 1),
     }),
     tracing: tracingConfigSchema,
   },

@@ -4,20 +4,10 @@
  * queue; a timer sends them in batches, and a full queue drops (and counts) new samples.
  */
 import { randomUUID } from "node:crypto";
+import type { ServedFeaturesRecord } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureResponse } from "./serve.js";
-
-/** One record of schemas/avro/served_features.avsc. */
-export interface ServedFeaturesRecord {
-  request_id: string;
-  view: string;
-  version: string;
-  entity: string;
-  as_of: number;
-  values: Record<string, null | number | string | (null | number | string)[]>;
-  served_at: number;
-}
 
 /** Where records go: the Kafka topic in production (see main.ts), anything else in-process. */
 export interface FeatureLogSink {

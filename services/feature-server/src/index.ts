@@ -4,8 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { TesseraProducer } from "@tessera/kafka";
-import { ConfigError, createLogger, type Logger } from "@tessera/runtime";
+import { type ServedFeaturesRecord, TesseraProducer } from "@tessera/kafka";
+import { ConfigError, createLogger, type Logger, loadDefinitions } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from "fastify";
@@ -13,8 +13,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { type ApiKeyEntry, Authenticator, readKeysFile } from "./auth.js";
 import { Catalog } from "./catalog.js";
 import type { FeatureServerConfig } from "./config.js";
-import { loadDefinitions } from "./definitions.js";
-import { FeatureLogger, type FeatureLogSink, type ServedFeaturesRecord } from "./feature-log.js";
+import { FeatureLogger, type FeatureLogSink } from "./feature-log.js";
 import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp, frameworkErrors } from "./http.js";
 import { jwtVerifier } from "./jwt.js";
@@ -31,9 +30,8 @@ export {
   featureServerConfig,
   loadFeatureServerConfig,
 } from "./config.js";
-export { loadDefinitions } from "./definitions.js";
 export { ServeError, type ServeErrorKind } from "./errors.js";
-export type { FeatureLogSink, ServedFeaturesRecord } from "./feature-log.js";
+export type { FeatureLogSink } from "./feature-log.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";
@@ -141,7 +139,9 @@ export async function startFeatureServer(
   let definitions = deps.definitions;
   if (!definitions) {
     if (!config.definitions) {
-      throw new ConfigError(["definitions: is required (a .yaml or .ts file), unless passed in-process"]);
+      throw new ConfigError([
+        "definitions: is required (a .yaml, .json, .ts or .js file), unless passed in-process",
+      ]);
     }
     definitions = await loadDefinitions(config.definitions);
   }

@@ -6,8 +6,7 @@
  * /readyz says not ready. SIGTERM/SIGINT drain in-flight requests before exiting.
  */
 import { parseArgs } from "node:util";
-import { ConfigError, createLogger, onShutdown, setupTracing } from "@tessera/runtime";
-import { DefinitionError } from "@tessera/transforms";
+import { ConfigError, createLogger, DefinitionsLoadError, onShutdown, setupTracing } from "@tessera/runtime";
 import { type FeatureServerConfig, hashKey, loadFeatureServerConfig, startFeatureServer } from "./index.js";
 
 const logger = createLogger("feature-server");
@@ -33,7 +32,7 @@ async function main(): Promise<void> {
   const cannotStart = (error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`feature-server: cannot start: ${message}`);
-    process.exit(error instanceof DefinitionError || error instanceof ConfigError ? 2 : 1);
+    process.exit(error instanceof DefinitionsLoadError || error instanceof ConfigError ? 2 : 1);
   };
   // Before the server starts: its request hooks are installed only when tracing is on.
   const tracing = await setupTracing(config.tracing, { serviceName: "tessera-feature-server" });

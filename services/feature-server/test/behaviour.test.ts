@@ -8,6 +8,8 @@ import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import type { ServedFeaturesRecord } from "@tessera/kafka";
+import { loadDefinitions } from "@tessera/runtime";
 import { MemoryOnlineStore, type OnlineStore } from "@tessera/stores";
 import { createSigner } from "fast-jwt";
 import { pino } from "pino";
@@ -15,10 +17,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   type FeatureServerHandle,
   featureServerConfig,
-  loadDefinitions,
   loadFeatureServerConfig,
   loadServiceDefinition,
-  type ServedFeaturesRecord,
   startFeatureServer,
 } from "../src/index.js";
 import { apiKeys, DEFINITIONS_YAML, definitions, events, KEYS, writeTiles } from "./fixtures.js";

@@ -3,6 +3,7 @@
  * incremental evaluator and written through the online store (as the stream processor does), and
  * the batch evaluator's values as the oracle.
  */
+import { seededUniform } from "@tessera/stats";
 import type { OnlineStore, StateWrite } from "@tessera/stores";
 import {
   type Definitions,
@@ -51,18 +52,6 @@ export interface Event {
   country: string;
 }
 
-/** A small deterministic PRNG, so failures reproduce. */
-export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` events over the last `spanMs` before `now`, on `cards` cards and 5 merchants. */
 export function events(
   now: number,
@@ -71,7 +60,7 @@ export function events(
   spanMs = 20 * 3_600_000,
   seed = 7,
 ): Event[] {
-  const rnd = random(seed);
+  const rnd = seededUniform(seed); // seeded, so failures reproduce
   const countries = ["US", "FR", "DE", "BR", "JP"];
   return Array.from({ length: count }, () => ({
     card_id: `card-${Math.floor(rnd() * cards)}`,

@@ -4,7 +4,13 @@
  * same job per record through promises, which costs more than the rest of the pipeline together.
  */
 import { readFileSync } from "node:fs";
-import { parseAvroSchema, type SchemaRegistry, schemaIdOf, valueSubject } from "@tessera/kafka";
+import {
+  type FeatureUpdateRecord,
+  parseAvroSchema,
+  type SchemaRegistry,
+  schemaIdOf,
+  valueSubject,
+} from "@tessera/kafka";
 import type { FeatureValue, Row, View } from "@tessera/transforms";
 
 /** Why a record went to the dead-letter topic: the `reason` field and the metric label. */
@@ -129,17 +135,9 @@ const featureUpdateSchema = readFileSync(
   "utf8",
 );
 
-export interface FeatureUpdate {
-  view: string;
-  version: string;
-  entity: string;
-  event_time: number;
-  computed_at: number;
-  values: Record<string, AvroFeatureValue>;
-}
-
-type AvroScalar = number | string | null;
-type AvroFeatureValue = AvroScalar | AvroScalar[];
+/** A value of feature_update.avsc's `values` map. */
+type AvroFeatureValue = FeatureUpdateRecord["values"][string];
+type AvroScalar = Exclude<AvroFeatureValue, unknown[]>;
 
 /** The value union of feature_update.avsc has null, double, string and arrays of those. */
 function scalar(value: unknown): AvroScalar {
@@ -169,7 +167,7 @@ export class FeatureUpdateEncoder {
     this.header.writeInt32BE(id, 1);
   }
 
-  encode(update: FeatureUpdate): Buffer {
+  encode(update: FeatureUpdateRecord): Buffer {
     if (!this.header) throw new Error("FeatureUpdateEncoder.register() was not called");
     return Buffer.concat([this.header, this.type.toBuffer(update)]);
   }

@@ -2,10 +2,18 @@
  * The processor's configuration: a YAML/JSON file plus TESSERA_PROCESSOR_* variables, validated
  * at start (libs/runtime). Connection settings default to the usual environment variables.
  */
+
+import { tesseraTopics } from "@tessera/kafka";
 import {
+  bool,
   ConfigError,
+  envList,
+  int,
   type JsonSchema,
   loadConfig,
+  obj,
+  str,
+  strings,
   type TracingConfig,
   tracingConfigSchema,
 } from "@tessera/runtime";
@@ -71,119 +79,71 @@ export interface ProcessorConfig {
 }
 
 const env = process.env;
-const list = (value: string | undefined) => (value ? value.split(",").map((s) => s.trim()) : undefined);
 
 /** The JSON Schema of the config; defaults come from the environment the process was started in. */
 export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
-  const str = (description: string, dflt?: string): JsonSchema =>
-    dflt === undefined
-      ? { type: "string", minLength: 1, description }
-      : { type: "string", description, default: dflt };
-  const int = (description: string, dflt: number, minimum = 1): JsonSchema => ({
-    type: "integer",
-    minimum,
-    default: dflt,
-    description,
-  });
-  const strings = (description: string, dflt?: string[]): JsonSchema => ({
-    type: "array",
-    items: { type: "string", minLength: 1 },
-    description,
-    ...(dflt ? { default: dflt } : {}),
-  });
   return {
     type: "object",
     additionalProperties: false,
     required: ["name", "definitions"],
     properties: {
       name: { type: "string", pattern: "^[A-Za-z0-9._-]+$", description: "consumer group suffix" },
-      definitions: str("feature definitions file"),
+      definitions: str("feature definitions file", { minLength: 1 }),
       views: strings("views to run (empty: all)", []),
-      kafka: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: {
-          brokers: strings(
-            "Kafka brokers host:port",
-            list(environment["KAFKA_BROKERS"]) ?? ["127.0.0.1:9092"],
-          ),
-          schemaRegistryUrl: str(
-            "schema registry URL",
-            environment["SCHEMA_REGISTRY_URL"] ?? "http://127.0.0.1:8081",
-          ),
-          clientId: str("Kafka client id", "tessera-processor"),
-          sessionTimeoutMs: int("consumer group session timeout (ms)", 30_000),
-          heartbeatIntervalMs: int("consumer heartbeat interval (ms)", 3000),
-          rebalanceTimeoutMs: int("consumer group rebalance timeout (ms)", 60_000),
-          maxBytesPerPartition: int("most bytes fetched per partition at once", 4 * 1024 * 1024),
-        },
-      },
-      store: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: {
-          kind: { type: "string", enum: ["redis", "cassandra", "memory"], default: "redis" },
-          redisUrl: str("Redis URL", environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"),
-          redisCluster: strings("Redis Cluster seed nodes host:port (empty: a single server)", []),
-          redisReplicaAcks: int("replicas that must acknowledge each flush (Redis WAIT)", 0, 0),
-          cassandraContactPoints: strings(
-            "Cassandra contact points",
-            list(environment["CASSANDRA_CONTACT_POINTS"]) ?? ["127.0.0.1:9042"],
-          ),
-          cassandraLocalDc: str(
-            "Cassandra local data centre",
-            environment["CASSANDRA_LOCAL_DC"] ?? "datacenter1",
-          ),
-          keyspace: str("Cassandra keyspace", "tessera"),
-          keyPrefix: str("Redis key prefix", "tessera:"),
-          timeoutMs: int(
-            "store call timeout (ms); a flush is one atomic write, so allow for a large one",
-            5000,
-          ),
-        },
-      },
-      topics: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: {
-          deadLetter: str("dead-letter topic", "tessera.dead-letter"),
-          features: str("FeatureUpdate topic", "tessera.features"),
-        },
-      },
-      publishFeatures: { type: "boolean", default: true },
-      flush: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: {
-          maxEvents: int("flush after this many applied events", 50_000),
-          maxTiles: int("most tile writes one flush may hold", 200_000),
-          maxDelayMs: int("flush at least this often while events arrive (ms)", 200),
-        },
-      },
+      kafka: obj({
+        brokers: strings(
+          "Kafka brokers host:port",
+          envList(environment["KAFKA_BROKERS"]) ?? ["127.0.0.1:9092"],
+        ),
+        schemaRegistryUrl: str("schema registry URL", {
+          default: environment["SCHEMA_REGISTRY_URL"] ?? "http://127.0.0.1:8081",
+        }),
+        clientId: str("Kafka client id", { default: "tessera-processor" }),
+        sessionTimeoutMs: int("consumer group session timeout (ms)", 30_000, 1),
+        heartbeatIntervalMs: int("consumer heartbeat interval (ms)", 3000, 1),
+        rebalanceTimeoutMs: int("consumer group rebalance timeout (ms)", 60_000, 1),
+        maxBytesPerPartition: int("most bytes fetched per partition at once", 4 * 1024 * 1024, 1),
+      }),
+      store: obj({
+        kind: { type: "string", enum: ["redis", "cassandra", "memory"], default: "redis" },
+        redisUrl: str("Redis URL", { default: environment["REDIS_URL"] ?? "redis://127.0.0.1:6379" }),
+        redisCluster: strings("Redis Cluster seed nodes host:port (empty: a single server)", []),
+        redisReplicaAcks: int("replicas that must acknowledge each flush (Redis WAIT)", 0, 0),
+        cassandraContactPoints: strings(
+          "Cassandra contact points",
+          envList(environment["CASSANDRA_CONTACT_POINTS"]) ?? ["127.0.0.1:9042"],
+        ),
+        cassandraLocalDc: str("Cassandra local data centre", {
+          default: environment["CASSANDRA_LOCAL_DC"] ?? "datacenter1",
+        }),
+        keyspace: str("Cassandra keyspace", { default: "tessera" }),
+        keyPrefix: str("Redis key prefix", { default: "tessera:" }),
+        timeoutMs: int(
+          "store call timeout (ms); a flush is one atomic write, so allow for a large one",
+          5000,
+          1,
+        ),
+      }),
+      topics: obj({
+        deadLetter: str("dead-letter topic", { default: tesseraTopics.deadLetter }),
+        features: str("FeatureUpdate topic", { default: tesseraTopics.features }),
+      }),
+      publishFeatures: bool("publish FeatureUpdate records after each flush", true),
+      flush: obj({
+        maxEvents: int("flush after this many applied events", 50_000, 1),
+        maxTiles: int("most tile writes one flush may hold", 200_000, 1),
+        maxDelayMs: int("flush at least this often while events arrive (ms)", 200, 1),
+      }),
       maxSkewMs: int("allowed future skew (ms)", 5 * 60_000, 0),
-      maxEntityKeyLength: int("longest entity key accepted", 1024),
-      memory: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: { maxEntities: int("entities held in memory (all partitions and views)", 200_000) },
-      },
-      concurrency: int("partitions processed concurrently", 2),
+      maxEntityKeyLength: int("longest entity key accepted", 1024, 1),
+      memory: obj({ maxEntities: int("entities held in memory (all partitions and views)", 200_000, 1) }),
+      concurrency: int("partitions processed concurrently", 2, 1),
       readyMaxLag: int("ready when lag is at most this many records", 10_000, 0),
-      ops: {
-        type: "object",
-        additionalProperties: false,
-        default: {},
-        properties: {
-          host: str("ops server bind address", "127.0.0.1"),
-          port: int("ops server port (0: any free port)", 9101, 0),
-        },
-      },
-      fromBeginning: { type: "boolean", default: true },
+      ops: obj({
+        host: str("ops server bind address", { default: "127.0.0.1" }),
+        port: int("ops server port (0: any free port)", 9101, 0),
+      }),
+      fromBeginning: bool("a new consumer group starts at the earliest offset", true),
       tracing: tracingConfigSchema,
     },
   };

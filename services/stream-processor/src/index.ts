@@ -7,5 +7,5 @@ export {
   type ProcessorConfig,
   storeConfig,
 } from "./config.js";
-export { DefinitionsLoadError, loadDefinitions, selectViews } from "./definitions.js";
+export { selectViews } from "./definitions.js";
 export { type Processor, type ProcessorDeps, startProcessor } from "./processor.js";

@@ -1,12 +1,11 @@
 /**
  * Process entry: `node services/stream-processor/dist/main.js --config <file>` (settings also from
- * TESSERA_PROCESSOR_* variables). Exits 2 on a bad configuration, 1 on a fatal error; SIGTERM and
+ * TESSERA_PROCESSOR_* variables). Exits 2 on a bad configuration or definitions, 1 on a fatal error; SIGTERM and
  * SIGINT flush the batch in hand and leave the consumer group first.
  */
 import { parseArgs } from "node:util";
-import { createLogger, onShutdown, setupTracing } from "@tessera/runtime";
+import { createLogger, DefinitionsLoadError, onShutdown, setupTracing } from "@tessera/runtime";
 import { ConfigError, loadProcessorConfig, type ProcessorConfig } from "./config.js";
-import { DefinitionsLoadError } from "./definitions.js";
 import { type Processor, startProcessor } from "./processor.js";
 
 const logger = createLogger("stream-processor");

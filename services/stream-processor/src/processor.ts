@@ -18,14 +18,14 @@ import {
   DeadLetterPublisher,
   SchemaRegistry,
 } from "@tessera/kafka";
-import { createLogger, type Logger, type Readiness, startOpsServer } from "@tessera/runtime";
+import { createLogger, type Logger, loadDefinitions, type Readiness, startOpsServer } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, StoreFencedError } from "@tessera/stores";
 import { type Definitions, type View, viewRuntime } from "@tessera/transforms";
 import type { Batch, Consumer, Kafka, Producer } from "kafkajs";
 import { Registry } from "prom-client";
 import { EventDecoder, FeatureUpdateEncoder, requiredColumns } from "./codec.js";
 import { type ProcessorConfig, storeConfig } from "./config.js";
-import { loadDefinitions, selectViews } from "./definitions.js";
+import { selectViews } from "./definitions.js";
 import { Flusher, UpdatePublisher } from "./flush.js";
 import { Ingest } from "./ingest.js";
 import { type ProcessorMetrics, processorMetrics } from "./metrics.js";

@@ -1,9 +1,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DefinitionsLoadError, loadDefinitions } from "@tessera/runtime";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadProcessorConfig } from "../src/config.js";
-import { DefinitionsLoadError, loadDefinitions, selectViews } from "../src/definitions.js";
+import { selectViews } from "../src/definitions.js";
 
 const problems = (fn: () => unknown): string[] => {
   try {

@@ -1,5 +1,6 @@
 /** Shared by the processor's integration tests: definitions, events, the batch oracle, store reads. */
 import { readFileSync } from "node:fs";
+import type { PaymentTransactionRecord } from "@tessera/kafka";
 import type { OnlineStore } from "@tessera/stores";
 import {
   type FeatureVector,
@@ -15,15 +16,8 @@ export const paymentSchema = JSON.parse(
   readFileSync(new URL("../../../schemas/avro/payment_transaction.avsc", import.meta.url), "utf8"),
 );
 
-export interface Payment {
-  transaction_id: string;
-  card_id: string;
-  merchant_id: string;
-  amount: number;
-  currency: string;
-  country: string;
-  event_time: number;
-}
+/** One event of schemas/avro/payment_transaction.avsc. */
+export type Payment = PaymentTransactionRecord;
 
 /** Definitions over `topic`, one view named `view`: most ops, two hops, a CEL derive. */
 export function definitionsYaml(topic: string, view: string): string {

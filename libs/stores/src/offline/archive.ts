@@ -9,17 +9,6 @@
  * Names starting with "." or "_" (temp files, the roll claims under `_rolls/`, `_topic.json`) are not data.
  * `<root>` is a local directory or an `s3://bucket/prefix` URL (see storage.ts).
  */
-import {
-  columnInputs,
-  DEFAULT_MAX_SKEW_MS,
-  type EventColumns,
-  type FeatureValue,
-  finalizeTiles,
-  isLate,
-  type PreparedEvent,
-  TileState,
-  type ViewRuntime,
-} from "@tessera/transforms";
 import { TableReadError } from "./errors.js";
 import { joinLocation, listDirectory, locationKind, readObject, StorageError } from "./storage.js";
 
@@ -183,52 +172,4 @@ export async function eventFiles(
   // An event at exactly maxT cannot count, but keep the bound inclusive of maxT's hour: cheap and safe.
   const range = spineEventRange(minT, maxT + 1, features);
   return (await listArchive(path, { ...range, ...(partitions ? { partitions } : {}) })).map((f) => f.path);
-}
-
-/**
- * `--as-of ingestion`: the values serving could have had at each time t. Online, an event counts
- * at t only once it has arrived (append time < t), and only if the processor took it: not late
- * (older than the view's retention) and not beyond the skew ahead of its arrival. Its tile is still
- * that of its event time. So, per entity, events are applied in arrival order with processing time
- * = append time, through the incremental evaluator, and read at each t. (The processor's own lag
- * after the append is not in the archive, so it is taken to be zero.)
- *
- * `columns` as for pointInTimeColumns (NaN inputs are skipped); `appended[i]` is event i's append time.
- */
-export function pointInTimeAsIngested(
-  runtime: ViewRuntime,
-  columns: EventColumns,
-  appended: ArrayLike<number>,
-  rows: ArrayLike<number>,
-  times: ArrayLike<number>,
-  features: readonly number[] = runtime.view.features.map((_, i) => i),
-  maxSkewMs: number = DEFAULT_MAX_SKEW_MS,
-): FeatureValue[][] {
-  const { view, layout } = runtime;
-  const { ts, seq, inputs } = columns;
-  const sorted = Int32Array.from(rows).sort((a, b) => appended[a]! - appended[b]! || seq[a]! - seq[b]!);
-  const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
-  const state = new TileState(layout);
-  const readInputs = columnInputs(runtime, inputs, features);
-  const event: PreparedEvent = { ok: true, entity: "", ts: 0, seq: 0, inputs: [] };
-  const values: FeatureValue[] = [];
-  const out: FeatureValue[][] = new Array(times.length);
-  let next = 0;
-  for (const row of order) {
-    const t = times[row]!;
-    for (; next < sorted.length && appended[sorted[next]!]! < t; next++) {
-      const e = sorted[next]!;
-      const now = appended[e]!;
-      if (isLate(ts[e]!, now, view.retentionMs) || ts[e]! > now + maxSkewMs) continue;
-      event.ts = ts[e]!;
-      event.seq = seq[e]!;
-      event.inputs = readInputs(e);
-      state.add(event, now);
-    }
-    state.fold(t);
-    state.prune(t);
-    finalizeTiles(layout, state, t, values, undefined, features);
-    out[row] = features.map((f) => values[f]!);
-  }
-  return out;
 }

@@ -1,17 +1,17 @@
 import {
-  type EventColumns,
+  EventColumnsBuilder,
+  EventRowError,
   type FeatureValue,
-  inputKind,
   type Op,
-  type PreparedEvent,
   parseTimestamp,
-  pointInTimeColumns,
+  pointInTimeSpine,
   type Row,
+  type SpineEvents,
   type View,
   type ViewRuntime,
   viewRuntime,
 } from "@tessera/transforms";
-import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles, pointInTimeAsIngested } from "./archive.js";
+import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles } from "./archive.js";
 import { TableReadError } from "./errors.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -40,7 +40,7 @@ export interface SnapshotOptions {
   fullNames?: boolean;
   /**
    * "event" (default): windows over event time. "ingestion": what serving could have seen, from the
-   * archive's append-time column (see pointInTimeAsIngested in archive.ts).
+   * archive's append-time column (see pointInTimeAsIngested in @tessera/transforms).
    */
   asOf?: "event" | "ingestion";
   /** Read only some partitions of an archive (a partition-aligned shard; see PartitionShard). */
@@ -117,28 +117,16 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
   let column = 0;
   plans.forEach((plan, p) => {
     const outputs = plan.features.map((_, j) => columns[names[column + j]!] as FeatureValue[]);
-    const byEntity = groupBy(spine.entityIds[p]!, spine.entityCount[p]!);
-    const eventsByEntity = entityOrdered(events[p]!, spine.entityCount[p]!);
-    events[p]!.columns = { ts: [], seq: [], inputs: [] }; // the entity-ordered copy replaces them
-    for (let entity = 0; entity < spine.entityCount[p]!; entity++) {
-      const rows = byEntity.rows(entity);
-      const times = new Float64Array(rows.length);
-      for (let i = 0; i < rows.length; i++) times[i] = spine.times[rows[i]!]!;
-      const eventRows = eventsByEntity.rows(entity);
-      const { columns: eventColumns, appended } = eventsByEntity;
-      const values = appended
-        ? pointInTimeAsIngested(plan.runtime, eventColumns, appended, eventRows, times, plan.features)
-        : pointInTimeColumns(plan.runtime, eventColumns, eventRows, times, plan.features);
-      for (let i = 0; i < rows.length; i++) {
-        for (let j = 0; j < outputs.length; j++) {
-          const value = values[i]![j]!;
-          // Lists (last_k, top_k) stay lists in JSONL; Parquet and CSV get JSON text.
-          outputs[j]![rows[i]!] = Array.isArray(value) && !jsonl ? JSON.stringify(value) : value;
-        }
-      }
-      done += rows.length;
+    const rows = { times: spine.times, entityIds: spine.entityIds[p]!, entityCount: spine.entityCount[p]! };
+    const emit = (row: number, j: number, value: FeatureValue) => {
+      // Lists (last_k, top_k) stay lists in JSONL; Parquet and CSV get JSON text.
+      outputs[j]![row] = Array.isArray(value) && !jsonl ? JSON.stringify(value) : value;
+    };
+    const before = done;
+    pointInTimeSpine(plan.runtime, plan.features, rows, events[p]!, emit, (rowsDone, entity) => {
+      done = before + rowsDone;
       if (entity % 1024 === 0) progress({ phase: "features", done, total });
-    }
+    });
     column += plan.features.length;
   });
   progress({ phase: "features", done: total, total });
@@ -268,14 +256,9 @@ function intern(ids: Map<string, number>, key: string): number {
 }
 
 /** A plan's events, as columns: only entities present in the spine are kept. */
-interface PlanEvents {
+interface PlanEvents extends SpineEvents {
   read: number;
   files: number;
-  filtered: number;
-  entityIds: Int32Array;
-  columns: EventColumns;
-  /** Append time of each event, for `asOf: "ingestion"`. */
-  appended?: Float64Array;
 }
 
 async function readEvents(
@@ -299,7 +282,8 @@ async function readEvents(
   const derived = new Set(plans.flatMap((p) => p.view.derive.map((d) => d.name)));
   const required = [...needed].filter((name) => !derived.has(name));
 
-  const builders = plans.map((plan) => new EventBuilder(plan, ingestion));
+  const appendTime = ingestion ? ARCHIVE_COLUMNS.appendTime : undefined;
+  const builders = plans.map((plan) => new EventColumnsBuilder(plan.runtime, plan.features, appendTime));
   let read = 0;
   let opened = 0;
   const onOpen = () => void opened++;
@@ -322,12 +306,18 @@ async function readEvents(
     const row: Row = {}; // one row object per batch, refilled: prepare() keeps no reference to it
     for (let i = 0; i < batch.length; i++) {
       for (let c = 0; c < names.length; c++) row[names[c]!] = values[c]![i];
-      for (let p = 0; p < builders.length; p++) builders[p]!.add(row, read + i, spine.ids[p]!, batch, i);
+      try {
+        for (let p = 0; p < builders.length; p++) builders[p]!.add(row, read + i, spine.ids[p]!);
+      } catch (error) {
+        if (!(error instanceof EventRowError)) throw error;
+        const where = { file: batch.file, row: batch.firstRow + i + 1 };
+        throw new TableReadError(error.message, error.column ? { ...where, column: error.column } : where);
+      }
     }
     read += batch.length;
     progress({ phase: "events", done: read });
   }
-  return builders.map((b) => ({ ...b.finish(read), files: opened }));
+  return builders.map((b) => ({ ...b.finish(), read, files: opened }));
 }
 
 /** Fails on an event whose entity key does not route to the partition of the file it was read from. */
@@ -357,138 +347,4 @@ function routingCheck(shard: PartitionShard, entity: string) {
 
 async function* readEach(files: string[], options: { columns?: string[] }): AsyncGenerator<ColumnBatch> {
   for (const file of files) yield* readBatches(file, options);
-}
-
-/** Collects one plan's prepared events into growable columns. */
-class EventBuilder {
-  private n = 0;
-  private filtered = 0;
-  private entityIds = new Int32Array(1024);
-  private ts = new Float64Array(1024);
-  private seq = new Float64Array(1024);
-  private appended: Float64Array | undefined;
-  private inputs: (Float64Array | unknown[] | null)[];
-  private readonly kinds: ("number" | "any" | "event" | "unused")[];
-  /** Reused for every event: its fields are copied into the columns below. */
-  private readonly scratch: PreparedEvent;
-
-  constructor(
-    private readonly plan: Plan,
-    ingestion = false,
-  ) {
-    if (ingestion) this.appended = new Float64Array(1024);
-    this.kinds = plan.view.features.map((f, i) =>
-      plan.features.includes(i) ? inputKind(f.op, f.column) : "unused",
-    );
-    this.inputs = this.kinds.map((kind) =>
-      kind === "number" ? new Float64Array(1024) : kind === "any" ? [] : null,
-    );
-    this.scratch = { ok: true, entity: "", ts: 0, seq: 0, inputs: new Array(plan.view.features.length) };
-  }
-
-  add(row: Row, index: number, spineIds: Map<string, number>, batch: ColumnBatch, i: number): void {
-    const { source } = this.plan.view;
-    const seq = source.offset === undefined ? index : Number(row[source.offset]);
-    const prepared = this.plan.runtime.prepare(row, seq, this.scratch);
-    if (!prepared.ok) {
-      if (prepared.filtered) {
-        this.filtered++;
-        return;
-      }
-      const where = { file: batch.file, row: batch.firstRow + i + 1 };
-      throw new TableReadError(
-        prepared.reason,
-        prepared.column ? { ...where, column: prepared.column } : where,
-      );
-    }
-    const entity = spineIds.get(prepared.entity);
-    if (entity === undefined) return; // no spine row can read it
-    if (this.n === this.ts.length) this.grow();
-    this.entityIds[this.n] = entity;
-    this.ts[this.n] = prepared.ts;
-    this.seq[this.n] = seq;
-    if (this.appended) {
-      const appended = parseTimestamp(row[ARCHIVE_COLUMNS.appendTime]);
-      if (appended === undefined) {
-        const where = { file: batch.file, row: batch.firstRow + i + 1, column: ARCHIVE_COLUMNS.appendTime };
-        throw new TableReadError(
-          "no append time: --as-of ingestion needs the archive's metadata columns",
-          where,
-        );
-      }
-      this.appended[this.n] = appended;
-    }
-    for (let f = 0; f < this.kinds.length; f++) {
-      const input = prepared.inputs[f];
-      const column = this.inputs[f];
-      if (column instanceof Float64Array) column[this.n] = input === null ? Number.NaN : (input as number);
-      else if (column) column.push(input);
-    }
-    this.n++;
-  }
-
-  private grow(): void {
-    const size = this.ts.length * 2;
-    const grown = <T extends Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
-      const next = make(size);
-      next.set(a);
-      return next;
-    };
-    this.entityIds = grown(this.entityIds, (n) => new Int32Array(n));
-    this.ts = grown(this.ts, (n) => new Float64Array(n));
-    this.seq = grown(this.seq, (n) => new Float64Array(n));
-    if (this.appended) this.appended = grown(this.appended, (n) => new Float64Array(n));
-    this.inputs = this.inputs.map((c) =>
-      c instanceof Float64Array ? grown(c, (n) => new Float64Array(n)) : c,
-    );
-  }
-
-  finish(read: number): Omit<PlanEvents, "files"> {
-    return {
-      read,
-      filtered: this.filtered,
-      entityIds: this.entityIds.subarray(0, this.n),
-      columns: {
-        ts: this.ts.subarray(0, this.n),
-        seq: this.seq.subarray(0, this.n),
-        inputs: this.inputs.map((c) => (c instanceof Float64Array ? c.subarray(0, this.n) : c)),
-      },
-      ...(this.appended ? { appended: this.appended.subarray(0, this.n) } : {}),
-    };
-  }
-}
-
-/** Row indexes grouped by id (a counting sort): rows(id) lists them in their original order. */
-function groupBy(ids: Int32Array, count: number) {
-  const starts = new Int32Array(count + 1);
-  for (const id of ids) starts[id + 1]!++;
-  for (let i = 0; i < count; i++) starts[i + 1]! += starts[i]!;
-  const order = new Int32Array(ids.length);
-  const fill = starts.slice(0, count);
-  ids.forEach((id, row) => {
-    order[fill[id]!++] = row;
-  });
-  return { order, starts, rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
-}
-
-/**
- * The events copied into entity order, so each entity's events are adjacent in memory: the batch
- * evaluator then reads (and sorts) them without a cache miss per access into 10M-long columns.
- */
-function entityOrdered(events: PlanEvents, count: number) {
-  const { order, starts } = groupBy(events.entityIds, count);
-  const permute = <T extends ArrayLike<unknown> | null>(column: T): T => {
-    if (column === null) return column;
-    const out = column instanceof Float64Array ? new Float64Array(order.length) : new Array(order.length);
-    for (let i = 0; i < order.length; i++) out[i] = column[order[i]!] as number;
-    return out as unknown as T;
-  };
-  const columns: EventColumns = {
-    ts: permute(events.columns.ts),
-    seq: permute(events.columns.seq),
-    inputs: events.columns.inputs.map(permute),
-  };
-  const appended = events.appended ? permute(events.appended) : undefined;
-  const positions = Int32Array.from({ length: order.length }, (_, i) => i);
-  return { columns, appended, rows: (id: number) => positions.subarray(starts[id]!, starts[id + 1]!) };
 }

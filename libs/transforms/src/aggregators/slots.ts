@@ -9,7 +9,7 @@
  * the entity's side list, and its slot word holds the index.
  */
 import { ByteReader, ByteWriter } from "../bytes.js";
-import { addExactProduct, roundExact } from "../exact.js";
+import { addExact, addExactProduct, roundExact } from "../exact.js";
 import type { Aggregator, FeatureValue } from "./aggregator.js";
 
 /** Side values of one entity in memory: the slot words hold indexes into it. */
@@ -97,7 +97,7 @@ const partialsCodec: SideCodec = {
 function addPartial(w: Float64Array, at: number, side: SideList, x: number, capacity: number): void {
   const len = w[at]!;
   if (len < 0) {
-    addExactList(side[-len - 1] as number[], x);
+    addExact(side[-len - 1] as number[], x);
     return;
   }
   const out = scratchPartials;
@@ -121,28 +121,6 @@ function addPartial(w: Float64Array, at: number, side: SideList, x: number, capa
   } else {
     side.push(Array.from(out.subarray(0, n)));
     w[at] = -side.length;
-  }
-}
-
-/** Shewchuk's addExact on a plain list (the side form). */
-function addExactList(partials: number[], x: number): void {
-  let i = 0;
-  for (let j = 0; j < partials.length; j++) {
-    let y = partials[j]!;
-    if (Math.abs(x) < Math.abs(y)) {
-      const t = x;
-      x = y;
-      y = t;
-    }
-    const hi = x + y;
-    const lo = y - (hi - x);
-    if (lo !== 0) partials[i++] = lo;
-    x = hi;
-  }
-  if (i === partials.length) partials.push(x);
-  else {
-    partials[i] = x;
-    if (partials.length > i + 1) partials.length = i + 1;
   }
 }
 

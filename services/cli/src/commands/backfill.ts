@@ -9,6 +9,7 @@
  * store write as the last tiles. The processor skips offsets ≤ its stored offset and restores
  * entities from the stored tiles, so every event is counted once: by the backfill or by the stream.
  */
+import { loadDefinitions } from "@tessera/runtime";
 import {
   ARCHIVE_COLUMNS,
   type ArchiveFile,
@@ -25,7 +26,6 @@ import { encodeTileState, parseTimestamp, tileStateExpiry, type View, ViewState 
 import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
-import { loadDefinitions } from "./validate.js";
 
 export interface BackfillOptions {
   view: View;

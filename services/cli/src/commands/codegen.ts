@@ -1,9 +1,9 @@
 import { writeFile } from "node:fs/promises";
+import { loadDefinitions } from "@tessera/runtime";
 import type { Command } from "commander";
 import { clientTypes } from "../codegen/client-types.js";
 import { CliError, exitCodes } from "../errors.js";
 import { defaultSchemasDir, topicSchemas } from "./schemas.js";
-import { loadDefinitions } from "./validate.js";
 
 interface ClientOptions {
   definitions: string;

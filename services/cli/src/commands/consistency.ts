@@ -11,8 +11,10 @@
  * (Chronon's consistency job reports the same family.) Vectors served under another version than
  * the definitions' are counted per view and not compared: their definition is not at hand.
  */
+
 import { writeFile } from "node:fs/promises";
-import { createKafka, SchemaRegistry } from "@tessera/kafka";
+import { createKafka, SchemaRegistry, tesseraTopics } from "@tessera/kafka";
+import { loadDefinitions } from "@tessera/runtime";
 import {
   ARCHIVE_COLUMNS,
   isArchiveDir,
@@ -32,7 +34,6 @@ import {
 } from "@tessera/transforms";
 import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
-import { loadDefinitions } from "./validate.js";
 
 /** One served vector, as schemas/avro/served_features.avsc holds it. */
 export interface ServedVector {
@@ -349,7 +350,7 @@ export function register(program: Command): void {
     .description("Recompute served feature vectors from the archive and report per-feature skew")
     .requiredOption("--definitions <defs>", "feature definitions (.yaml or .ts)")
     .requiredOption("--archive <dir>", "archive root (one folder per topic)")
-    .option("--topic <topic>", "served-features topic", "tessera.served-features")
+    .option("--topic <topic>", "served-features topic", tesseraTopics.servedFeatures)
     .option("--served <file>", "read served vectors from a JSONL/Parquet file instead of the topic")
     .option("--from <ms>", "only vectors with as_of ≥ this (epoch ms or ISO-8601)")
     .option("--to <ms>", "only vectors with as_of < this")

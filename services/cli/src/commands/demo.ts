@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { alertLine } from "@tessera/drift-worker";
-import { parseDefinitionsYaml } from "@tessera/transforms";
+import { loadDefinitions } from "@tessera/runtime";
 import type { Command } from "commander";
 import { runDemo } from "../demo/run.js";
 import { CliError, exitCodes } from "../errors.js";
@@ -60,7 +60,7 @@ export function register(program: Command): void {
     .action(async (flags: DemoFlags) => {
       if (flags.stack) loadStackEnv();
       const definitionsPath = resolve(repoRoot, "examples/demo/features.yaml");
-      const definitions = parseDefinitionsYaml(readFileSync(definitionsPath, "utf8"));
+      const definitions = await loadDefinitions(definitionsPath);
       const stop = new AbortController();
       const onSignal = () => {
         if (stop.signal.aborted) process.exit(130);

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { loadDefinitions } from "@tessera/runtime";
 import {
   isArchiveDir,
   type PartitionShard,
@@ -17,7 +18,6 @@ import type { Command } from "commander";
 import { CliError, exitCodes } from "../errors.js";
 import { parseShard, partitionShard, shardOf, writeShardSpine } from "../offline/shard.js";
 import { positiveInt } from "../options.js";
-import { loadDefinitions } from "./validate.js";
 
 interface SnapshotFlags {
   definitions: string;

@@ -1,66 +1,12 @@
-import { readFile } from "node:fs/promises";
-import { extname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import {
-  DefinitionError,
-  type Definitions,
-  formatDuration,
-  parseDefinitionsYaml,
-  resolveDefinitions,
-} from "@tessera/transforms";
+import { definitionsFileTypes, loadDefinitions } from "@tessera/runtime";
+import { formatDuration } from "@tessera/transforms";
 import type { Command } from "commander";
-import { CliError, exitCodes } from "../errors.js";
-
-/**
- * Loads feature definitions: YAML (`.yaml`/`.yml`), or a TypeScript/JavaScript module whose default
- * export (or `definitions` export) is the result of `defineDefinitions(...)` or a plain spec.
- * Invalid definitions become a CliError listing every issue with its field path.
- */
-export async function loadDefinitions(path: string): Promise<Definitions> {
-  const ext = extname(path).toLowerCase();
-  try {
-    if (ext === ".yaml" || ext === ".yml") {
-      const text = await readFile(path, "utf8").catch(() => {
-        throw new CliError(`${path}: cannot read the definitions file`, exitCodes.input);
-      });
-      return parseDefinitionsYaml(text);
-    }
-    if (![".ts", ".mts", ".js", ".mjs"].includes(ext)) {
-      throw new CliError(`${path}: definitions must be .yaml, .yml, .ts, .mts, .js or .mjs`, exitCodes.usage);
-    }
-    const url = pathToFileURL(resolve(path)).href;
-    let module: Record<string, unknown>;
-    try {
-      // tsx compiles TypeScript definitions on the fly, so users need no build step.
-      module = ext.endsWith("ts")
-        ? await (await import("tsx/esm/api")).tsImport(url, import.meta.url)
-        : await import(url);
-    } catch (error) {
-      if (error instanceof DefinitionError) throw error;
-      throw new CliError(`${path}: cannot load the module: ${(error as Error).message}`, exitCodes.input);
-    }
-    const exported = module.default ?? module.definitions;
-    if (exported === undefined) {
-      throw new CliError(
-        `${path}: export the definitions as default (or as \`definitions\`)`,
-        exitCodes.input,
-      );
-    }
-    return resolveDefinitions(exported);
-  } catch (error) {
-    if (error instanceof DefinitionError) {
-      const lines = error.issues.map((issue) => `  ${issue.path}: ${issue.message}`);
-      throw new CliError(`${path}: invalid definitions\n${lines.join("\n")}`, exitCodes.failed);
-    }
-    throw error;
-  }
-}
 
 export function register(program: Command): void {
   program
     .command("validate")
     .description("Check feature definitions (YAML or TypeScript); print each view's version and features")
-    .argument("<defs>", "definitions file (.yaml, .yml, .ts, .mts, .js, .mjs)")
+    .argument("<defs>", `definitions file (${definitionsFileTypes.join(", ")})`)
     .option("--json", "print the normalised definitions as JSON")
     .action(async (path: string, options: { json?: boolean }) => {
       const definitions = await loadDefinitions(path);

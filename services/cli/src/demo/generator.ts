@@ -3,31 +3,8 @@
  * merchants, occasional fraud (bigger amounts, foreign merchants) whose labels arrive late, a toy
  * fraud model's predictions, and a switch that injects drift (a new country, shifted amounts).
  */
-import type { Label, Prediction } from "@tessera/drift-worker";
-
-export type { Label, Prediction };
-
-export interface Payment {
-  transaction_id: string;
-  card_id: string;
-  merchant_id: string;
-  amount: number;
-  currency: string;
-  country: string;
-  event_time: number;
-}
-
-/** mulberry32: small, fast, good enough for synthetic data, and the same on every machine. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import type { LabelRecord, PaymentTransactionRecord, PredictionRecord } from "@tessera/kafka";
+import { seededUniform } from "@tessera/stats";
 
 const homeCountries = [
   { code: "FR", weight: 0.55 },
@@ -74,7 +51,7 @@ export class PaymentsGenerator {
   drift = false;
 
   constructor(readonly options: GeneratorOptions = defaultGeneratorOptions) {
-    this.random = rng(options.seed);
+    this.random = seededUniform(options.seed);
     this.cards = Array.from({ length: options.cards }, (_, i) => ({
       id: `card-${String(i).padStart(4, "0")}`,
       home: this.pick(homeCountries),
@@ -84,7 +61,11 @@ export class PaymentsGenerator {
   }
 
   /** One payment at `now`, its prediction, and (for later delivery) its label. */
-  payment(now: number): { payment: Payment; prediction: Prediction; label: Label } {
+  payment(now: number): {
+    payment: PaymentTransactionRecord;
+    prediction: PredictionRecord;
+    label: LabelRecord;
+  } {
     const card = this.cards[Math.floor(this.random() * this.cards.length)]!;
     const fraud = this.random() < this.options.fraudRate;
     let country =
@@ -95,7 +76,7 @@ export class PaymentsGenerator {
       amount *= 1.8;
     }
     const id = `tx-${(this.next++).toString(36).padStart(7, "0")}`;
-    const payment: Payment = {
+    const payment: PaymentTransactionRecord = {
       transaction_id: id,
       card_id: card.id,
       merchant_id: `m-${String(Math.floor(this.random() * this.options.merchants)).padStart(3, "0")}`,
@@ -109,7 +90,7 @@ export class PaymentsGenerator {
     const foreign = country !== card.home ? 1 : 0;
     const logit = -4 + 1.4 * Math.log(Math.max(amount, 1) / card.scale) + 2.2 * foreign + 0.3 * this.normal();
     const score = 1 / (1 + Math.exp(-logit));
-    const prediction: Prediction = {
+    const prediction: PredictionRecord = {
       prediction_id: id,
       model: MODEL,
       model_version: "1",
@@ -118,7 +99,7 @@ export class PaymentsGenerator {
       class: score >= 0.5 ? "fraud" : "legit",
       event_time: now,
     };
-    const label: Label = {
+    const label: LabelRecord = {
       prediction_id: id,
       model: MODEL,
       entity: card.id,

@@ -4,27 +4,25 @@
  * payments stream. It builds a reference from a point-in-time snapshot, then injects drift and shows
  * the alert firing.
  */
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { type ArchiverHandle, startArchiver } from "@tessera/archiver";
-import {
-  alertLine,
-  type DriftAlert,
-  type DriftWorkerHandle,
-  dashboardPlugin,
-  defaultConfig,
-  startDriftWorker,
-} from "@tessera/drift-worker";
-import { type FeatureServerHandle, featureServerConfig, startFeatureServer } from "@tessera/feature-server";
-import { createKafka, ensureTopics, MemoryBroker, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import { mkdirSync, rmSync } from "node:fs";
+import { alertLine, type DriftAlert, type DriftWorkerHandle } from "@tessera/drift-worker";
+import type { LabelRecord } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
-import { buildProfile, type ReferenceProfile } from "@tessera/stats";
-import { createOnlineStore, listTableFiles, type OnlineStore, readRows, runSnapshot } from "@tessera/stores";
-import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
+import { listTableFiles } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
-import type { Kafka } from "kafkajs";
-import { defaultGeneratorOptions, type Label, MODEL, PaymentsGenerator } from "./generator.js";
-import { readSchema } from "./schemas.js";
+import { defaultGeneratorOptions, MODEL, PaymentsGenerator } from "./generator.js";
+import { buildReference } from "./reference.js";
+import {
+  archiveDir,
+  archived,
+  createTopics,
+  infrastructure,
+  type Stops,
+  sleep,
+  startDrift,
+  startServices,
+  topics,
+} from "./wiring.js";
 
 export interface DemoOptions {
   durationSeconds: number;
@@ -57,152 +55,32 @@ export interface DemoResult {
   archiveFiles: number;
 }
 
-const topics = {
-  payments: "payments.transactions",
-  predictions: "tessera.predictions",
-  labels: "tessera.labels",
-  features: "tessera.features",
-  alerts: "tessera.alerts",
-  deadLetter: "tessera.dead-letter",
-  served: "tessera.served-features",
-};
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
-
-interface Infrastructure {
-  kafka: Kafka;
-  registry: SchemaRegistry;
-  store: OnlineStore;
-  describe: string;
-}
-
-function infrastructure(options: DemoOptions): Infrastructure {
-  if (!options.stack) {
-    return {
-      kafka: new MemoryBroker().client(),
-      registry: SchemaRegistry.inMemory(),
-      store: createOnlineStore({ kind: "memory" }),
-      describe: "in-memory bus, registry and store (no infrastructure)",
-    };
-  }
-  const env = process.env;
-  for (const name of ["KAFKA_BROKERS", "SCHEMA_REGISTRY_URL", "REDIS_URL"]) {
-    if (!env[name])
-      throw new Error(`--stack needs ${name}: run \`npm run stack:up\` (it writes .tessera/stack.env)`);
-  }
-  return {
-    kafka: createKafka({ brokers: env["KAFKA_BROKERS"]!.split(","), clientId: "tessera-demo" }),
-    registry: new SchemaRegistry(env["SCHEMA_REGISTRY_URL"]!),
-    store: createOnlineStore({ kind: "redis", url: env["REDIS_URL"]!, keyPrefix: "tessera-demo:" }),
-    describe: `Kafka ${env["KAFKA_BROKERS"]}, registry ${env["SCHEMA_REGISTRY_URL"]}, Redis ${env["REDIS_URL"]}`,
-  };
-}
-
 export async function runDemo(options: DemoOptions, signal: AbortSignal): Promise<DemoResult> {
   const say = (line: string) => {
     if (options.verbose) console.log(line);
   };
   const quiet = (name: string) => createLogger(name, process.env["TESSERA_LOG_LEVEL"] ?? "error");
   rmSync(options.outDir, { recursive: true, force: true });
-  const archiveDir = join(options.outDir, "archive");
-  mkdirSync(archiveDir, { recursive: true });
+  const archive = archiveDir(options);
+  mkdirSync(archive, { recursive: true });
 
   const infra = infrastructure(options);
   say(`tessera demo: ${infra.describe}`);
-  await ensureTopics(infra.kafka, [
-    { topic: topics.payments, partitions: 4 },
-    ...[
-      topics.predictions,
-      topics.labels,
-      topics.features,
-      topics.alerts,
-      topics.deadLetter,
-      topics.served,
-    ].map((topic) => ({ topic, partitions: 2 })),
-  ]);
+  await createTopics(infra.kafka);
 
-  const stops: Array<() => Promise<unknown>> = [];
+  const stops: Stops = [];
   const alerts: DriftAlert[] = [];
   let drift: DriftWorkerHandle | undefined;
   let servedFeature: DemoResult["servedFeature"] = null;
   let payments = 0;
   try {
-    const processor: Processor = await startProcessor(
-      loadProcessorConfig({
-        env: {},
-        overrides: {
-          name: "demo",
-          definitions: options.definitionsPath,
-          store: { kind: options.stack ? "redis" : "memory" },
-          flush: { maxEvents: 2000, maxDelayMs: 200 },
-          fromBeginning: true,
-          readyMaxLag: 100,
-          topics: { deadLetter: topics.deadLetter, features: topics.features },
-        },
-      }),
-      {
-        kafka: infra.kafka,
-        registry: infra.registry,
-        store: infra.store,
-        definitions: options.definitions,
-        logger: quiet("stream-processor"),
-        ops: false,
-      },
+    const { server, producer } = await startServices(
+      options,
+      infra,
+      stops,
+      quiet,
+      () => drift?.monitor.status() ?? null,
     );
-    stops.push(() => processor.stop());
-
-    const archiver: ArchiverHandle = await startArchiver(
-      {
-        topics: [topics.payments],
-        root: archiveDir,
-        groupId: "tessera-demo-archiver",
-        timestampField: "event_time",
-        roll: { maxRecords: 50_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 2000 },
-        deadLetterTopic: topics.deadLetter,
-        sessionTimeoutMs: 30_000,
-        ops: { host: "127.0.0.1", port: 0 },
-      },
-      { kafka: infra.kafka, registry: infra.registry, logger: quiet("archiver"), ops: false },
-    );
-    stops.push(() => archiver.stop());
-
-    const producer = new TesseraProducer({
-      kafka: infra.kafka,
-      registry: infra.registry,
-      schemas: {
-        [topics.payments]: readSchema("payment_transaction"),
-        [topics.predictions]: readSchema("prediction"),
-        [topics.labels]: readSchema("label"),
-      },
-    });
-    stops.push(() => producer.disconnect());
-
-    // The dashboard reads the drift worker's status in-process; until the reference exists it says so.
-    const server: FeatureServerHandle = await startFeatureServer(
-      featureServerConfig({
-        http: { host: options.host, port: options.port },
-        grpc: { enabled: true, host: options.host, port: 0 },
-        auth: { allowAnonymous: true },
-        featureLog: { sampleRate: 0 },
-      }),
-      {
-        store: infra.store,
-        definitions: options.definitions,
-        logger: quiet("feature-server"),
-        auditLog: quiet("audit"),
-        plugins: [dashboardPlugin({ status: () => drift?.monitor.status() ?? null })],
-      },
-    );
-    stops.push(() => server.stop());
 
     // Many cards, few payments each: successive updates of one card are correlated, and a window
     // should hold mostly different cards to be a fair sample.
@@ -248,7 +126,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
     const referenceEnd = start + total * 0.35;
     const driftAt =
       start + (options.driftAfterSeconds !== undefined ? options.driftAfterSeconds * 1000 : total * 0.6);
-    const pendingLabels: Label[] = [];
+    const pendingLabels: LabelRecord[] = [];
     const referencePredictions: Array<Record<string, unknown>> = [];
     let driftInjectedAt: number | null = null;
     let phase: "reference" | "steady" | "drift" = "reference";
@@ -299,43 +177,11 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
 
       if (phase === "reference" && tick >= referenceEnd) {
         await archived(infra.kafka, "tessera-demo-archiver", topics.payments, signal);
-        reference = await buildReference(options, archiveDir, start, referenceEnd, referencePredictions, say);
-        drift = await startDriftWorker(
-          defaultConfig({
-            http: { host: options.host, port: 0 },
-            topics: {
-              features: topics.features,
-              predictions: topics.predictions,
-              labels: topics.labels,
-              alerts: topics.alerts,
-              deadLetter: topics.deadLetter,
-            },
-            groupId: "tessera-demo-drift",
-            fromBeginning: false,
-            reference: { name: "demo-reference" },
-            evaluation: { intervalMs: 2000 },
-            window: { mode: "count", size: 1200 },
-            thresholds: { minSamples: 500 },
-            hysteresis: { resolveAfter: 3, coolDownMs: 5000 },
-            accuracy: { window: 300 },
-          }),
-          {
-            profile: reference.profileData,
-            kafka: infra.kafka,
-            registry: infra.registry,
-            logger: quiet("drift-worker"),
-            http: false,
-            sinks: [
-              {
-                name: "demo-console",
-                async send(alert: DriftAlert) {
-                  alerts.push(alert);
-                  say(`  ALERT ${alertLine(alert)}`);
-                },
-              },
-            ],
-          },
-        );
+        reference = await buildReference(options, archive, start, referenceEnd, referencePredictions, say);
+        drift = await startDrift(options, infra, reference.profileData, quiet, (alert) => {
+          alerts.push(alert);
+          say(`  ALERT ${alertLine(alert)}`);
+        });
         stops.push(() => drift!.stop());
         phase = "steady";
         say(
@@ -359,7 +205,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
       await sleep(Math.max(0, 100 - (Date.now() - tick)), signal);
     }
     await drift?.flushAlerts();
-    const archiveFiles = (await listTableFiles(archiveDir)).length;
+    const archiveFiles = (await listTableFiles(archive)).length;
     return {
       payments,
       backlog,
@@ -375,68 +221,6 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
     await infra.store.close().catch(() => {});
     infra.registry.close();
   }
-}
-
-/** Wait until the archiver has committed (so renamed into place) everything written so far. */
-async function archived(kafka: Kafka, groupId: string, topic: string, signal: AbortSignal): Promise<void> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && !signal.aborted) {
-      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
-      const behind = (committed?.partitions ?? []).filter(
-        (p) => Number(p.offset) < (ends.get(p.partition) ?? 0),
-      );
-      if (committed && behind.length === 0) return;
-      await sleep(250, signal);
-    }
-    throw new Error(`the archiver did not catch up with ${topic} within 60 s`);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-/** Snapshot the card features just after each archived reference payment, then profile them. */
-async function buildReference(
-  options: DemoOptions,
-  archiveDir: string,
-  from: number,
-  until: number,
-  predictions: Array<Record<string, unknown>>,
-  say: (line: string) => void,
-): Promise<{ snapshot: string; profile: string; profileData: ReferenceProfile }> {
-  const spine: string[] = ["card_id,timestamp"];
-  for await (const row of readRows(archiveDir, { columns: ["card_id", "event_time"] })) {
-    const t = Number(row["event_time"]);
-    // The processor publishes values right after an event: the reference looks at the same moments.
-    if (t >= from && t < until) spine.push(`${row["card_id"]},${t + 1}`);
-  }
-  const spinePath = join(options.outDir, "spine.csv");
-  writeFileSync(spinePath, `${spine.join("\n")}\n`);
-  const snapshot = join(options.outDir, "reference-snapshot.parquet");
-  const summary = await runSnapshot({
-    selections: options.definitions.views.map((view) => ({ view, features: view.features.map((_, i) => i) })),
-    events: archiveDir,
-    spine: spinePath,
-    out: snapshot,
-    fullNames: true,
-  });
-  const featureColumns = summary.columns.filter((c) => c.includes("__"));
-  const rows: Record<string, unknown>[] = [];
-  for await (const row of readRows(snapshot, { columns: featureColumns })) rows.push(row);
-  const features = buildProfile(rows, { columns: featureColumns });
-  const scores = buildProfile(predictions);
-  const profile: ReferenceProfile = { ...features, features: { ...features.features, ...scores.features } };
-  const profilePath = join(options.outDir, "reference-profile.json");
-  writeFileSync(profilePath, JSON.stringify(profile));
-  say(
-    `  reference: point-in-time snapshot of ${summary.spineRows} rows × ${featureColumns.length} features → ${snapshot}` +
-      ` (+ ${predictions.length} model scores)`,
-  );
-  say(`             profile → ${profilePath}`);
-  return { snapshot, profile: profilePath, profileData: profile };
 }
 
 async function fetchFeatures(

@@ -1,0 +1,19 @@
+/**
+ * The default name of every topic Tessera writes or reads besides the users' own sources: configs
+ * default to these, and schemas/topics.json maps each to its Avro schema (a test keeps them equal).
+ */
+export const tesseraTopics = {
+  /** FeatureUpdate records, after each processor flush (drift workers read them). */
+  features: "tessera.features",
+  /** Model predictions and labels joined by the drift worker for accuracy. */
+  predictions: "tessera.predictions",
+  labels: "tessera.labels",
+  /** DriftAlert records. */
+  alerts: "tessera.alerts",
+  /** Records no service could use, byte for byte with the reason. */
+  deadLetter: "tessera.dead-letter",
+  /** Vectors the feature server served (sampled), for `tessera consistency`. */
+  servedFeatures: "tessera.served-features",
+} as const;
+
+export type TesseraTopic = keyof typeof tesseraTopics;
