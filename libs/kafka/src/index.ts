@@ -33,7 +33,7 @@ export {
   schemaIdOf,
   valueSubject,
 } from "./serde.js";
-export { type TesseraTopic, tesseraTopics } from "./topics.js";
+export { type TesseraTopic, tesseraStateTopics, tesseraTopics } from "./topics.js";
 export { avroProblems, parseAvroSchema } from "./validate.js";
 export type {
   AlertKind,

@@ -17,3 +17,12 @@ export const tesseraTopics = {
 } as const;
 
 export type TesseraTopic = keyof typeof tesseraTopics;
+
+/**
+ * Topics a service keeps for itself: JSON only it writes and reads back, so no registered schema
+ * and not in schemas/topics.json. Each service creates its own, compacted, at start.
+ */
+export const tesseraStateTopics = {
+  /** Open incidents, windows and input positions of the drift worker. */
+  driftWorker: "tessera.drift-worker.state",
+} as const;

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import avro from "avsc";
 import protobuf from "protobufjs";
 import { describe, expect, it } from "vitest";
-import { tesseraTopics } from "../src/topics.js";
+import { tesseraStateTopics, tesseraTopics } from "../src/topics.js";
 
 const schemasDir = fileURLToPath(new URL("../../../schemas/", import.meta.url));
 const avsc = readdirSync(`${schemasDir}avro`).filter((f) => f.endsWith(".avsc"));
@@ -73,5 +73,12 @@ describe("topic names", () => {
     const tessera = Object.keys(mapped).filter((topic) => topic.startsWith("tessera."));
     expect(Object.values(tesseraTopics).sort()).toEqual(tessera.sort());
     for (const topic of tessera) expect(avsc).toContain(mapped[topic]!.replace("avro/", ""));
+  });
+
+  it("a service's own state topic carries no registered schema and shares no name", () => {
+    const mapped = JSON.parse(readFileSync(`${schemasDir}topics.json`, "utf8")) as Record<string, string>;
+    const names = [...Object.values(tesseraTopics), ...Object.values(tesseraStateTopics)];
+    expect(new Set(names).size).toBe(names.length);
+    for (const topic of Object.values(tesseraStateTopics)) expect(mapped).not.toHaveProperty(topic);
   });
 });

@@ -3,7 +3,19 @@
  * TESSERA_DRIFT_WORKER_* environment, and documents every knob (docs/operations.md).
  */
 
-import { type JsonSchema, type TracingConfig, tracingConfigSchema } from "@tessera/runtime";
+import { tesseraStateTopics, tesseraTopics } from "@tessera/kafka";
+import {
+  bool,
+  int,
+  type JsonSchema,
+  loadConfig,
+  num,
+  obj,
+  str,
+  strings,
+  type TracingConfig,
+  tracingConfigSchema,
+} from "@tessera/runtime";
 import { DEFAULT_THRESHOLDS, type DriftThresholds } from "@tessera/stats";
 
 export type WindowMode = "count" | "time";
@@ -92,93 +104,110 @@ export interface DriftWorkerConfig {
   tracing: TracingConfig;
 }
 
-const int = (d: number, minimum = 0): JsonSchema => ({ type: "integer", minimum, default: d });
-const num = (d: number, minimum = 0): JsonSchema => ({ type: "number", minimum, default: d });
-const str = (d: string): JsonSchema => ({ type: "string", default: d });
-
 const thresholdProperties: Record<string, JsonSchema> = {
-  psiWarn: num(DEFAULT_THRESHOLDS.psiWarn),
-  psiCritical: num(DEFAULT_THRESHOLDS.psiCritical),
-  alpha: { type: "number", exclusiveMinimum: 0, maximum: 1, default: DEFAULT_THRESHOLDS.alpha },
-  ksWarn: num(DEFAULT_THRESHOLDS.ksWarn),
-  ksCritical: num(DEFAULT_THRESHOLDS.ksCritical),
-  cramersVWarn: num(DEFAULT_THRESHOLDS.cramersVWarn),
-  cramersVCritical: num(DEFAULT_THRESHOLDS.cramersVCritical),
-  jsWarn: num(DEFAULT_THRESHOLDS.jsWarn),
-  jsCritical: num(DEFAULT_THRESHOLDS.jsCritical),
+  psiWarn: num("PSI at or above this is warn", DEFAULT_THRESHOLDS.psiWarn),
+  psiCritical: num("PSI at or above this is critical", DEFAULT_THRESHOLDS.psiCritical),
+  alpha: {
+    type: "number",
+    exclusiveMinimum: 0,
+    maximum: 1,
+    default: DEFAULT_THRESHOLDS.alpha,
+    description: "significance level of the tests (after multiple-testing control)",
+  },
+  ksWarn: num("KS statistic at or above this (and significant) is warn", DEFAULT_THRESHOLDS.ksWarn),
+  ksCritical: num("KS statistic at or above this is critical", DEFAULT_THRESHOLDS.ksCritical),
+  cramersVWarn: num("Cramér's V at or above this (and significant) is warn", DEFAULT_THRESHOLDS.cramersVWarn),
+  cramersVCritical: num("Cramér's V at or above this is critical", DEFAULT_THRESHOLDS.cramersVCritical),
+  jsWarn: num("Jensen-Shannon distance at or above this is warn", DEFAULT_THRESHOLDS.jsWarn),
+  jsCritical: num("Jensen-Shannon distance at or above this is critical", DEFAULT_THRESHOLDS.jsCritical),
   // A window of a few hundred values has sampling noise near JS 0.1: 500 keeps false alarms rare.
-  minSamples: int(500, 1),
-  nullRateWarn: num(0.1),
-  nullRateCritical: num(0.25),
+  minSamples: int("values a window needs before it gets a verdict", 500, 1),
+  nullRateWarn: num("null share above the reference's by this (and significant) is warn", 0.1),
+  nullRateCritical: num("null share above the reference's by this is critical", 0.25),
 };
 
 const modelProperties: Record<string, JsonSchema> = {
-  accuracyFloor: { type: "number", minimum: 0, maximum: 1, default: 0.7 },
-  accuracyCritical: { type: "number", minimum: 0, maximum: 1, default: 0.6 },
-  decisionThreshold: num(0.5, Number.NEGATIVE_INFINITY),
+  accuracyFloor: num("accuracy below this is warn", 0.7, 0, { maximum: 1 }),
+  accuracyCritical: num("accuracy below this is critical", 0.6, 0, { maximum: 1 }),
+  decisionThreshold: num(
+    "a score at or above this predicts the positive class",
+    0.5,
+    Number.NEGATIVE_INFINITY,
+  ),
 };
 
-const object = (properties: Record<string, JsonSchema>, extra: Partial<JsonSchema> = {}): JsonSchema => ({
+/** Per-subject or per-model overrides: any of `properties`, each a plain number. */
+const overrides = (description: string, properties: Record<string, JsonSchema>): JsonSchema => ({
   type: "object",
-  properties,
-  additionalProperties: false,
+  description,
+  additionalProperties: obj(Object.fromEntries(Object.keys(properties).map((k) => [k, { type: "number" }]))),
   default: {},
-  ...extra,
 });
 
-export const configSchema: JsonSchema = object({
-  http: object({ host: str("127.0.0.1"), port: int(9103) }),
-  topics: object({
-    features: str("tessera.features"),
-    predictions: str("tessera.predictions"),
-    labels: str("tessera.labels"),
-    alerts: str("tessera.alerts"),
-    deadLetter: str("tessera.dead-letter"),
-    state: str("tessera.drift-worker.state"),
-  }),
-  groupId: str("tessera-drift-worker"),
-  scope: object({
-    views: { type: "array", items: { type: "string" }, default: [] },
-    models: { type: "array", items: { type: "string" }, default: [] },
-  }),
-  fromBeginning: { type: "boolean", default: false },
-  reference: object(
-    {
-      path: { type: "string", minLength: 1, description: "reference profile JSON (tessera profile --out)" },
-      name: str(""),
-      columns: { type: "object", additionalProperties: { type: "string" }, default: {} },
-    },
-    { required: ["path"] },
-  ),
-  evaluation: object({ intervalMs: int(10_000, 10) }),
-  window: object({
-    mode: { type: "string", enum: ["count", "time"], default: "count" },
-    size: int(1000, 1),
-    durationMs: int(300_000, 1),
-  }),
-  thresholds: object(thresholdProperties),
-  featureThresholds: {
+const referenceProperties: Record<string, JsonSchema> = {
+  path: str("reference profile JSON (tessera profile --out)", { minLength: 1 }),
+  name: str("the reference's name in every alert", { default: "" }),
+  columns: {
     type: "object",
-    additionalProperties: object(
-      Object.fromEntries(Object.keys(thresholdProperties).map((k) => [k, { type: "number" }])),
-    ),
+    additionalProperties: { type: "string" },
     default: {},
+    description: "subject → profile column, where the names differ",
   },
+};
+
+const properties: Record<string, JsonSchema> = {
+  http: obj({
+    host: str("HTTP bind address", { default: "127.0.0.1" }),
+    port: int("HTTP port (0: any free port)", 9103),
+  }),
+  topics: obj({
+    features: str("FeatureUpdate topic", { default: tesseraTopics.features }),
+    predictions: str("prediction topic", { default: tesseraTopics.predictions }),
+    labels: str("label topic", { default: tesseraTopics.labels }),
+    alerts: str("DriftAlert topic", { default: tesseraTopics.alerts }),
+    deadLetter: str("dead-letter topic", { default: tesseraTopics.deadLetter }),
+    state: str("the worker's own compacted state topic", { default: tesseraStateTopics.driftWorker }),
+  }),
+  groupId: str("consumer group", { default: "tessera-drift-worker" }),
+  scope: obj({
+    views: strings("only these views (empty: all)", []),
+    models: strings("only these models (empty: all)", []),
+  }),
+  fromBeginning: bool("a new consumer group starts at the earliest offset", false),
+  reference: obj(referenceProperties, { required: ["path"] }),
+  evaluation: obj({ intervalMs: int("how often closed windows are tested (ms)", 10_000, 10) }),
+  window: obj({
+    mode: { type: "string", enum: ["count", "time"], default: "count", description: "count or time windows" },
+    size: int("observations per count window", 1000, 1),
+    durationMs: int("length of a time window (ms)", 300_000, 1),
+  }),
+  thresholds: obj(thresholdProperties),
+  featureThresholds: overrides(
+    "per-subject (view:feature, model:score) threshold overrides",
+    thresholdProperties,
+  ),
   multipleTesting: {
     type: "string",
     enum: ["benjamini-hochberg", "bonferroni", "none"],
     default: "benjamini-hochberg",
+    description: "multiple-testing control over one dataset's p-values",
   },
-  hysteresis: object({
-    resolveAfter: int(2, 1),
-    coolDownMs: int(60_000),
-    clearFactor: { type: "number", exclusiveMinimum: 0, maximum: 1, default: 0.8 },
+  hysteresis: obj({
+    resolveAfter: int("consecutive clear windows before RESOLVED", 2, 1),
+    coolDownMs: int("and at least this long since the last bad window (ms)", 60_000),
+    clearFactor: {
+      type: "number",
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.8,
+      description: "clear means below threshold × this",
+    },
   }),
-  freshness: object({
-    warnSeconds: num(300),
-    criticalSeconds: num(900),
-    lagWarn: int(10_000),
-    lagCritical: int(100_000),
+  freshness: obj({
+    warnSeconds: num("age of the newest event above this is warn (s)", 300),
+    criticalSeconds: num("… and above this, critical (s)", 900),
+    lagWarn: int("consumer lag above this is warn (messages)", 10_000),
+    lagCritical: int("… and above this, critical (messages)", 100_000),
     groups: {
       type: "array",
       items: {
@@ -188,63 +217,52 @@ export const configSchema: JsonSchema = object({
         additionalProperties: false,
       },
       default: [],
+      description: "other consumer groups whose lag is watched",
     },
     sources: {
       type: "object",
-      additionalProperties: object({ warnSeconds: { type: "number" }, criticalSeconds: { type: "number" } }),
+      additionalProperties: obj({ warnSeconds: { type: "number" }, criticalSeconds: { type: "number" } }),
       default: {},
+      description: "per-topic age thresholds",
     },
   }),
-  accuracy: object({
+  accuracy: obj({
     ...modelProperties,
-    window: int(500, 1),
-    maxPending: int(100_000, 1),
-    joinToleranceMs: int(0),
-    models: {
-      type: "object",
-      additionalProperties: object(
-        Object.fromEntries(Object.keys(modelProperties).map((k) => [k, { type: "number" }])),
-      ),
-      default: {},
-    },
+    window: int("labelled predictions per accuracy window", 500, 1),
+    maxPending: int("predictions (and early labels) waiting for their partner, per model", 100_000, 1),
+    joinToleranceMs: int("label ↔ prediction join on entity + event time within this (ms)", 0),
+    models: overrides("per-model overrides", modelProperties),
   }),
-  webhook: object({
-    url: str(""),
-    retries: int(5),
-    timeoutMs: int(5000, 1),
-    maxQueue: int(1000, 1),
-    repeatMs: int(60_000, 1000),
+  webhook: obj({
+    url: str("Alertmanager-compatible receiver (empty: none)", { default: "" }),
+    retries: int("delivery attempts after the first", 5),
+    timeoutMs: int("per-request timeout (ms)", 5000, 1),
+    maxQueue: int("alerts queued per sink before the oldest are dropped", 1000, 1),
+    repeatMs: int("open alerts are re-sent this often (ms)", 60_000, 1000),
   }),
-  history: object({ size: int(50, 1), alerts: int(200, 1) }),
+  history: obj({
+    size: int("windows kept per subject for /v1/status", 50, 1),
+    alerts: int("alerts kept in the timeline", 200, 1),
+  }),
   tracing: tracingConfigSchema,
-});
+};
 
-/** Everything but the reference path has a default; tests and the embedded demo start from this. */
-export function defaultConfig(overrides: DeepPartial<DriftWorkerConfig> = {}): DriftWorkerConfig {
-  const base = fillDefaults(configSchema, {}) as DriftWorkerConfig;
-  return merge(base, overrides) as DriftWorkerConfig;
-}
+/** The process's schema: a reference profile file is required. */
+export const configSchema: JsonSchema = obj(properties);
+
+/** In process (demo, tests, bench) the profile is handed over (deps.profile): no path needed. */
+const embeddedSchema: JsonSchema = obj({ ...properties, reference: obj(referenceProperties) });
+
+export const ENV_PREFIX = "TESSERA_DRIFT_WORKER";
 
 export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
 
-function fillDefaults(schema: JsonSchema, value: unknown): unknown {
-  if (schema.type === "object" && schema.properties) {
-    const out: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-    for (const [key, child] of Object.entries(schema.properties)) {
-      const d = out[key] ?? (child.default === undefined ? undefined : structuredClone(child.default));
-      if (d !== undefined) out[key] = fillDefaults(child, d);
-    }
-    return out;
-  }
-  return value;
-}
-
-function merge(base: unknown, extra: unknown): unknown {
-  if (extra === undefined) return base;
-  if (base && extra && typeof base === "object" && typeof extra === "object" && !Array.isArray(extra)) {
-    const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
-    for (const [k, v] of Object.entries(extra)) out[k] = merge(out[k], v);
-    return out;
-  }
-  return extra;
+/** A full config from a partial one (defaults filled, validated): the embedded demo, tests, bench. */
+export function defaultConfig(overrides: DeepPartial<DriftWorkerConfig> = {}): DriftWorkerConfig {
+  return loadConfig<DriftWorkerConfig>({
+    schema: embeddedSchema,
+    envPrefix: ENV_PREFIX,
+    env: {},
+    overrides: overrides as Record<string, unknown>,
+  });
 }

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, createLogger, loadConfig, onShutdown, setupTracing } from "@tessera/runtime";
-import { configSchema, type DriftWorkerConfig } from "./config.js";
+import { configSchema, type DriftWorkerConfig, ENV_PREFIX } from "./config.js";
 import { startDriftWorker } from "./index.js";
 
 const logger = createLogger("drift-worker");
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: "string" } } });
   const config = loadConfig<DriftWorkerConfig>({
     schema: configSchema,
-    envPrefix: "TESSERA_DRIFT_WORKER",
+    envPrefix: ENV_PREFIX,
     file: values.config,
   });
   const tracing = await setupTracing(config.tracing, { serviceName: "tessera-drift-worker" });
