@@ -10,20 +10,14 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildProfile } from "@tessera/stats";
+import { buildProfile, seededUniform } from "@tessera/stats";
 
 const root = new URL("..", import.meta.url).pathname;
 const definitions = join(root, "k8s/base/config/definitions.yaml");
 const out = join(root, "k8s/base/config/reference.json");
 
-// Mulberry32: a small seeded generator, so the sample is the same on every run.
-let seed = 20_261_122;
-const random = () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-};
+// Seeded, so the sample is the same on every run.
+const random = seededUniform(20_261_122);
 const pick = <T>(items: T[], weights: number[]) => {
   let r = random() * weights.reduce((a, b) => a + b, 0);
   for (const [i, w] of weights.entries()) {

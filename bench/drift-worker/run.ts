@@ -10,23 +10,24 @@
  *   node --conditions=@tessera/source --import tsx bench/drift-worker/run.ts [--runs 5] [--updates 100000] [--kafka 50000]
  */
 import { readFileSync } from "node:fs";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  ensureTopics,
+  type FeatureUpdateRecord,
+  SchemaRegistry,
+  TesseraProducer,
+} from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { CategoryCounter, compareToProfile, KllSketch } from "@tessera/stats";
 import { Registry } from "prom-client";
-import {
-  DriftMonitor,
-  defaultConfig,
-  type FeatureUpdate,
-  startDriftWorker,
-} from "../../services/drift-worker/src/index.js";
+import { DriftMonitor, defaultConfig, startDriftWorker } from "../../services/drift-worker/src/index.js";
 import { Generator, referenceProfile } from "../../services/drift-worker/test/scenario.js";
 import { fmt, loadStackEnv, median, numericFlags, repoRoot, saveResult } from "../support/index.js";
 
 const { runs, updates, kafka: kafkaMessages } = numericFlags({ runs: 5, updates: 100_000, kafka: 50_000 });
 const profile = referenceProfile();
 const generator = new Generator(99);
-const stream: FeatureUpdate[] = Array.from({ length: updates }, () => generator.next().update);
+const stream: FeatureUpdateRecord[] = Array.from({ length: updates }, () => generator.next().update);
 
 function timeIngestWorker(): number {
   const monitor = new DriftMonitor({

@@ -4,26 +4,8 @@
  * Joined pairs fill tumbling windows of N labelled predictions; each window gives accuracy and,
  * for binary labels with scores, ROC AUC.
  */
+import type { LabelRecord, PredictionRecord } from "@tessera/kafka";
 import type { ModelConfig } from "./config.js";
-
-export interface Prediction {
-  prediction_id: string;
-  model: string;
-  model_version: string;
-  entity: string;
-  score: number | null;
-  class: string | null;
-  event_time: number;
-}
-
-export interface Label {
-  prediction_id: string | null;
-  model: string;
-  entity: string;
-  label: number | string | boolean;
-  event_time: number;
-  labelled_at: number;
-}
 
 export interface Outcome {
   correct: boolean;
@@ -57,7 +39,11 @@ export function binary(value: unknown): boolean | null {
 }
 
 /** Was the prediction right? null when it cannot be judged (a score against a multi-class label). */
-export function outcomeOf(p: Prediction, label: Label["label"], config: ModelConfig): Outcome | null {
+export function outcomeOf(
+  p: PredictionRecord,
+  label: LabelRecord["label"],
+  config: ModelConfig,
+): Outcome | null {
   const positive = binary(label);
   let correct: boolean | null = null;
   if (p.class !== null) {
@@ -153,10 +139,10 @@ class Bounded<V extends { entity: string }> {
 }
 
 export class ModelQuality {
-  private readonly predictions: Bounded<Prediction>;
+  private readonly predictions: Bounded<PredictionRecord>;
   /** Labels that came first: by prediction id, or (without one) in arrival order per entity. */
-  private readonly labelsById: Bounded<Label>;
-  private readonly labelsWithoutId: Bounded<Label>;
+  private readonly labelsById: Bounded<LabelRecord>;
+  private readonly labelsWithoutId: Bounded<LabelRecord>;
   private outcomes: Outcome[] = [];
   private readonly closed: AccuracyWindow[] = [];
   joined = 0;
@@ -171,7 +157,7 @@ export class ModelQuality {
     this.labelsWithoutId = new Bounded(options.maxPending);
   }
 
-  addPrediction(p: Prediction): void {
+  addPrediction(p: PredictionRecord): void {
     const label =
       this.labelsById.take(p.prediction_id) ??
       this.labelsWithoutId.takeFirst(p.entity, (l) => this.near(p, l));
@@ -179,7 +165,7 @@ export class ModelQuality {
     else this.predictions.set(p.prediction_id, p);
   }
 
-  addLabel(l: Label): void {
+  addLabel(l: LabelRecord): void {
     const prediction =
       l.prediction_id !== null
         ? this.predictions.take(l.prediction_id)
@@ -224,11 +210,11 @@ export class ModelQuality {
     this.unjudgeable = state.unjudgeable;
   }
 
-  private near(p: Prediction, l: Label): boolean {
+  private near(p: PredictionRecord, l: LabelRecord): boolean {
     return p.entity === l.entity && Math.abs(p.event_time - l.event_time) <= this.options.joinToleranceMs;
   }
 
-  private record(p: Prediction, l: Label): void {
+  private record(p: PredictionRecord, l: LabelRecord): void {
     this.joined++;
     const outcome = outcomeOf(p, l.label, this.options.model);
     if (!outcome) {

@@ -5,10 +5,11 @@
  * A presenter that also shows the record's fields prints `alertLine`, never its own prefix in
  * front of the message (that is how "CRITICAL x: CRITICAL x: psi …" reached on-call).
  */
+
+import type { DriftAlertRecord } from "@tessera/kafka";
 import type { Severity } from "@tessera/stats";
 import type { AccuracyWindow } from "./accuracy.js";
 import type { WindowResult } from "./evaluate.js";
-import type { DriftAlert } from "./hysteresis.js";
 
 export const round = (v: number | undefined, digits = 4) =>
   v === undefined ? "-" : Number(v.toPrecision(digits));
@@ -24,7 +25,7 @@ export function resolvedMessage(subject: string, statistic: string, clearWindows
 }
 
 /** One line for a console or a log: status and kind, then the message (which names the rest once). */
-export function alertLine(alert: DriftAlert): string {
+export function alertLine(alert: DriftAlertRecord): string {
   return `${alert.status} ${alert.kind} ${alert.message}`;
 }
 

@@ -4,10 +4,9 @@
  * `maxQueue` (counted in tessera_alert_delivery_failures_total), never the worker's progress.
  */
 import { readFileSync } from "node:fs";
-import type { TesseraProducer } from "@tessera/kafka";
+import type { DriftAlertRecord, TesseraProducer } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import { traceHeadersOf } from "@tessera/runtime/tracing";
-import type { DriftAlert } from "./hysteresis.js";
 import type { WorkerMetrics } from "./metrics.js";
 
 /** The DriftAlert Avro schema, the same relative path from src/ and dist/. */
@@ -17,7 +16,7 @@ export const driftAlertSchema: object = JSON.parse(
 
 export interface AlertSink {
   readonly name: string;
-  send(alert: DriftAlert): Promise<void>;
+  send(alert: DriftAlertRecord): Promise<void>;
 }
 
 /** An error a sink will not get past by retrying (a 4xx from the webhook). */
@@ -33,18 +32,17 @@ export class KafkaAlertSink implements AlertSink {
     private readonly topic: string,
   ) {}
 
-  async send(alert: DriftAlert): Promise<void> {
-    const record = { ...alert, trace_id: alert.trace_id ?? null, span_id: alert.span_id ?? null };
+  async send(alert: DriftAlertRecord): Promise<void> {
     // tracing: the record continues the window's trace (W3C traceparent), when it has one
     const headers =
       alert.trace_id && alert.span_id
         ? traceHeadersOf({ traceId: alert.trace_id, spanId: alert.span_id, traceFlags: 1 })
         : undefined;
-    await this.producer.publish(this.topic, record, { key: alert.subject, headers });
+    await this.producer.publish(this.topic, alert, { key: alert.subject, headers });
   }
 }
 
-const ALERT_NAMES: Record<DriftAlert["kind"], string> = {
+const ALERT_NAMES: Record<DriftAlertRecord["kind"], string> = {
   FEATURE_DRIFT: "TesseraFeatureDrift",
   PREDICTION_DRIFT: "TesseraPredictionDrift",
   FRESHNESS: "TesseraDataFreshness",
@@ -56,7 +54,7 @@ const ALERT_NAMES: Record<DriftAlert["kind"], string> = {
  * labels its FIRING had (severity included) and sets endsAt.
  */
 export function alertmanagerPayload(
-  alert: DriftAlert,
+  alert: DriftAlertRecord,
   fired: { severity: string; startsAt: number },
   generatorURL?: string,
 ) {
@@ -100,12 +98,12 @@ export class WebhookSink implements AlertSink {
   ) {}
 
   /** An incident that fired before a restart: its RESOLVED must carry the labels it fired with. */
-  remember(firing: DriftAlert): void {
+  remember(firing: DriftAlertRecord): void {
     if (!this.fired.has(firing.alert_id))
       this.fired.set(firing.alert_id, { severity: firing.severity, startsAt: firing.at });
   }
 
-  async send(alert: DriftAlert): Promise<void> {
+  async send(alert: DriftAlertRecord): Promise<void> {
     let fired = this.fired.get(alert.alert_id);
     if (alert.status === "FIRING" && !fired) {
       fired = { severity: alert.severity, startsAt: alert.at };
@@ -136,16 +134,16 @@ export class WebhookSink implements AlertSink {
 export class CallbackSink implements AlertSink {
   constructor(
     readonly name: string,
-    private readonly callback: (alert: DriftAlert) => void | Promise<void>,
+    private readonly callback: (alert: DriftAlertRecord) => void | Promise<void>,
   ) {}
-  async send(alert: DriftAlert): Promise<void> {
+  async send(alert: DriftAlertRecord): Promise<void> {
     await this.callback(alert);
   }
 }
 
 interface Queue {
   sink: AlertSink;
-  items: DriftAlert[];
+  items: DriftAlertRecord[];
   draining?: Promise<void>;
 }
 
@@ -163,7 +161,7 @@ export class AlertDispatcher {
       logger?: Logger;
       metrics?: WorkerMetrics;
       /** Each (alert, sink) once it left the queue: delivered, or given up (dropped, permanent error). */
-      onSettled?(alert: DriftAlert, sink: string, delivered: boolean): void;
+      onSettled?(alert: DriftAlertRecord, sink: string, delivered: boolean): void;
     },
   ) {
     this.queues = sinks.map((sink) => ({ sink, items: [] }));
@@ -174,7 +172,7 @@ export class AlertDispatcher {
   }
 
   /** Queues the alert on every sink and returns at once. */
-  publish(alert: DriftAlert, only?: (sink: AlertSink) => boolean): void {
+  publish(alert: DriftAlertRecord, only?: (sink: AlertSink) => boolean): void {
     if (this.stopped) return;
     for (const queue of this.queues) {
       if (only && !only(queue.sink)) continue;
@@ -217,12 +215,12 @@ export class AlertDispatcher {
       await this.deliver(queue.sink, alert);
   }
 
-  private async deliver(sink: AlertSink, alert: DriftAlert): Promise<void> {
+  private async deliver(sink: AlertSink, alert: DriftAlertRecord): Promise<void> {
     const delivered = await this.attempt(sink, alert);
     this.options.onSettled?.(alert, sink.name, delivered);
   }
 
-  private async attempt(sink: AlertSink, alert: DriftAlert): Promise<boolean> {
+  private async attempt(sink: AlertSink, alert: DriftAlertRecord): Promise<boolean> {
     const initial = this.options.initialBackoffMs ?? 500;
     for (let attempt = 0; ; attempt++) {
       try {

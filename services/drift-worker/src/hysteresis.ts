@@ -5,32 +5,9 @@
  * A statistic flapping around its threshold therefore fires once and resolves once.
  */
 import { randomUUID } from "node:crypto";
+import type { AlertKind, DriftAlertRecord } from "@tessera/kafka";
 import type { Severity } from "@tessera/stats";
 import { firingMessage, resolvedMessage } from "./alert-text.js";
-
-export type AlertKind = "FEATURE_DRIFT" | "PREDICTION_DRIFT" | "FRESHNESS" | "ACCURACY";
-
-/** The DriftAlert Avro record (schemas/avro/drift_alert.avsc). */
-export interface DriftAlert {
-  alert_id: string;
-  status: "FIRING" | "RESOLVED";
-  kind: AlertKind;
-  severity: "OK" | "WARN" | "CRITICAL";
-  subject: string;
-  statistic: string;
-  value: number;
-  threshold: number;
-  p_value: number | null;
-  window_start: number;
-  window_end: number;
-  sample_size: number;
-  reference: string;
-  message: string;
-  at: number;
-  /** The trace of the window's newest traced record (W3C ids, hex), to follow it back to its events. */
-  trace_id?: string | null;
-  span_id?: string | null;
-}
 
 /** Where a record came from in a trace: the span context its Kafka headers carried. */
 export interface TraceRef {
@@ -64,7 +41,7 @@ export interface Observation {
 
 /** An open incident; plain JSON, so it is also what the state topic keeps (one record each). */
 export interface ActiveAlert {
-  alert: DriftAlert;
+  alert: DriftAlertRecord;
   /** Worst severity seen during the incident. */
   worst: Severity;
   lastBadAt: number;
@@ -86,13 +63,13 @@ export class AlertTracker {
   constructor(private readonly options: HysteresisOptions) {}
 
   /** The alert to publish for this observation, if any (at most one FIRING per incident). */
-  observe(o: Observation, now: number): DriftAlert | undefined {
+  observe(o: Observation, now: number): DriftAlertRecord | undefined {
     const key = `${o.kind}\u0000${o.subject}`;
     const active = this.open.get(key);
     const bad = o.severity !== "ok";
     if (!active) {
       if (!bad) return undefined;
-      const alert: DriftAlert = {
+      const alert: DriftAlertRecord = {
         alert_id: (this.options.newId ?? randomUUID)(),
         status: "FIRING",
         kind: o.kind,
@@ -137,8 +114,8 @@ export class AlertTracker {
       sample_size: o.sampleSize,
       message: resolvedMessage(fired.subject, fired.statistic, active.clearStreak),
       at: now,
-      trace_id: o.trace?.traceId ?? fired.trace_id ?? null,
-      span_id: o.trace ? o.trace.spanId : (fired.span_id ?? null),
+      trace_id: o.trace?.traceId ?? fired.trace_id,
+      span_id: o.trace ? o.trace.spanId : fired.span_id,
     };
   }
 

@@ -4,33 +4,40 @@
  * `handle.ingest` directly, with alerts going to the sinks given in deps.
  */
 import { readFile } from "node:fs/promises";
-import { createKafka, DeadLetterPublisher, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  DeadLetterPublisher,
+  type DriftAlertRecord,
+  type FeatureUpdateRecord,
+  type LabelRecord,
+  type PredictionRecord,
+  SchemaRegistry,
+  TesseraProducer,
+} from "@tessera/kafka";
 import { createLogger, type Logger, opsRoutes } from "@tessera/runtime";
 import type { ReferenceProfile } from "@tessera/stats";
 import Fastify from "fastify";
 import type { Kafka } from "kafkajs";
 import { Registry } from "prom-client";
-import type { Label, Prediction } from "./accuracy.js";
 import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
 import type { DriftWorkerConfig } from "./config.js";
 import { dashboardPlugin } from "./dashboard.js";
-import type { DriftAlert } from "./hysteresis.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
-import { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+import { DriftMonitor } from "./monitor.js";
 import { StatePersistence } from "./persistence.js";
 import { KafkaStateStore } from "./state-store.js";
 import type { DriftStatus } from "./status.js";
 import { traceAlert } from "./tracing.js";
 
-export { binary, type Label, outcomeOf, type Prediction, rocAuc } from "./accuracy.js";
+export { binary, outcomeOf, rocAuc } from "./accuracy.js";
 export { alertLine } from "./alert-text.js";
 export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, WebhookSink } from "./alerts.js";
 export { configSchema, type DriftWorkerConfig, defaultConfig } from "./config.js";
 export { type DashboardOptions, dashboardPlugin } from "./dashboard.js";
 export { adjust } from "./evaluate.js";
-export { AlertTracker, type DriftAlert, type Observation } from "./hysteresis.js";
-export { DriftMonitor, type FeatureUpdate } from "./monitor.js";
+export { AlertTracker, type Observation } from "./hysteresis.js";
+export { DriftMonitor } from "./monitor.js";
 export { KafkaStateStore, type StateSnapshot } from "./state-store.js";
 export type * from "./status.js";
 
@@ -59,9 +66,9 @@ export interface DriftWorkerDeps {
 export interface DriftWorkerHandle {
   monitor: DriftMonitor;
   ingest: {
-    featureUpdate(update: FeatureUpdate): void;
-    prediction(prediction: Prediction): void;
-    label(label: Label): void;
+    featureUpdate(update: FeatureUpdateRecord): void;
+    prediction(prediction: PredictionRecord): void;
+    label(label: LabelRecord): void;
   };
   /** One evaluation; with persisted state it resolves once the state is saved and alerts queued. */
   evaluate(): Promise<void>;
@@ -139,7 +146,7 @@ export async function startDriftWorker(
     onSettled: (alert, sink) => persistence?.settled(alert, sink),
   });
   /** With persisted state, an evaluation's alerts wait until the state that names them is saved. */
-  const held: DriftAlert[] = [];
+  const held: DriftAlertRecord[] = [];
   const monitor = new DriftMonitor({
     config,
     profile,

@@ -6,27 +6,26 @@
  * verdicts into one FIRING and one RESOLVED per incident. `snapshot()` / `restore()` hand the
  * whole state over as JSON records, which is what survives a restart (state-store.ts).
  */
+import type { DriftAlertRecord, FeatureUpdateRecord, LabelRecord, PredictionRecord } from "@tessera/kafka";
 import type { ReferenceProfile } from "@tessera/stats";
-import type { Label, Prediction } from "./accuracy.js";
 import type { DriftWorkerConfig, ThresholdConfig } from "./config.js";
 import { AccuracyEvaluator } from "./evaluators/accuracy.js";
 import { type EvaluatorContext, pushBounded, type StateRecords } from "./evaluators/context.js";
-import { FeatureDrift, type FeatureUpdate } from "./evaluators/features.js";
+import { FeatureDrift } from "./evaluators/features.js";
 import { FreshnessEvaluator } from "./evaluators/freshness.js";
 import { PredictionDrift } from "./evaluators/predictions.js";
-import { type ActiveAlert, AlertTracker, type DriftAlert, type TraceRef } from "./hysteresis.js";
+import { type ActiveAlert, AlertTracker, type TraceRef } from "./hysteresis.js";
 import type { WorkerMetrics } from "./metrics.js";
 import type { StateSnapshot } from "./state-store.js";
 import type { DriftStatus, LagReading } from "./status.js";
 
-export type { FeatureUpdate, FeatureValue } from "./evaluators/features.js";
 export type { AccuracyEntry, DriftStatus, HistoryEntry, LagReading } from "./status.js";
 
 export interface MonitorOptions {
   config: DriftWorkerConfig;
   profile: ReferenceProfile;
   /** Called synchronously with each alert record; delivery is the caller's (non-blocking) job. */
-  emit(alert: DriftAlert): void;
+  emit(alert: DriftAlertRecord): void;
   metrics?: WorkerMetrics;
   now?: () => number;
 }
@@ -38,7 +37,7 @@ export class DriftMonitor {
   readonly startedAt: number;
   private readonly config: DriftWorkerConfig;
   private readonly tracker: AlertTracker;
-  private readonly timeline: DriftAlert[] = [];
+  private readonly timeline: DriftAlertRecord[] = [];
   private readonly features: FeatureDrift;
   private readonly predictions: PredictionDrift;
   private readonly accuracy: AccuracyEvaluator;
@@ -89,13 +88,13 @@ export class DriftMonitor {
   // ---- input -------------------------------------------------------------------------------
 
   /** `trace`: the span context the record's headers carried (the stream processor's flush). */
-  ingestFeatureUpdate(update: FeatureUpdate, trace?: TraceRef): void {
+  ingestFeatureUpdate(update: FeatureUpdateRecord, trace?: TraceRef): void {
     this.counters?.features.inc();
     this.freshness.touch(this.config.topics.features, update.event_time);
     this.features.ingest(update, this.now(), trace);
   }
 
-  ingestPrediction(prediction: Prediction): void {
+  ingestPrediction(prediction: PredictionRecord): void {
     this.counters?.predictions.inc();
     this.freshness.touch(this.config.topics.predictions, prediction.event_time);
     if (!this.inScope(prediction.model)) return;
@@ -103,7 +102,7 @@ export class DriftMonitor {
     this.accuracy.addPrediction(prediction);
   }
 
-  ingestLabel(label: Label): void {
+  ingestLabel(label: LabelRecord): void {
     this.counters?.labels.inc();
     this.freshness.touch(this.config.topics.labels, label.labelled_at);
     if (!this.inScope(label.model)) return;
@@ -140,7 +139,7 @@ export class DriftMonitor {
   }
 
   /** Open incidents (the webhook re-sends them so Alertmanager keeps them active). */
-  activeAlerts(): DriftAlert[] {
+  activeAlerts(): DriftAlertRecord[] {
     return this.tracker.active().map((a) => a.alert);
   }
 
@@ -169,7 +168,7 @@ export class DriftMonitor {
     this.accuracy.restore(part("accuracy"));
     this.freshness.restore(part("freshness"));
     const incidents = part("incidents");
-    const timeline = (incidents.get("timeline") ?? []) as DriftAlert[];
+    const timeline = (incidents.get("timeline") ?? []) as DriftAlertRecord[];
     this.timeline.splice(0, this.timeline.length, ...timeline.slice(-this.config.history.alerts));
     this.tracker.restore(
       [...incidents].filter(([id]) => id !== "timeline").map(([, incident]) => incident as ActiveAlert),

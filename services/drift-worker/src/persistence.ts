@@ -13,8 +13,9 @@
  * and the group's offsets are committed to them only after the save: after a SIGKILL the group
  * re-reads what the state lacks, and the input skips what it already has. Windows resume exact.
  */
+
+import type { DriftAlertRecord } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
-import type { DriftAlert } from "./hysteresis.js";
 import type { KafkaInput, Positions } from "./kafka-input.js";
 import type { DriftMonitor } from "./monitor.js";
 import type { KafkaStateStore, StateSnapshot } from "./state-store.js";
@@ -22,11 +23,11 @@ import type { StateStatus } from "./status.js";
 
 /** An alert and the sinks that have not yet had it. */
 export interface OutboxEntry {
-  alert: DriftAlert;
+  alert: DriftAlertRecord;
   sinks: string[];
 }
 
-const outboxId = (alert: DriftAlert) => `${alert.alert_id}:${alert.status}`;
+const outboxId = (alert: DriftAlertRecord) => `${alert.alert_id}:${alert.status}`;
 
 export class StatePersistence {
   private readonly outbox = new Map<string, OutboxEntry>();
@@ -62,12 +63,12 @@ export class StatePersistence {
   }
 
   /** An alert about to be handed to `sinks`: kept until each has it. */
-  hold(alert: DriftAlert, sinks: string[]): void {
+  hold(alert: DriftAlertRecord, sinks: string[]): void {
     if (sinks.length > 0) this.outbox.set(outboxId(alert), { alert, sinks: [...sinks] });
   }
 
   /** A sink is done with an alert (delivered or given up): out of the outbox, saved soon. */
-  settled(alert: DriftAlert, sink: string): void {
+  settled(alert: DriftAlertRecord, sink: string): void {
     const entry = this.outbox.get(outboxId(alert));
     if (!entry) return;
     entry.sinks = entry.sinks.filter((s) => s !== sink);

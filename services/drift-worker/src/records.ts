@@ -3,8 +3,9 @@
  * validated the writer's schema; this catches a topic carrying another record type, and
  * normalises what Avro libraries disagree on (timestamps as Date or long, wrapped unions).
  */
-import type { Label, Prediction } from "./accuracy.js";
-import type { FeatureUpdate, FeatureValue } from "./evaluators/features.js";
+import type { FeatureUpdateRecord, LabelRecord, PredictionRecord } from "@tessera/kafka";
+
+type FeatureValue = FeatureUpdateRecord["values"][string];
 
 export class RecordError extends Error {
   override name = "RecordError";
@@ -67,7 +68,7 @@ function featureValue(name: string, value: unknown): FeatureValue {
   throw new RecordError("schema_mismatch", `values["${name}"] is neither null, a number, text nor a list`);
 }
 
-export function toFeatureUpdate(value: unknown): FeatureUpdate {
+export function toFeatureUpdate(value: unknown): FeatureUpdateRecord {
   const r = object(value);
   const raw = field(r, "values");
   const values: Record<string, FeatureValue> = {};
@@ -83,12 +84,12 @@ export function toFeatureUpdate(value: unknown): FeatureUpdate {
   };
 }
 
-export function toPrediction(value: unknown): Prediction {
+export function toPrediction(value: unknown): PredictionRecord {
   const r = object(value);
   const score = "score" in r ? unwrap(r["score"]) : null;
   if (score !== null && score !== undefined && typeof score !== "number")
     throw new RecordError("schema_mismatch", `field "score" is not a number`);
-  const prediction: Prediction = {
+  const prediction: PredictionRecord = {
     prediction_id: text(r, "prediction_id"),
     model: text(r, "model"),
     model_version: text(r, "model_version"),
@@ -102,7 +103,7 @@ export function toPrediction(value: unknown): Prediction {
   return prediction;
 }
 
-export function toLabel(value: unknown): Label {
+export function toLabel(value: unknown): LabelRecord {
   const r = object(value);
   const label = field(r, "label");
   if (typeof label !== "number" && typeof label !== "string" && typeof label !== "boolean")

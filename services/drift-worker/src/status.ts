@@ -2,11 +2,12 @@
  * The body of GET /v1/status (and what the dashboard reads): freshness, drift and accuracy
  * together. An explicit type, so a change to it is a change here, not a side effect.
  */
+
+import type { DriftAlertRecord } from "@tessera/kafka";
 import type { Severity } from "@tessera/stats";
 import type { AccuracyWindow } from "./accuracy.js";
 import type { DriftWorkerConfig, ModelConfig } from "./config.js";
 import type { Bins, Check, Statistics, WindowResult } from "./evaluate.js";
-import type { DriftAlert } from "./hysteresis.js";
 
 export interface LagReading {
   group: string;
@@ -112,7 +113,7 @@ export interface DriftStatus {
     unmonitored: string[];
   };
   accuracy: { models: Record<string, ModelStatus> };
-  alerts: { active: DriftAlert[]; timeline: DriftAlert[] };
+  alerts: { active: DriftAlertRecord[]; timeline: DriftAlertRecord[] };
   /** Present when the worker persists its state (startDriftWorker with Kafka input). */
   state?: StateStatus;
 }

@@ -4,13 +4,13 @@
  * this worker traces too, the alert gets a span of its own in that trace, and names that instead.
  */
 import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from "@opentelemetry/api";
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { tracingEnabled } from "@tessera/runtime/tracing";
-import type { DriftAlert } from "./hysteresis.js";
 
 const tracer = trace.getTracer("tessera.drift-worker");
 
 /** Adds the alert's span (a child of its window's record) and points span_id at it; in place. */
-export function traceAlert(alert: DriftAlert): void {
+export function traceAlert(alert: DriftAlertRecord): void {
   if (!alert.trace_id || !alert.span_id || !tracingEnabled()) return;
   const parent = trace.setSpanContext(ROOT_CONTEXT, {
     traceId: alert.trace_id,

@@ -3,14 +3,15 @@
  * form consoles print (tessera demo) does not put them in front of the message a second time
  * (it printed "CRITICAL fraud-v1:score: CRITICAL fraud-v1:score: psi …").
  */
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { describe, expect, it } from "vitest";
-import { alertLine, type DriftAlert, DriftMonitor, defaultConfig } from "../src/index.js";
+import { alertLine, DriftMonitor, defaultConfig } from "../src/index.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
 const occurrences = (text: string, part: string) => text.split(part).length - 1;
 
-function incident(): DriftAlert[] {
-  const alerts: DriftAlert[] = [];
+function incident(): DriftAlertRecord[] {
+  const alerts: DriftAlertRecord[] = [];
   let clock = 1_800_000_000_000;
   const monitor = new DriftMonitor({
     config: defaultConfig({

@@ -1,7 +1,7 @@
 /** The pieces of a decision: hysteresis, multiple-testing control, accuracy/AUC and the label join. */
+import type { LabelRecord, PredictionRecord } from "@tessera/kafka";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Label, Prediction } from "../src/accuracy.js";
 import { ModelQuality } from "../src/accuracy.js";
 import { AlertTracker, adjust, binary, type Observation, outcomeOf, rocAuc } from "../src/index.js";
 
@@ -136,7 +136,7 @@ describe("accuracy and AUC", () => {
       null,
       null,
     ]);
-    const base: Prediction = {
+    const base: PredictionRecord = {
       prediction_id: "p",
       model: "m",
       model_version: "1",
@@ -217,7 +217,7 @@ describe("accuracy and AUC", () => {
       maxPending: 3,
       joinToleranceMs: 100,
     });
-    const p = (id: string, entity: string, t: number, cls: string): Prediction => ({
+    const p = (id: string, entity: string, t: number, cls: string): PredictionRecord => ({
       prediction_id: id,
       model: "m",
       model_version: "1",
@@ -226,7 +226,7 @@ describe("accuracy and AUC", () => {
       class: cls,
       event_time: t,
     });
-    const l = (id: string | null, entity: string, t: number, label: boolean): Label => ({
+    const l = (id: string | null, entity: string, t: number, label: boolean): LabelRecord => ({
       prediction_id: id,
       model: "m",
       entity,

@@ -6,11 +6,17 @@
  * RESOLVED after recovery. A garbage record goes to the dead-letter topic and changes nothing.
  */
 import { readFileSync } from "node:fs";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  type DriftAlertRecord,
+  ensureTopics,
+  SchemaRegistry,
+  TesseraProducer,
+} from "@tessera/kafka";
 import type { Consumer, Kafka } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
-import { type DriftAlert, type DriftStatus, defaultConfig, startDriftWorker } from "../src/index.js";
+import { type DriftStatus, defaultConfig, startDriftWorker } from "../src/index.js";
 import { Generator, INCIDENT_SUBJECTS, type Incidents, referenceProfile } from "./scenario.js";
 
 const schema = (name: string) =>
@@ -42,7 +48,7 @@ describe("drift worker on Kafka + schema registry", () => {
   let producer: TesseraProducer;
   let worker: Awaited<ReturnType<typeof startDriftWorker>>;
   const consumers: Consumer[] = [];
-  const alerts: DriftAlert[] = [];
+  const alerts: DriftAlertRecord[] = [];
   const deadLetters: Array<Record<string, unknown>> = [];
 
   beforeAll(async () => {

@@ -2,10 +2,10 @@
  * The embedded demo runs the worker on the in-memory bus: state is kept there too, and a second
  * worker on the same bus continues the first one's open incident.
  */
-import { ensureTopics, MemoryBroker, SchemaRegistry } from "@tessera/kafka";
+import { type DriftAlertRecord, ensureTopics, MemoryBroker, SchemaRegistry } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { describe, expect, it } from "vitest";
-import { type DriftAlert, defaultConfig, startDriftWorker } from "../src/index.js";
+import { defaultConfig, startDriftWorker } from "../src/index.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
 describe("state on the in-memory bus", () => {
@@ -23,7 +23,7 @@ describe("state on the in-memory bus", () => {
       kafka,
       [features, predictions, labels].map((topic) => ({ topic, partitions: 1 })),
     );
-    const alerts: DriftAlert[] = [];
+    const alerts: DriftAlertRecord[] = [];
     const start = () =>
       startDriftWorker(config, {
         profile,

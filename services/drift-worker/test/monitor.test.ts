@@ -2,14 +2,15 @@
  * The worker's window and decision logic without Kafka: stationary data must not page (the false
  * alarm rate is measured and printed), and each injected incident pages once, in its first window.
  */
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { describe, expect, it } from "vitest";
-import { type DriftAlert, DriftMonitor, type DriftWorkerConfig, defaultConfig } from "../src/index.js";
+import { DriftMonitor, type DriftWorkerConfig, defaultConfig } from "../src/index.js";
 import { Generator, INCIDENT_SUBJECTS, type Incidents, referenceProfile } from "./scenario.js";
 
 const profile = referenceProfile();
 
 function monitor(overrides: Parameters<typeof defaultConfig>[0] = {}) {
-  const alerts: DriftAlert[] = [];
+  const alerts: DriftAlertRecord[] = [];
   let clock = 1_800_000_000_000;
   const config: DriftWorkerConfig = defaultConfig({
     hysteresis: { coolDownMs: 0 },

@@ -14,11 +14,17 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  type DriftAlertRecord,
+  ensureTopics,
+  SchemaRegistry,
+  TesseraProducer,
+} from "@tessera/kafka";
 import type { Consumer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
-import type { DriftAlert, DriftStatus } from "../src/index.js";
+import type { DriftStatus } from "../src/index.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
 const schema = (name: string) =>
@@ -66,7 +72,7 @@ describe("drift-worker restart during an open incident", () => {
   let producer: TesseraProducer;
   let registry: SchemaRegistry;
   const posted: Posted[] = [];
-  const onTopic: DriftAlert[] = [];
+  const onTopic: DriftAlertRecord[] = [];
   const topics = {
     features: uniqueName("features"),
     predictions: uniqueName("predictions"),
@@ -111,7 +117,7 @@ describe("drift-worker restart during an open incident", () => {
     const deserializer = registry.avroDeserializer();
     await alertReader.run({
       eachMessage: async ({ message }) => {
-        onTopic.push((await deserializer.deserialize(topics.alerts, message.value!)) as DriftAlert);
+        onTopic.push((await deserializer.deserialize(topics.alerts, message.value!)) as DriftAlertRecord);
       },
     });
 

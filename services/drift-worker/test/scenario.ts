@@ -2,8 +2,8 @@
  * A seeded synthetic payments stream for the drift tests: one view with five features, a scored
  * model and a classifying model with labels, and one switch per incident the worker must catch.
  */
-import { buildProfile, type ReferenceProfile } from "@tessera/stats";
-import type { FeatureUpdate, Label, Prediction } from "../src/index.js";
+import type { FeatureUpdateRecord, LabelRecord, PredictionRecord } from "@tessera/kafka";
+import { buildProfile, type ReferenceProfile, seededUniform } from "@tessera/stats";
 
 export interface Incidents {
   /** amount_mean: +0.5σ. */
@@ -38,18 +38,6 @@ const COUNTRIES: Array<[string, number]> = [
   ["NL", 0.1],
 ];
 
-/** mulberry32: small, seeded, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class Generator {
   private readonly random: () => number;
   private n = 0;
@@ -58,7 +46,7 @@ export class Generator {
     seed: number,
     private readonly startTime = Date.now(),
   ) {
-    this.random = rng(seed);
+    this.random = seededUniform(seed);
   }
 
   /** The event time the next event will carry. */
@@ -97,9 +85,9 @@ export class Generator {
 
   /** The next event: one feature update and two predictions, with the churn model's label. */
   next(incidents: Incidents = {}): {
-    update: FeatureUpdate;
-    predictions: Prediction[];
-    label: Label;
+    update: FeatureUpdateRecord;
+    predictions: PredictionRecord[];
+    label: LabelRecord;
   } {
     const i = this.n++;
     const time = this.startTime + i;

@@ -2,17 +2,18 @@
  * The worker as a service without Kafka: alert delivery to an Alertmanager-style webhook (retries,
  * never blocking), the /v1/status endpoint, record checks, and the process entry's config errors.
  */
+
 import { execFile } from "node:child_process";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   AlertDispatcher,
   CallbackSink,
-  type DriftAlert,
   type DriftStatus,
   defaultConfig,
   startDriftWorker,
@@ -22,7 +23,10 @@ import { workerMetrics } from "../src/metrics.js";
 import { RecordError, toFeatureUpdate, toLabel, toPrediction } from "../src/records.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
-const alert = (status: "FIRING" | "RESOLVED", severity: DriftAlert["severity"] = "CRITICAL"): DriftAlert => ({
+const alert = (
+  status: "FIRING" | "RESOLVED",
+  severity: DriftAlertRecord["severity"] = "CRITICAL",
+): DriftAlertRecord => ({
   alert_id: "id-1",
   status,
   kind: "FEATURE_DRIFT",
@@ -38,6 +42,8 @@ const alert = (status: "FIRING" | "RESOLVED", severity: DriftAlert["severity"] =
   reference: "ref",
   message: "CRITICAL payments:amount: psi 0.4 ≥ 0.25",
   at: Date.UTC(2026, 0, 1),
+  trace_id: null,
+  span_id: null,
 });
 
 /** A local receiver answering with the given status codes in turn (then 200), or never. */
@@ -101,7 +107,7 @@ describe("alert delivery", () => {
     const hung = await receiver([], true);
     const refusing = await receiver([400, 400, 400, 400, 400]);
     cleanup.push(hung.close, refusing.close);
-    const seen: DriftAlert[] = [];
+    const seen: DriftAlertRecord[] = [];
     const metrics = workerMetrics(new Registry());
     const dispatcher = new AlertDispatcher(
       [
@@ -139,7 +145,7 @@ describe("alert delivery", () => {
 
 describe("startDriftWorker in push mode", () => {
   it("serves /v1/status with freshness, drift (history and bins) and accuracy together", async () => {
-    const alerts: DriftAlert[] = [];
+    const alerts: DriftAlertRecord[] = [];
     const worker = await startDriftWorker(
       defaultConfig({ http: { port: 0 }, reference: { name: "unit" }, hysteresis: { coolDownMs: 0 } }),
       {
@@ -205,7 +211,7 @@ describe("webhook repeat", () => {
   it("open alerts are re-sent every repeatMs so Alertmanager keeps them active; the topic sinks get them once", async () => {
     const hook = await receiver([]);
     cleanup.push(hook.close);
-    const seen: DriftAlert[] = [];
+    const seen: DriftAlertRecord[] = [];
     const worker = await startDriftWorker(
       defaultConfig({ webhook: { url: hook.url, repeatMs: 1000 }, hysteresis: { coolDownMs: 0 } }),
       {

@@ -3,8 +3,9 @@
  * and mid-window continues exactly as the one that was never stopped (same windows, same
  * statistics, the same incident resolving once).
  */
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { describe, expect, it } from "vitest";
-import { type DriftAlert, DriftMonitor, defaultConfig, type StateSnapshot } from "../src/index.js";
+import { DriftMonitor, defaultConfig, type StateSnapshot } from "../src/index.js";
 import { Generator, type Incidents, referenceProfile } from "./scenario.js";
 
 const profile = referenceProfile();
@@ -15,7 +16,7 @@ const config = defaultConfig({
 });
 
 function monitor(clock: { now: number }) {
-  const alerts: DriftAlert[] = [];
+  const alerts: DriftAlertRecord[] = [];
   const m = new DriftMonitor({ config, profile, emit: (a) => alerts.push(a), now: () => clock.now });
   return { m, alerts };
 }

@@ -2,15 +2,16 @@
  * A drift alert names the trace of the window that fired: the newest *sampled* trace context its
  * FeatureUpdate records carried (the stream processor's flush), so on-call can follow it back.
  */
+import type { DriftAlertRecord } from "@tessera/kafka";
 import { describe, expect, it } from "vitest";
-import { type DriftAlert, DriftMonitor, defaultConfig } from "../src/index.js";
+import { DriftMonitor, defaultConfig } from "../src/index.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, "0");
 
 describe("alert trace context", () => {
   it("FIRING names the newest sampled record of its window; RESOLVED the window that cleared it", () => {
-    const alerts: DriftAlert[] = [];
+    const alerts: DriftAlertRecord[] = [];
     let clock = 1_800_000_000_000;
     const config = defaultConfig({
       hysteresis: { coolDownMs: 0 },

@@ -5,8 +5,8 @@
  * the alert firing.
  */
 import { mkdirSync, rmSync } from "node:fs";
-import { alertLine, type DriftAlert, type DriftWorkerHandle } from "@tessera/drift-worker";
-import type { LabelRecord } from "@tessera/kafka";
+import { alertLine, type DriftWorkerHandle } from "@tessera/drift-worker";
+import type { DriftAlertRecord, LabelRecord } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { listTableFiles } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
@@ -49,7 +49,7 @@ export interface DemoResult {
   /** When drift was switched on (epoch ms), or null if the demo ended first. */
   driftInjectedAt: number | null;
   servedFeature: { entity: string; values: Record<string, unknown> } | null;
-  alerts: DriftAlert[];
+  alerts: DriftAlertRecord[];
   snapshot: string;
   profile: string;
   archiveFiles: number;
@@ -69,7 +69,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
   await createTopics(infra.kafka);
 
   const stops: Stops = [];
-  const alerts: DriftAlert[] = [];
+  const alerts: DriftAlertRecord[] = [];
   let drift: DriftWorkerHandle | undefined;
   let servedFeature: DemoResult["servedFeature"] = null;
   let payments = 0;

@@ -5,7 +5,6 @@
 import { join } from "node:path";
 import { startArchiver } from "@tessera/archiver";
 import {
-  type DriftAlert,
   type DriftStatus,
   type DriftWorkerHandle,
   dashboardPlugin,
@@ -15,6 +14,7 @@ import {
 import { type FeatureServerHandle, featureServerConfig, startFeatureServer } from "@tessera/feature-server";
 import {
   createKafka,
+  type DriftAlertRecord,
   ensureTopics,
   MemoryBroker,
   SchemaRegistry,
@@ -181,7 +181,7 @@ export async function startDrift(
   infra: Infrastructure,
   profile: ReferenceProfile,
   quiet: (name: string) => Logger,
-  onAlert: (alert: DriftAlert) => void,
+  onAlert: (alert: DriftAlertRecord) => void,
 ): Promise<DriftWorkerHandle> {
   return startDriftWorker(
     defaultConfig({
@@ -211,7 +211,7 @@ export async function startDrift(
       sinks: [
         {
           name: "demo-console",
-          async send(alert: DriftAlert) {
+          async send(alert: DriftAlertRecord) {
             onAlert(alert);
           },
         },

@@ -2,8 +2,10 @@
  * Model quality: labels joined to predictions (../accuracy.ts) fill windows of labelled
  * predictions per model; each closed window is judged against the model's accuracy floor.
  */
+
+import type { LabelRecord, PredictionRecord } from "@tessera/kafka";
 import type { Severity } from "@tessera/stats";
-import { type Label, ModelQuality, type Prediction, type QualityState } from "../accuracy.js";
+import { ModelQuality, type QualityState } from "../accuracy.js";
 import { accuracyDetail } from "../alert-text.js";
 import type { ModelConfig } from "../config.js";
 import type { ActiveAlert } from "../hysteresis.js";
@@ -26,11 +28,11 @@ export class AccuracyEvaluator implements Evaluator {
 
   constructor(private readonly context: EvaluatorContext) {}
 
-  addPrediction(prediction: Prediction): void {
+  addPrediction(prediction: PredictionRecord): void {
     this.model(prediction.model).quality.addPrediction(prediction);
   }
 
-  addLabel(label: Label): void {
+  addLabel(label: LabelRecord): void {
     this.model(label.model).quality.addLabel(label);
   }
 

@@ -4,11 +4,12 @@
  * each verdict observed by the incident tracker. Features and predictions each have one of these
  * (features.ts, predictions.ts); they differ in what they ingest and in the alert kind.
  */
+import type { AlertKind } from "@tessera/kafka";
 import type { FeatureProfile, ReferenceProfile } from "@tessera/stats";
 import { driftDetail } from "../alert-text.js";
 import type { ThresholdConfig } from "../config.js";
 import { adjustPValues, judge, measure, type WindowResult } from "../evaluate.js";
-import type { ActiveAlert, AlertKind, TraceRef } from "../hysteresis.js";
+import type { ActiveAlert, TraceRef } from "../hysteresis.js";
 import type { DatasetDecision, HistoryEntry, SubjectStatus } from "../status.js";
 import { type SeriesState, WindowSeries } from "../windows.js";
 import { type Evaluator, type EvaluatorContext, pushBounded, RANK, type StateRecords } from "./context.js";

@@ -3,28 +3,17 @@
  * `view:feature`; a view is one dataset for multiple-testing control. The definition versions
  * seen per view are kept for the status page (a new version is a usual cause of drift).
  */
+import type { FeatureUpdateRecord } from "@tessera/kafka";
 import type { TraceRef } from "../hysteresis.js";
 import type { StateRecords } from "./context.js";
 import { DriftEvaluator } from "./drift.js";
-
-export type FeatureValue = null | number | string | Array<null | number | string>;
-
-/** The FeatureUpdate Avro record (schemas/avro/feature_update.avsc). */
-export interface FeatureUpdate {
-  view: string;
-  version: string;
-  entity: string;
-  event_time: number;
-  computed_at: number;
-  values: Record<string, FeatureValue>;
-}
 
 const VERSIONS_MAX = 20;
 
 export class FeatureDrift extends DriftEvaluator {
   private readonly versions = new Map<string, Set<string>>();
 
-  ingest(update: FeatureUpdate, now: number, trace?: TraceRef): void {
+  ingest(update: FeatureUpdateRecord, now: number, trace?: TraceRef): void {
     const { views } = this.context.config.scope;
     if (views.length > 0 && !views.includes(update.view)) return;
     const versions = this.versions.get(update.view) ?? new Set<string>();

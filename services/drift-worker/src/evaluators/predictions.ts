@@ -2,11 +2,11 @@
  * Prediction drift: a model's score and class each get a window (`model:score`, `model:class`);
  * a model is one dataset (`model:<name>`) for multiple-testing control.
  */
-import type { Prediction } from "../accuracy.js";
+import type { PredictionRecord } from "@tessera/kafka";
 import { DriftEvaluator } from "./drift.js";
 
 export class PredictionDrift extends DriftEvaluator {
-  ingest(prediction: Prediction, now: number): void {
+  ingest(prediction: PredictionRecord, now: number): void {
     const { model } = prediction;
     const dataset = `model:${model}`;
     if (prediction.score !== null)
