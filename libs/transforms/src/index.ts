@@ -14,21 +14,31 @@ export {
 } from "./aggregators/index.js";
 export { columnInputs, type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
-export { defineDefinitions, feature, source, view } from "./definitions/dsl.js";
-export type {
-  Definitions,
-  DefinitionsSpec,
-  Derive,
-  DeriveSpec,
-  Duration,
-  Feature,
-  FeatureSpec,
-  FilterSpec,
-  Row,
-  Source,
-  SourceSpec,
-  View,
-  ViewSpec,
+export { defineDefinitions, feature, model, source, view } from "./definitions/dsl.js";
+export { type OwnedItem, unowned } from "./definitions/ownership.js";
+export {
+  COMPATIBILITY,
+  type Compatibility,
+  type Definitions,
+  type DefinitionsSpec,
+  type Derive,
+  type DeriveSpec,
+  type Duration,
+  type Feature,
+  type FeatureSpec,
+  type FilterSpec,
+  type Freshness,
+  type Model,
+  type ModelSpec,
+  type OnCallSpec,
+  type OnStale,
+  type Ownership,
+  type OwnershipSpec,
+  type Row,
+  type Source,
+  type SourceSpec,
+  type View,
+  type ViewSpec,
 } from "./definitions/types.js";
 export {
   DefinitionError,
