@@ -45,6 +45,13 @@ interface ProtoResponse {
   }>;
   as_of_ms?: number;
   view_event_time_ms?: Record<string, number>;
+  view_status?: Record<
+    string,
+    {
+      degraded?: boolean;
+      reasons?: Array<{ code?: string; message?: string; age_ms?: number; max_age_ms?: number }>;
+    }
+  >;
   feature_names?: string[];
 }
 
@@ -135,7 +142,17 @@ export function wireResponse(response: ProtoResponse): WireResponse {
   const views: Record<string, ViewStatus> = {};
   for (const name of names) {
     const view = name.slice(0, name.indexOf(":"));
-    views[view] ??= { newestEventTime: response.view_event_time_ms?.[view] ?? null };
+    const status = response.view_status?.[view];
+    views[view] ??= {
+      newestEventTime: response.view_event_time_ms?.[view] ?? null,
+      degraded: status?.degraded ?? false,
+      reasons: (status?.reasons ?? []).map((r) => ({
+        code: r.code,
+        message: r.message,
+        ageMs: Number(r.age_ms ?? 0),
+        maxAgeMs: Number(r.max_age_ms ?? 0),
+      })),
+    };
   }
   return { asOf: Number(response.as_of_ms ?? 0), views, entities };
 }

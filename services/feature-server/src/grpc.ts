@@ -117,10 +117,28 @@ function responseToProto(response: FeatureResponse) {
     }
   }
   const viewTimes: Record<string, number> = {};
+  const viewStatus: Record<string, unknown> = {};
   for (const [view, info] of Object.entries(response.views)) {
     if (info.newestEventTime !== null) viewTimes[view] = info.newestEventTime;
+    if (info.degraded) {
+      viewStatus[view] = {
+        degraded: true,
+        reasons: info.reasons.map((r) => ({
+          code: r.code,
+          message: r.message,
+          age_ms: r.ageMs ?? 0,
+          max_age_ms: r.maxAgeMs ?? 0,
+        })),
+      };
+    }
   }
-  return { results, as_of_ms: response.asOf, view_event_time_ms: viewTimes, feature_names: names };
+  return {
+    results,
+    as_of_ms: response.asOf,
+    view_event_time_ms: viewTimes,
+    feature_names: names,
+    view_status: viewStatus,
+  };
 }
 
 export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplementation {
@@ -159,6 +177,10 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
         if (error.field) trailer.set("field", error.field);
         if (error.retryAfterSeconds !== undefined)
           trailer.set("retry-after", String(error.retryAfterSeconds));
+        if (error.reason) {
+          trailer.set("reason", error.reason.code);
+          trailer.set("view", error.reason.view);
+        }
       }
       callback({ code, details: error?.message ?? grpc.status[code], metadata: trailer });
     };

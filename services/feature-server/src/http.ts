@@ -54,6 +54,12 @@ const errorSchema = {
     error: { type: "string" },
     message: { type: "string" },
     field: { type: "string", description: "The offending part of the request, e.g. entities.card_id[3]" },
+    reason: {
+      type: "string",
+      enum: ["freshness_sla", "store_unavailable"],
+      description: "Machine-readable cause of a 503 a caller may fall back on (with `view`)",
+    },
+    view: { type: "string", description: "The view the `reason` is about" },
   },
 } as const;
 
@@ -63,10 +69,33 @@ const responseSchema = {
     asOf: { type: "integer", description: "The time the windows were evaluated at (epoch ms)" },
     views: {
       type: "object",
-      description: "Per view: its definition version and the newest event time seen (freshness)",
+      description:
+        "Per view: its definition version, the newest event time seen (freshness), and whether it is degraded and why",
       additionalProperties: {
         type: "object",
-        properties: { version: { type: "string" }, newestEventTime: { type: ["integer", "null"] } },
+        properties: {
+          version: { type: "string" },
+          newestEventTime: { type: ["integer", "null"] },
+          degraded: {
+            type: "boolean",
+            description: "True when `reasons` is not empty: its values are `stale`",
+          },
+          reasons: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                code: { type: "string", enum: ["freshness_sla", "store_unavailable"] },
+                message: { type: "string" },
+                ageMs: {
+                  type: "integer",
+                  description: "freshness_sla: age of the view's newest data at asOf",
+                },
+                maxAgeMs: { type: "integer", description: "freshness_sla: the view's SLA" },
+              },
+            },
+          },
+        },
       },
     },
     entities: {
@@ -105,7 +134,11 @@ const errorResponses = {
   415: { description: "Body that is not application/json", ...errorSchema },
   429: { description: "Rate limit, or too many failed authentications from this address", ...errorSchema },
   500: { description: "Server bug", ...errorSchema },
-  503: { description: "Store unavailable, starting, shedding load or shutting down", ...errorSchema },
+  503: {
+    description:
+      "Store unavailable, starting, shedding load, shutting down, or a view past its freshness SLA whose policy is refuse (`reason`)",
+    ...errorSchema,
+  },
 };
 
 /** Feature routes need credentials; the ops routes and /docs do not (they carry no feature values). */
@@ -181,9 +214,14 @@ export async function buildHttp(
       if (error.kind === "limited") metrics.limited.inc({ protocol });
       if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
       const statusCode = HTTP_STATUS[error.kind];
-      return reply
-        .code(statusCode)
-        .send({ statusCode, error: error.kind, message: error.message, field: error.field });
+      return reply.code(statusCode).send({
+        statusCode,
+        error: error.kind,
+        message: error.message,
+        field: error.field,
+        reason: error.reason?.code,
+        view: error.reason?.view,
+      });
     }
     if (error.validation) {
       const field = fieldOf(error);

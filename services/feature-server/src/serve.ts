@@ -9,7 +9,7 @@ import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
 import { CircuitBreaker, isStoreOutage } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
-import { invalid, ServeError } from "./errors.js";
+import { type DegradedCode, invalid, ServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { tracePhase } from "./tracing.js";
 
@@ -37,10 +37,27 @@ export interface EntityGroupResult {
   results: EntityRow[];
 }
 
+/** Why a view's values are not to be trusted as fresh. */
+export interface DegradedReason {
+  code: DegradedCode;
+  message: string;
+  /** freshness_sla: how old the view's data is at `asOf`, and the SLA it breaks (ms). */
+  ageMs?: number;
+  maxAgeMs?: number;
+}
+
+export interface ViewInfo {
+  version: string;
+  newestEventTime: number | null;
+  /** True when any reason below holds: the view's values carry status `stale`. */
+  degraded: boolean;
+  reasons: DegradedReason[];
+}
+
 export interface FeatureResponse {
   asOf: number;
-  /** Per view: its version and the newest event time seen across the returned entities. */
-  views: Record<string, { version: string; newestEventTime: number | null }>;
+  /** Per view: its version, the newest event time seen across the returned entities, and whether it is degraded. */
+  views: Record<string, ViewInfo>;
   /** Per entity key of the request. */
   entities: Record<string, EntityGroupResult>;
 }
@@ -82,6 +99,12 @@ export class FeatureService {
   private readonly lastKnown: ByteBoundedCache<Uint8Array>;
   /** False until the store has answered once (start-up): requests get 503 meanwhile. */
   storeReached = false;
+  /**
+   * Per view, the newest event time seen in any state read so far: the pipeline has processed at
+   * least this far, so an entity's value is known complete up to it (an idle card is not stale
+   * while others show the stream moving). Its age at `asOf` is what the freshness SLA bounds.
+   */
+  private readonly watermarks = new Map<string, number>();
 
   constructor(private readonly options: ServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -165,11 +188,50 @@ export class FeatureService {
       }
       response.entities[group.entityKey] = { features: group.names, results: rows };
     }
-    plan.views.forEach((served, slot) => {
-      response.views[served.view.name] = { version: served.view.version, newestEventTime: newest[slot]! };
+    const stale = plan.views.map((served, slot) => {
+      const reasons = this.degradedReasons(served, reads[slot]!, newest[slot]!, asOf);
+      response.views[served.view.name] = {
+        version: served.view.version,
+        newestEventTime: newest[slot]!,
+        degraded: reasons.length > 0,
+        reasons,
+      };
+      return reasons.length > 0;
     });
+    if (stale.some(Boolean)) markStale(plan, response, stale);
     endFinalise(); // tracing
     return response;
+  }
+
+  /** The view's degraded reasons for this request; refuses (503) a stale view whose policy says so. */
+  private degradedReasons(served: ServedView, read: ViewRead, newest: number | null, asOf: number) {
+    const { view } = served;
+    const reasons: DegradedReason[] = [];
+    if (read.stale) {
+      reasons.push({ code: "store_unavailable", message: "online store unavailable: last known values" });
+    }
+    if (!view.freshness) return reasons;
+    const { metrics } = this.options;
+    const seen = this.watermarks.get(view.name);
+    const watermark = newest !== null && (seen === undefined || newest > seen) ? newest : seen;
+    if (watermark === undefined) return reasons; // nothing of the view stored yet: no age to judge
+    this.watermarks.set(view.name, watermark);
+    const ageMs = Math.max(0, asOf - watermark);
+    metrics.servedAge.observe({ view: view.name }, ageMs / 1000);
+    const { maxAgeMs, onStale, from } = view.freshness;
+    const breached = ageMs > maxAgeMs;
+    metrics.viewDegraded.set({ view: view.name }, breached || read.stale ? 1 : 0);
+    if (!breached) return reasons;
+    const message = `newest data of view ${view.name} is ${Math.round(ageMs / 1000)} s old at asOf, over its freshness SLA of ${Math.round(maxAgeMs / 1000)} s (from the ${from})`;
+    metrics.staleServed.inc({ view: view.name, outcome: onStale === "refuse" ? "refused" : "served" });
+    if (onStale === "refuse") {
+      throw new ServeError("unavailable", message, undefined, this.options.retryAfterSeconds, {
+        code: "freshness_sla",
+        view: view.name,
+      });
+    }
+    reasons.push({ code: "freshness_sla", message, ageMs, maxAgeMs });
+    return reasons;
   }
 
   /** Checks the request's entity keys against the plan: every view's key present, nothing extra. */
@@ -284,6 +346,17 @@ function checkRights(features: readonly string[], principal: Principal): void {
       throw new ServeError("forbidden", `key ${principal.id} may not read view ${view}`, `features[${i}]`);
     }
   });
+}
+
+/** Every value of a degraded view becomes `stale` (an error stays an error). */
+function markStale(plan: Plan, response: FeatureResponse, stale: boolean[]): void {
+  for (const group of plan.groups) {
+    const columns = group.columns.flatMap((column, c) => (stale[column.view] ? [c] : []));
+    if (columns.length === 0) continue;
+    for (const row of response.entities[group.entityKey]!.results) {
+      for (const c of columns) if (row.statuses[c] !== "error") row.statuses[c] = "stale";
+    }
+  }
 }
 
 /** `at` must lie where the store can still answer: every tile its windows need is retained. */
