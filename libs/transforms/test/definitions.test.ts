@@ -322,3 +322,61 @@ models:
     ]);
   });
 });
+
+describe("SLOs", () => {
+  const base = `
+sources:
+  - { name: tx, topic: t, entity: card_id, timestamp: ts }
+views:
+  - { name: card, source: tx, owner: risk, onCall: { receiver: risk-pager }, features: [{ name: n, op: count, window: 1h }] }
+models:
+  - { name: fraud-v1, views: [card], owner: fraud-ml, accuracyFloor: 0.9 }
+  - { name: no-floor, views: [card] }
+slos:
+`;
+  it("takes the subject's owner and route unless the SLO names its own; window defaults to 28d", () => {
+    const defs = parseDefinitionsYaml(`${base}
+  - { name: fresh, kind: freshness, view: card, threshold: 2m, objective: 0.99 }
+  - { name: acc, kind: accuracy, model: fraud-v1, objective: 0.95, window: 7d, owner: ml-oncall }
+`);
+    expect(defs.slos).toEqual([
+      {
+        name: "fresh",
+        kind: "freshness",
+        objective: 0.99,
+        windowMs: 28 * 86_400_000,
+        thresholdMs: 120_000,
+        view: "card",
+        owner: "risk",
+        onCall: { receiver: "risk-pager", labels: {} },
+      },
+      {
+        name: "acc",
+        kind: "accuracy",
+        objective: 0.95,
+        windowMs: 7 * 86_400_000,
+        model: "fraud-v1",
+        owner: "ml-oncall",
+      },
+    ]);
+  });
+
+  it("names each bad SLO field", () => {
+    const issues = issuesOf(() =>
+      parseDefinitionsYaml(`${base}
+  - { name: a, kind: speed, objective: 0.99 }
+  - { name: b, kind: latency, objective: 99 }
+  - { name: c, kind: freshness, objective: 0.9, threshold: 1m }
+  - { name: d, kind: accuracy, model: no-floor, objective: 0.9, threshold: 1m }
+`),
+    ).map((i) => i.replace(/ \(line \d+\)$/, ""));
+    expect(issues).toEqual([
+      'slos[0].kind: "speed" is not one of freshness, latency, availability, accuracy',
+      "slos[1].objective: must be a number between 0 and 1 (exclusive), e.g. 0.99",
+      "slos[1].threshold: is required for a latency SLO",
+      "slos[2].view: is required",
+      "slos[3].threshold: only freshness and latency SLOs take a threshold",
+      'slos[3].model: model "no-floor" has no accuracyFloor to hold',
+    ]);
+  });
+});

@@ -36,6 +36,7 @@ export { ServeError, type ServeErrorKind } from "./errors.js";
 export type { FeatureLogSink, ServedFeaturesRecord } from "./feature-log.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
+export { FEATURE_ROUTES, LATENCY_BUCKETS, SERVED_AGE_BUCKETS } from "./metrics.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";
 
 export interface FeatureServerDeps {

@@ -1,7 +1,12 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 // Sub-millisecond resolution where the targets are (p99 ≤ 2 ms), coarse beyond.
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+
+/** The `route` label values of feature requests (HTTP routes and the gRPC method): what SLOs count. */
+export const FEATURE_ROUTES = ["/v1/features", "/v1/features/:entityKey/:entityId", "GetOnlineFeatures"];
 
 /** Seconds, from "just flushed" to "a day behind": SLO thresholds must be one of these. */
 export const SERVED_AGE_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 21600, 86400];
@@ -65,7 +70,7 @@ export function serverMetrics(registry: Registry) {
     }),
     servedAge: new Histogram({
       name: "tessera_feature_server_served_age_seconds",
-      help: "Age of a view's newest data at the time it was served (one per view per request), for views with a freshness SLA",
+      help: "Age at asOf of the newest data of a view (the newest event time seen in its states), one per view per request: event → servable freshness",
       labelNames: ["view"] as const,
       buckets: SERVED_AGE_BUCKETS,
       registers: [registry],

@@ -160,7 +160,8 @@ export function freshnessSuite(name: string, makeStore: () => OnlineStore): void
         /tessera_feature_server_served_age_seconds_bucket\{le="300",view="served"\} 0\n/,
       );
       expect(metrics).toMatch(/tessera_feature_server_view_degraded\{view="served"\} 1/);
-      expect(metrics).not.toMatch(/served_age_seconds_count\{view="free"\}/);
+      expect(metrics).toMatch(/tessera_feature_server_served_age_seconds_count\{view="free"\} [1-9]/);
+      expect(metrics).not.toMatch(/tessera_feature_server_view_degraded\{view="free"\}/);
     });
 
     it("is fresh again once new data arrives, and an idle entity is fresh while the view's data moves", async () => {

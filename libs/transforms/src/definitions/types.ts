@@ -118,10 +118,36 @@ export interface ModelSpec extends OwnershipSpec {
   freshness?: { maxAge: Duration };
 }
 
+/** What an end-to-end SLO measures. */
+export const SLO_KINDS = ["freshness", "latency", "availability", "accuracy"] as const;
+export type SloKind = (typeof SLO_KINDS)[number];
+
+/**
+ * An end-to-end SLO, turned into Prometheus recording rules and burn-rate alerts by `tessera slo
+ * rules`. freshness: events servable (in the online store) within `threshold`; latency: feature
+ * requests answered within `threshold`; availability: feature requests not failed (5xx/UNAVAILABLE);
+ * accuracy: time the model's accuracy is at or above its `accuracyFloor`.
+ */
+export interface SloSpec extends OwnershipSpec {
+  name: string;
+  kind: SloKind;
+  /** Share of good events (or time, for accuracy) over `window`, e.g. 0.99. */
+  objective: number;
+  /** Default 28d. */
+  window?: Duration;
+  /** freshness and latency: the bound a good event meets. */
+  threshold?: Duration;
+  /** The view or model the SLO is about: its owner and route, unless the SLO names its own. */
+  view?: string;
+  /** Required for accuracy. */
+  model?: string;
+}
+
 export interface DefinitionsSpec {
   sources: SourceSpec[];
   views: ViewSpec[];
   models?: ModelSpec[];
+  slos?: SloSpec[];
 }
 
 // ── What the validator returns (normalised, compiled) ─────────────────────────────────────────
@@ -194,8 +220,19 @@ export interface Model extends Ownership {
   freshnessMs?: number;
 }
 
+export interface Slo extends Ownership {
+  name: string;
+  kind: SloKind;
+  objective: number;
+  windowMs: number;
+  thresholdMs?: number;
+  view?: string;
+  model?: string;
+}
+
 export interface Definitions {
   sources: Source[];
   views: View[];
   models: Model[];
+  slos: Slo[];
 }

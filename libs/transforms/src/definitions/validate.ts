@@ -11,6 +11,9 @@ import {
   type Model,
   type Ownership,
   type Row,
+  SLO_KINDS,
+  type Slo,
+  type SloKind,
   type Source,
   type View,
 } from "./types.js";
@@ -57,6 +60,7 @@ const VIEW_KEYS = [
   "freshness",
   ...OWNERSHIP_KEYS,
 ];
+const SLO_KEYS = ["name", "kind", "objective", "window", "threshold", "view", "model", ...OWNERSHIP_KEYS];
 const MODEL_KEYS = [
   "name",
   "views",
@@ -198,7 +202,7 @@ export function validateDefinitions(input: unknown): Definitions {
     fail("(root)", "must be a mapping with `sources` and `views`");
     throw new DefinitionError(issues);
   }
-  unknownKeys(input, ["sources", "views", "models"], "(root)");
+  unknownKeys(input, ["sources", "views", "models", "slos"], "(root)");
 
   const sources = new Map<string, Source>();
   list(input, "sources", "", true).forEach((raw, i) => {
@@ -410,8 +414,61 @@ export function validateDefinitions(input: unknown): Definitions {
     view.freshness = { ...tightest, onStale: own?.onStale ?? "serve" };
   }
 
+  const slos: Slo[] = [];
+  const sloNames = new Set<string>();
+  list(input, "slos", "", false).forEach((raw, i) => {
+    const path = `slos[${i}]`;
+    if (!isObject(raw)) {
+      fail(path, "must be a mapping");
+      return;
+    }
+    unknownKeys(raw, SLO_KEYS, path);
+    const sloName = name(raw, path);
+    if (sloName && sloNames.has(sloName)) fail(`${path}.name`, `duplicate SLO "${sloName}"`);
+    if (sloName) sloNames.add(sloName);
+    const kind = raw["kind"] as SloKind;
+    if (!SLO_KINDS.includes(kind))
+      fail(`${path}.kind`, `${JSON.stringify(raw["kind"])} is not one of ${SLO_KINDS.join(", ")}`);
+    const objective = raw["objective"];
+    if (typeof objective !== "number" || !(objective > 0 && objective < 1))
+      fail(`${path}.objective`, "must be a number between 0 and 1 (exclusive), e.g. 0.99");
+    const windowMs =
+      raw["window"] === undefined ? 28 * 86_400_000 : duration(raw["window"], `${path}.window`);
+    const needsThreshold = kind === "freshness" || kind === "latency";
+    const thresholdMs =
+      raw["threshold"] === undefined
+        ? needsThreshold
+          ? fail(`${path}.threshold`, `is required for a ${kind} SLO`)
+          : undefined
+        : needsThreshold
+          ? duration(raw["threshold"], `${path}.threshold`)
+          : fail(`${path}.threshold`, `only freshness and latency SLOs take a threshold`);
+    // A freshness SLO is measured on the view's served age (the feature server's histogram per view).
+    const viewName = text(raw, "view", path, kind === "freshness");
+    const view = viewName === undefined ? undefined : views.find((v) => v.name === viewName);
+    if (viewName !== undefined && !view) fail(`${path}.view`, `unknown view "${viewName}"`);
+    const modelName = text(raw, "model", path, kind === "accuracy");
+    const model = modelName === undefined ? undefined : models.find((m) => m.name === modelName);
+    if (modelName !== undefined && !model) fail(`${path}.model`, `unknown model "${modelName}"`);
+    if (kind === "accuracy" && model && model.accuracyFloor === undefined)
+      fail(`${path}.model`, `model "${modelName}" has no accuracyFloor to hold`);
+    const slo: Slo = { name: sloName ?? "", kind, objective: objective as number, windowMs: windowMs ?? 0 };
+    if (thresholdMs !== undefined) slo.thresholdMs = thresholdMs;
+    if (viewName) slo.view = viewName;
+    if (modelName) slo.model = modelName;
+    // Pages go to whoever owns the subject, unless the SLO names its own owner.
+    const owned: Ownership = {};
+    ownership(raw, path, owned);
+    const subject = model ?? view;
+    const owner = owned.owner ?? subject?.owner;
+    const onCall = owned.onCall ?? subject?.onCall;
+    if (owner) slo.owner = owner;
+    if (onCall) slo.onCall = onCall;
+    slos.push(slo);
+  });
+
   if (issues.length > 0) throw new DefinitionError(issues);
-  const definitions = { sources: [...sources.values()], views, models };
+  const definitions = { sources: [...sources.values()], views, models, slos };
   Object.defineProperty(definitions, VALIDATED, { value: true, enumerable: false });
   return definitions;
 }

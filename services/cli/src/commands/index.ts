@@ -6,6 +6,7 @@ import { register as demo } from "./demo.js";
 import { register as drift } from "./drift.js";
 import { register as profile } from "./profile.js";
 import { register as schemas } from "./schemas.js";
+import { register as slo } from "./slo.js";
 import { register as snapshot } from "./snapshot.js";
 import { register as topics } from "./topics.js";
 import { register as validate } from "./validate.js";
@@ -23,4 +24,5 @@ export const commands: Array<(program: Command) => void> = [
   schemas,
   topics,
   profile,
+  slo,
 ];

@@ -122,9 +122,16 @@ export function register(program: Command): void {
         console.log(`model ${model.name} ← ${model.views.join(", ")}${ownedBy(model)}`);
         if (floors.length > 0) console.log(`  floors: ${floors.join(", ")}`);
       }
+      for (const slo of definitions.slos) {
+        const subject = slo.view ? `view ${slo.view}` : slo.model ? `model ${slo.model}` : "serving";
+        const bound = slo.thresholdMs === undefined ? "" : ` within ${formatDuration(slo.thresholdMs)}`;
+        console.log(
+          `slo ${slo.name}: ${slo.kind}${bound} ${slo.objective * 100}% over ${formatDuration(slo.windowMs)} (${subject})${ownedBy(slo)}`,
+        );
+      }
       const features = definitions.views.reduce((n, v) => n + v.features.length, 0);
       console.log(
-        `ok: ${definitions.sources.length} source(s), ${definitions.views.length} view(s), ${definitions.models.length} model(s), ${features} feature(s)`,
+        `ok: ${definitions.sources.length} source(s), ${definitions.views.length} view(s), ${definitions.models.length} model(s), ${definitions.slos.length} SLO(s), ${features} feature(s)`,
       );
       if (missing.length > 0) {
         console.log(`no owner (${missing.length}): ${missing.map((m) => `${m.kind} ${m.name}`).join(", ")}`);
