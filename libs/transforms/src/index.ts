@@ -15,6 +15,13 @@ export {
 export { columnInputs, type EventColumns, pointInTime, pointInTimeColumns } from "./batch.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, model, source, view } from "./definitions/dsl.js";
+export {
+  type Lineage,
+  lineageOf,
+  type SourceLineage,
+  type ViewLineage,
+  withSchemaVersions,
+} from "./definitions/lineage.js";
 export { type OwnedItem, unowned } from "./definitions/ownership.js";
 export {
   COMPATIBILITY,

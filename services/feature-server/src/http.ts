@@ -20,6 +20,7 @@ import type { Authenticator } from "./auth.js";
 import type { FeatureServerConfig } from "./config.js";
 import { HTTP_STATUS, ServeError } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
+import type { LineageService } from "./lineage.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
 import { traceHttp } from "./tracing.js";
@@ -35,6 +36,7 @@ declare module "fastify" {
 export interface HttpOptions {
   config: FeatureServerConfig;
   service: FeatureService;
+  lineage: LineageService;
   auth: Authenticator;
   metrics: ServerMetrics;
   registry: Registry;
@@ -199,7 +201,7 @@ export async function buildHttp(
   options: HttpOptions,
 ): Promise<{ underPressure: () => boolean }> {
   let underPressureOf: () => boolean = () => false;
-  const { config, service, auth, metrics, registry, featureLog, auditLog } = options;
+  const { config, service, lineage, auth, metrics, registry, featureLog, auditLog } = options;
   app.decorateRequest("principal", null);
   app.decorateRequest("audit", null);
   // JSON only: a text/plain body is refused as an unsupported media type (415), not parsed and
@@ -404,10 +406,106 @@ export async function buildHttp(
         return serve(request, body);
       },
     );
+
+    const text = { type: "string", minLength: 1, maxLength: 256 } as const;
+    const owned = {
+      owner: { type: "string" },
+      onCall: {
+        type: "object",
+        properties: {
+          receiver: { type: "string" },
+          labels: { type: "object", additionalProperties: { type: "string" } },
+        },
+      },
+    } as const;
+    scope.get(
+      "/v1/lineage",
+      {
+        schema: {
+          security: credentials,
+          summary: "What serves a model or view, computed from what, since when",
+          description:
+            "model → views@version (serving since) → source topic → schema subject@version → archive location, and the model's reference profile and floors.",
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { model: text, view: text },
+          },
+          response: {
+            200: {
+              type: "object",
+              properties: {
+                kind: { type: "string", enum: ["model", "view"] },
+                name: { type: "string" },
+                model: {
+                  type: ["object", "null"],
+                  properties: {
+                    name: { type: "string" },
+                    ...owned,
+                    accuracyFloor: { type: "number" },
+                    aucFloor: { type: "number" },
+                    freshnessMs: { type: "integer" },
+                    reference: {
+                      type: ["string", "null"],
+                      description: "The reference profile drift is measured against",
+                    },
+                  },
+                },
+                views: {
+                  type: "array",
+                  items: {
+                    type: "object",
+                    properties: {
+                      name: { type: "string" },
+                      version: { type: "string" },
+                      servingSince: {
+                        type: "integer",
+                        description: "Since when this server serves this version (epoch ms)",
+                      },
+                      ...owned,
+                      freshness: {
+                        type: ["object", "null"],
+                        properties: {
+                          maxAgeMs: { type: "integer" },
+                          onStale: { type: "string" },
+                          from: { type: "string" },
+                        },
+                      },
+                      source: {
+                        type: "object",
+                        properties: {
+                          name: { type: "string" },
+                          topic: { type: "string" },
+                          ...owned,
+                          schema: {
+                            type: "object",
+                            properties: {
+                              subject: { type: ["string", "null"] },
+                              version: {
+                                type: ["integer", "null"],
+                                description: "Latest registered version (null: unknown)",
+                              },
+                              compatibility: { type: ["string", "null"] },
+                            },
+                          },
+                          archive: { type: ["string", "null"] },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => lineage.get(request.query as { model?: string; view?: string }, request.principal!),
+    );
   });
   // Outside the authenticated scope: a wrong method is a 405 whoever asks.
   refuseOtherMethods(app, "/v1/features", ["POST"]);
-  for (const url of ["/v1/features/:entityKey/:entityId", "/metrics", "/healthz", "/readyz"]) {
+  for (const url of ["/v1/features/:entityKey/:entityId", "/v1/lineage", "/metrics", "/healthz", "/readyz"]) {
     refuseOtherMethods(app, url, ["GET", "HEAD"]);
   }
 

@@ -18,6 +18,7 @@ import { FeatureLogger, type FeatureLogSink, type ServedFeaturesRecord } from ".
 import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp, frameworkErrors } from "./http.js";
 import { jwtVerifier } from "./jwt.js";
+import { LineageService } from "./lineage.js";
 import { serverMetrics } from "./metrics.js";
 import { FeatureService } from "./serve.js";
 import { applyViews } from "./startup.js";
@@ -229,10 +230,12 @@ export async function startFeatureServer(
       closeOwned.unshift(() => featureLog!.close());
     }
 
+    const lineage = new LineageService(definitions, Date.now(), env["SCHEMA_REGISTRY_URL"]);
     let stopping = false;
     const { underPressure } = await buildHttp(app, {
       config,
       service,
+      lineage,
       auth: authenticator,
       metrics,
       registry,

@@ -4,6 +4,7 @@ import { register as codegen } from "./codegen.js";
 import { register as consistency } from "./consistency.js";
 import { register as demo } from "./demo.js";
 import { register as drift } from "./drift.js";
+import { register as lineage } from "./lineage.js";
 import { register as profile } from "./profile.js";
 import { register as schemas } from "./schemas.js";
 import { register as slo } from "./slo.js";
@@ -25,4 +26,5 @@ export const commands: Array<(program: Command) => void> = [
   topics,
   profile,
   slo,
+  lineage,
 ];
