@@ -7,6 +7,8 @@ export type Row = Record<string, unknown>;
 /** A duration in a definition: `"5m"`-style text or integer milliseconds. */
 export type Duration = DurationText | number;
 
+import type { OnTrip } from "../gate.js";
+
 // ── What people write (TypeScript DSL or YAML; the same shape) ────────────────────────────────
 
 /** Where an item's alerts go: the Alertmanager receiver and/or labels its routes match on. */
@@ -36,6 +38,14 @@ export type Compatibility = (typeof COMPATIBILITY)[number];
 
 /** What the feature server does with a value older than the freshness SLA. */
 export type OnStale = "serve" | "refuse";
+
+/**
+ * The quality gate's policy for a view or model: when its gate trips (critical drift, freshness
+ * breach, accuracy under the floor), its values are marked `quarantined` (default) or refused (503).
+ */
+export interface GateSpec {
+  onTrip?: OnTrip;
+}
 
 export interface SourceSpec extends OwnershipSpec {
   name: string;
@@ -101,6 +111,7 @@ export interface ViewSpec extends OwnershipSpec {
    * (`onStale: serve`, the default) or refused (`refuse`). Not part of the view version.
    */
   freshness?: { maxAge: Duration; onStale?: OnStale };
+  gate?: GateSpec;
 }
 
 /** A model served from views: its contract (owner, floors) and its inputs, for lineage and SLOs. */
@@ -116,6 +127,8 @@ export interface ModelSpec extends OwnershipSpec {
   reference?: string;
   /** Maximum feature age at inference for this model: tightens the SLA of each of its views. */
   freshness?: { maxAge: Duration };
+  /** The model's gate applies to each of its views. */
+  gate?: GateSpec;
 }
 
 /** What an end-to-end SLO measures. */
@@ -209,6 +222,8 @@ export interface View extends Ownership {
   /** State TTL: the largest window plus its hop. Older tiles are dropped; older events are late. */
   retentionMs: number;
   freshness?: Freshness;
+  /** Declared gate policy (absent: a published trip still quarantines). */
+  gate?: { onTrip: OnTrip };
 }
 
 export interface Model extends Ownership {
@@ -218,6 +233,7 @@ export interface Model extends Ownership {
   aucFloor?: number;
   reference?: string;
   freshnessMs?: number;
+  gate?: { onTrip: OnTrip };
 }
 
 export interface Slo extends Ownership {

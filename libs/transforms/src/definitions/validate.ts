@@ -1,5 +1,6 @@
 import { NEEDS_K, NEEDS_QUANTILE, OPS, type Op } from "../aggregators/index.js";
 import { defaultHop, parseDuration } from "../duration.js";
+import type { OnTrip } from "../gate.js";
 import { compileCel } from "./cel.js";
 import {
   COMPATIBILITY,
@@ -58,6 +59,7 @@ const VIEW_KEYS = [
   "features",
   "onDemand",
   "freshness",
+  "gate",
   ...OWNERSHIP_KEYS,
 ];
 const SLO_KEYS = ["name", "kind", "objective", "window", "threshold", "view", "model", ...OWNERSHIP_KEYS];
@@ -68,6 +70,7 @@ const MODEL_KEYS = [
   "aucFloor",
   "reference",
   "freshness",
+  "gate",
   ...OWNERSHIP_KEYS,
 ];
 const FEATURE_KEYS = ["name", "op", "column", "window", "hop", "k", "quantile"];
@@ -189,6 +192,17 @@ export function validateDefinitions(input: unknown): Definitions {
     if (onStale !== "serve" && onStale !== "refuse")
       return fail(`${path}.freshness.onStale`, `${JSON.stringify(onStale)} is not serve or refuse`);
     return maxAgeMs === undefined ? undefined : { maxAgeMs, onStale: onStale as "serve" | "refuse" };
+  };
+  /** `gate: { onTrip }` → the policy (quarantine unless it says refuse). */
+  const gate = (obj: Obj, path: string): { onTrip: OnTrip } | undefined => {
+    const raw = obj["gate"];
+    if (raw === undefined || raw === null) return undefined;
+    if (!isObject(raw)) return fail(`${path}.gate`, "must be a mapping with onTrip");
+    unknownKeys(raw, ["onTrip"], `${path}.gate`);
+    const onTrip = raw["onTrip"] ?? "quarantine";
+    if (onTrip !== "quarantine" && onTrip !== "refuse")
+      return fail(`${path}.gate.onTrip`, `${JSON.stringify(onTrip)} is not quarantine or refuse`);
+    return { onTrip };
   };
   const ratio = (obj: Obj, key: string, path: string): number | undefined => {
     const value = obj[key];
@@ -346,6 +360,7 @@ export function validateDefinitions(input: unknown): Definitions {
     const owned: Ownership = {};
     ownership(raw, path, owned);
     const own = freshness(raw, path, true);
+    const viewGate = gate(raw, path);
     if (viewName && source && features.length === rawFeatures.length && features.length > 0) {
       const view: View = {
         name: viewName,
@@ -358,6 +373,7 @@ export function validateDefinitions(input: unknown): Definitions {
       if (filter) view.filter = filter;
       if (onDemand.length > 0) view.onDemand = onDemand;
       Object.assign(view, owned);
+      if (viewGate) view.gate = viewGate;
       if (own) ownFreshness.set(viewName, own);
       views.push(view);
     }
@@ -393,6 +409,8 @@ export function validateDefinitions(input: unknown): Definitions {
     if (reference) model.reference = reference;
     const own = freshness(raw, path, false);
     if (own) model.freshnessMs = own.maxAgeMs;
+    const modelGate = gate(raw, path);
+    if (modelGate) model.gate = modelGate;
     ownership(raw, path, model);
     if (modelName) models.push(model);
   });
