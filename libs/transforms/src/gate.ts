@@ -90,8 +90,8 @@ export function parseGateSubject(text: string): { kind: "view" | "model"; name: 
 const logged = (state: GateState, action: GateAction): GateAction[] =>
   [...state.log, action].slice(-GATE_LOG_LENGTH);
 
-const isTripped = (state: GateState | undefined): state is GateState =>
-  state !== undefined && state.state !== "ok";
+const tripped = (state: GateState | undefined): GateState | undefined =>
+  state !== undefined && state.state !== "ok" ? state : undefined;
 
 /** The state as served at `now`: an override past its end is an acknowledged trip again. */
 export function effective(state: GateState, now: number): GateState {
@@ -130,8 +130,9 @@ export function observe(
 ): GateState | undefined {
   const { cause, active, at, by } = seen;
   const extra = { ...(seen.note ? { note: seen.note } : {}) };
+  const was = tripped(prev);
   if (active) {
-    if (!isTripped(prev)) {
+    if (!was) {
       const action: GateAction = { action: "trip", by, at, cause, ...extra };
       return {
         subject,
@@ -145,24 +146,24 @@ export function observe(
         log: [...(prev?.log ?? []), action].slice(-GATE_LOG_LENGTH),
       };
     }
-    if (prev.causes.includes(cause) && prev.clearingSince === undefined) return prev;
-    const { clearingSince: _, ...rest } = prev;
-    const added = !prev.causes.includes(cause);
+    if (was.causes.includes(cause) && was.clearingSince === undefined) return was;
+    const { clearingSince: _, ...rest } = was;
+    const added = !was.causes.includes(cause);
     return {
       ...rest,
-      causes: added ? [...prev.causes, cause] : prev.causes,
-      ...(seen.incident && !prev.incident ? { incident: seen.incident } : {}),
-      log: added ? logged(prev, { action: "cause", by, at, cause, ...extra }) : prev.log,
+      causes: added ? [...was.causes, cause] : was.causes,
+      ...(seen.incident && !was.incident ? { incident: seen.incident } : {}),
+      log: added ? logged(was, { action: "cause", by, at, cause, ...extra }) : was.log,
     };
   }
-  if (!isTripped(prev)) return prev;
-  const causes = prev.causes.filter((c) => c !== cause);
-  if (causes.length > 0) return causes.length === prev.causes.length ? prev : { ...prev, causes };
-  const clearingSince = prev.clearingSince ?? at;
+  if (!was) return prev;
+  const causes = was.causes.filter((c) => c !== cause);
+  if (causes.length > 0) return causes.length === was.causes.length ? was : { ...was, causes };
+  const clearingSince = was.clearingSince ?? at;
   if (at - clearingSince < options.clearAfterMs) {
-    return causes.length === prev.causes.length && prev.clearingSince !== undefined
-      ? prev
-      : { ...prev, causes, clearingSince };
+    return causes.length === was.causes.length && was.clearingSince !== undefined
+      ? was
+      : { ...was, causes, clearingSince };
   }
   const note = `every cause clear for ${Math.round((at - clearingSince) / 1000)} s`;
   return {
@@ -173,7 +174,7 @@ export function observe(
     by,
     at,
     note,
-    log: logged(prev, { action: "clear", by, at, note }),
+    log: logged(was, { action: "clear", by, at, note }),
   };
 }
 
@@ -187,8 +188,9 @@ export interface OperatorAction {
 function operator(prev: GateState | undefined, action: OperatorAction, now: number): GateState {
   if (!action.by?.trim()) throw new GateError("by", "is required (who acts)");
   if (!action.note?.trim()) throw new GateError("reason", "is required (why)");
-  if (!isTripped(prev)) throw new GateError("subject", `${prev?.subject ?? "the gate"} is not tripped`);
-  return effective(prev, now);
+  const was = tripped(prev);
+  if (!was) throw new GateError("subject", `${prev?.subject ?? "the gate"} is not tripped`);
+  return effective(was, now);
 }
 
 /** The owner has seen it: still tripped (values still quarantined or refused), not paged again. */
