@@ -49,7 +49,22 @@ interface ProtoResponse {
     string,
     {
       degraded?: boolean;
-      reasons?: Array<{ code?: string; message?: string; age_ms?: number; max_age_ms?: number }>;
+      reasons?: Array<{
+        code?: string;
+        message?: string;
+        age_ms?: number;
+        max_age_ms?: number;
+        subject?: string;
+      }>;
+      gates?: Array<{
+        subject?: string;
+        state?: string;
+        causes?: string[];
+        since_ms?: number;
+        override_until_ms?: number;
+        on_trip?: string;
+        incident?: string;
+      }>;
     }
   >;
   feature_names?: string[];
@@ -151,8 +166,20 @@ export function wireResponse(response: ProtoResponse): WireResponse {
         message: r.message,
         ageMs: Number(r.age_ms ?? 0),
         maxAgeMs: Number(r.max_age_ms ?? 0),
+        ...(r.subject ? { subject: r.subject } : {}),
       })),
     };
+    if (status?.gates?.length) {
+      views[view]!.gates = status.gates.map((g) => ({
+        subject: g.subject ?? "",
+        state: g.state ?? "",
+        causes: g.causes ?? [],
+        since: Number(g.since_ms ?? 0),
+        ...(g.override_until_ms ? { overrideUntil: Number(g.override_until_ms) } : {}),
+        onTrip: g.on_trip ?? "",
+        ...(g.incident ? { incident: g.incident } : {}),
+      }));
+    }
   }
   return { asOf: Number(response.as_of_ms ?? 0), views, entities };
 }
@@ -227,6 +254,7 @@ function grpcError(error: grpc.ServiceError): TesseraClientError {
     return value === undefined ? undefined : String(value);
   };
   const retryAfter = first("retry-after");
+  const reason = first("reason");
   return new TesseraClientError(
     CODE[error.code as grpc.status] ?? "internal",
     `gRPC ${grpc.status[error.code] ?? error.code}: ${error.details}`,
@@ -235,7 +263,9 @@ function grpcError(error: grpc.ServiceError): TesseraClientError {
       field: first("field"),
       retryAfterMs:
         retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined,
-      retriable: error.code === grpc.status.UNAVAILABLE,
+      reason,
+      view: first("view"),
+      retriable: error.code === grpc.status.UNAVAILABLE && reason === undefined,
       cause: error,
     },
   );

@@ -22,7 +22,7 @@ import {
   parseGateState,
   releaseGate,
 } from "@tessera/transforms";
-import type { Consumer, Kafka, Producer } from "kafkajs";
+import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { ensureTopics } from "./admin.js";
 
 export const DEFAULT_GATE_TOPIC = "tessera.gate";
@@ -171,7 +171,10 @@ export class GatePublisher {
   async start(): Promise<void> {
     if (this.ownsFollower) await this.follower.start();
     await this.follower.caughtUp;
-    this.producer = this.options.kafka.producer({ allowAutoTopicCreation: false });
+    this.producer = this.options.kafka.producer({
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await this.producer.connect();
   }
 

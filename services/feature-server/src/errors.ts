@@ -24,8 +24,11 @@ export class ServeError extends Error {
   }
 }
 
-/** Why a view is degraded: its data is older than its freshness SLA, or the store is unreachable. */
-export type DegradedCode = "freshness_sla" | "store_unavailable";
+/**
+ * Why a view is degraded: its data is older than its freshness SLA, the store is unreachable, or a
+ * quality gate covering it (its own or a model's) has tripped.
+ */
+export type DegradedCode = "freshness_sla" | "store_unavailable" | "quality_gate";
 
 export const invalid = (field: string, message: string) => new ServeError("invalid", message, field);
 

@@ -32,6 +32,7 @@ const STATUS: Record<Status, string> = {
   present: "PRESENT",
   missing: "MISSING",
   stale: "STALE",
+  quarantined: "QUARANTINED",
   error: "ERROR",
 };
 
@@ -120,14 +121,24 @@ function responseToProto(response: FeatureResponse) {
   const viewStatus: Record<string, unknown> = {};
   for (const [view, info] of Object.entries(response.views)) {
     if (info.newestEventTime !== null) viewTimes[view] = info.newestEventTime;
-    if (info.degraded) {
+    if (info.degraded || info.gates) {
       viewStatus[view] = {
-        degraded: true,
+        degraded: info.degraded,
         reasons: info.reasons.map((r) => ({
           code: r.code,
           message: r.message,
           age_ms: r.ageMs ?? 0,
           max_age_ms: r.maxAgeMs ?? 0,
+          subject: r.subject ?? "",
+        })),
+        gates: (info.gates ?? []).map((g) => ({
+          subject: g.subject,
+          state: g.state,
+          causes: g.causes,
+          since_ms: g.since,
+          override_until_ms: g.overrideUntil ?? 0,
+          on_trip: g.onTrip,
+          incident: g.incident ?? "",
         })),
       };
     }

@@ -58,10 +58,26 @@ const errorSchema = {
     field: { type: "string", description: "The offending part of the request, e.g. entities.card_id[3]" },
     reason: {
       type: "string",
-      enum: ["freshness_sla", "store_unavailable"],
+      enum: ["freshness_sla", "store_unavailable", "quality_gate"],
       description: "Machine-readable cause of a 503 a caller may fall back on (with `view`)",
     },
     view: { type: "string", description: "The view the `reason` is about" },
+  },
+} as const;
+
+const gateVerdictSchema = {
+  type: "object",
+  properties: {
+    subject: { type: "string", description: "view:<name> or model:<name>" },
+    state: { type: "string", enum: ["tripped", "acked", "overridden"] },
+    causes: {
+      type: "array",
+      items: { type: "string", enum: ["freshness_sla", "drift_critical", "accuracy_floor", "manual"] },
+    },
+    since: { type: "integer", description: "When it tripped (epoch ms)" },
+    overrideUntil: { type: "integer", description: "overridden: served normally until then (epoch ms)" },
+    onTrip: { type: "string", enum: ["quarantine", "refuse"] },
+    incident: { type: "string" },
   },
 } as const;
 
@@ -80,15 +96,17 @@ const responseSchema = {
           newestEventTime: { type: ["integer", "null"] },
           degraded: {
             type: "boolean",
-            description: "True when `reasons` is not empty: its values are `stale`",
+            description:
+              "True when `reasons` is not empty: its values are `quarantined` (a tripped quality gate) or `stale`",
           },
           reasons: {
             type: "array",
             items: {
               type: "object",
               properties: {
-                code: { type: "string", enum: ["freshness_sla", "store_unavailable"] },
+                code: { type: "string", enum: ["freshness_sla", "store_unavailable", "quality_gate"] },
                 message: { type: "string" },
+                subject: { type: "string", description: "quality_gate: view:<name> or model:<name>" },
                 ageMs: {
                   type: "integer",
                   description: "freshness_sla: age of the view's newest data at asOf",
@@ -96,6 +114,12 @@ const responseSchema = {
                 maxAgeMs: { type: "integer", description: "freshness_sla: the view's SLA" },
               },
             },
+          },
+          gates: {
+            type: "array",
+            description:
+              "Quality gates covering the view that are not ok (an overridden one is not acted on)",
+            items: gateVerdictSchema,
           },
         },
       },
@@ -116,7 +140,7 @@ const responseSchema = {
                 values: { type: "array", items: {}, description: "Aligned with `features`" },
                 statuses: {
                   type: "array",
-                  items: { type: "string", enum: ["present", "missing", "stale", "error"] },
+                  items: { type: "string", enum: ["present", "missing", "stale", "quarantined", "error"] },
                 },
               },
             },

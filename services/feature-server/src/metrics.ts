@@ -87,6 +87,12 @@ export function serverMetrics(registry: Registry) {
       labelNames: ["view"] as const,
       registers: [registry],
     }),
+    gateServed: new Counter({
+      name: "tessera_feature_server_gated_views_total",
+      help: "Views served under a quality gate that is not ok: quarantined, refused (503) or overridden (served normally)",
+      labelNames: ["view", "outcome"] as const,
+      registers: [registry],
+    }),
     featureLog: new Counter({
       name: "tessera_feature_server_feature_log_records_total",
       help: "Sampled served vectors: sent, dropped (queue full) or failed (send error)",

@@ -10,10 +10,11 @@ import { CircuitBreaker, isStoreOutage } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
 import { type DegradedCode, invalid, ServeError } from "./errors.js";
+import type { GateBoard, GateVerdict } from "./gate.js";
 import type { ServerMetrics } from "./metrics.js";
 import { tracePhase } from "./tracing.js";
 
-export type Status = "present" | "missing" | "stale" | "error";
+export type Status = "present" | "missing" | "stale" | "quarantined" | "error";
 
 export interface FeatureRequest {
   features: string[];
@@ -44,14 +45,19 @@ export interface DegradedReason {
   /** freshness_sla: how old the view's data is at `asOf`, and the SLA it breaks (ms). */
   ageMs?: number;
   maxAgeMs?: number;
+  /** quality_gate: the gate's subject (`view:<name>` or `model:<name>`). */
+  subject?: string;
 }
 
 export interface ViewInfo {
   version: string;
   newestEventTime: number | null;
-  /** True when any reason below holds: the view's values carry status `stale`. */
+  /** True when any reason below holds: the view's values carry status `quarantined` (a tripped
+   * gate) or `stale`. */
   degraded: boolean;
   reasons: DegradedReason[];
+  /** Gates covering the view that are not ok (an overridden one is listed but not acted on). */
+  gates?: GateVerdict[];
 }
 
 export interface FeatureResponse {
@@ -79,6 +85,8 @@ export interface ServiceOptions {
   lastKnownBytes: number;
   retryAfterSeconds: number;
   metrics: ServerMetrics;
+  /** The quality gates followed from the gate topic; absent: no gates. */
+  gates?: GateBoard;
   now?: () => number;
 }
 
@@ -142,6 +150,14 @@ export class FeatureService {
         this.options.retryAfterSeconds,
       );
     }
+    if (this.options.gates && !this.options.gates.caughtUp) {
+      throw new ServeError(
+        "unavailable",
+        "starting: the quality gates have not been read yet",
+        undefined,
+        this.options.retryAfterSeconds,
+      );
+    }
     checkRights(request.features, principal);
     const plan = this.options.catalog.resolve(request.features);
     const ids = this.entityIds(plan, request.entities);
@@ -188,19 +204,50 @@ export class FeatureService {
       }
       response.entities[group.entityKey] = { features: group.names, results: rows };
     }
-    const stale = plan.views.map((served, slot) => {
-      const reasons = this.degradedReasons(served, reads[slot]!, newest[slot]!, asOf);
-      response.views[served.view.name] = {
+    const marks = plan.views.map((served, slot): Status | undefined => {
+      const gate = this.gateReasons(served, now);
+      const reasons = [...gate.reasons, ...this.degradedReasons(served, reads[slot]!, newest[slot]!, asOf)];
+      const info: ViewInfo = {
         version: served.view.version,
         newestEventTime: newest[slot]!,
         degraded: reasons.length > 0,
         reasons,
       };
-      return reasons.length > 0;
+      if (gate.verdicts.length > 0) info.gates = gate.verdicts;
+      response.views[served.view.name] = info;
+      return gate.reasons.length > 0 ? "quarantined" : reasons.length > 0 ? "stale" : undefined;
     });
-    if (stale.some(Boolean)) markStale(plan, response, stale);
+    if (marks.some(Boolean)) markStatuses(plan, response, marks);
     endFinalise(); // tracing
     return response;
+  }
+
+  /**
+   * The gates covering the view that are tripped now (acked too; an override in force is not): a
+   * reason each, or a 503 when one's policy is refuse. Judged at the request time, not `at`: the
+   * gate says what is known wrong now.
+   */
+  private gateReasons(served: ServedView, now: number) {
+    const verdicts = this.options.gates?.verdicts(served.view.name, now) ?? [];
+    const reasons: DegradedReason[] = [];
+    const { metrics } = this.options;
+    for (const verdict of verdicts) {
+      if (verdict.state === "overridden") {
+        metrics.gateServed.inc({ view: served.view.name, outcome: "overridden" });
+        continue;
+      }
+      const message = `quality gate ${verdict.subject} is ${verdict.state} since ${new Date(verdict.since).toISOString()} (${verdict.causes.join(", ") || "clearing"})`;
+      if (verdict.onTrip === "refuse") {
+        metrics.gateServed.inc({ view: served.view.name, outcome: "refused" });
+        throw new ServeError("unavailable", message, undefined, this.options.retryAfterSeconds, {
+          code: "quality_gate",
+          view: served.view.name,
+        });
+      }
+      reasons.push({ code: "quality_gate", message, subject: verdict.subject });
+    }
+    if (reasons.length > 0) metrics.gateServed.inc({ view: served.view.name, outcome: "quarantined" });
+    return { verdicts, reasons };
   }
 
   /** The view's degraded reasons for this request; refuses (503) a stale view whose policy says so. */
@@ -348,13 +395,15 @@ function checkRights(features: readonly string[], principal: Principal): void {
   });
 }
 
-/** Every value of a degraded view becomes `stale` (an error stays an error). */
-function markStale(plan: Plan, response: FeatureResponse, stale: boolean[]): void {
+/** Every value of a degraded view takes its mark, `quarantined` or `stale` (an error stays an error). */
+function markStatuses(plan: Plan, response: FeatureResponse, marks: (Status | undefined)[]): void {
   for (const group of plan.groups) {
-    const columns = group.columns.flatMap((column, c) => (stale[column.view] ? [c] : []));
+    const columns = group.columns.flatMap((column, c) => (marks[column.view] ? [c] : []));
     if (columns.length === 0) continue;
     for (const row of response.entities[group.entityKey]!.results) {
-      for (const c of columns) if (row.statuses[c] !== "error") row.statuses[c] = "stale";
+      for (const c of columns) {
+        if (row.statuses[c] !== "error") row.statuses[c] = marks[group.columns[c]!.view]!;
+      }
     }
   }
 }
