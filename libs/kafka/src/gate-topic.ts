@@ -112,6 +112,8 @@ export class GateFollower {
       // Small and quick: a follower's group has one member and nothing to hand over.
       sessionTimeout: 10_000,
       heartbeatInterval: 3_000,
+      // An idle fetch returns after this: bounds how long stop() waits (a write arrives at once anyway).
+      maxWaitTimeInMs: 500,
     });
     this.consumer = consumer;
     await consumer.connect();

@@ -4,6 +4,7 @@ import { register as codegen } from "./codegen.js";
 import { register as consistency } from "./consistency.js";
 import { register as demo } from "./demo.js";
 import { register as drift } from "./drift.js";
+import { register as gate } from "./gate.js";
 import { register as lineage } from "./lineage.js";
 import { register as profile } from "./profile.js";
 import { register as schemas } from "./schemas.js";
@@ -27,4 +28,5 @@ export const commands: Array<(program: Command) => void> = [
   profile,
   slo,
   lineage,
+  gate,
 ];
