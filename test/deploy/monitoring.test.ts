@@ -7,7 +7,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parser } from "@prometheus-io/lezer-promql";
+import { parseDefinitionsYaml } from "@tessera/transforms";
 import { describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { sloRules } from "../../services/cli/src/slo/rules.js";
 import { type Doc, readYaml, repoPath } from "./support.js";
 
 interface Metric {
@@ -52,14 +55,23 @@ const targetLabels = ["job", "instance"];
 /** Series Prometheus itself or prom-client's default metrics provide. */
 const builtIn = (name: string) => name === "up" || /^(process|nodejs)_/.test(name);
 
-/** The problems of one PromQL expression: syntax errors, unknown metrics, unknown labels. */
-function promqlProblems(expr: string, metrics: Map<string, Metric>): string[] {
+/**
+ * The problems of one PromQL expression: syntax errors, unknown metrics, unknown labels. `recorded`:
+ * series recording rules produce (name → their labels), usable besides the registered metrics.
+ */
+function promqlProblems(
+  expr: string,
+  metrics: Map<string, Metric>,
+  recorded: Map<string, string[]> = new Map(),
+): string[] {
   const problems: string[] = [];
   const tree = parser.parse(expr);
   const text = (node: { from: number; to: number }) => expr.slice(node.from, node.to);
   /** The series a selector names and the labels it may be matched or grouped by. */
   const resolve = (name: string): string[] | undefined => {
     if (builtIn(name)) return targetLabels;
+    const rule = recorded.get(name);
+    if (rule) return rule;
     for (const [registered, metric] of metrics) {
       const parts =
         metric.type === "Histogram"
@@ -251,7 +263,7 @@ describe("Prometheus", () => {
 
   it("scrapes every Tessera service of the compose file on the port its config listens on", () => {
     const config = readYaml(repoPath("deploy/prometheus/prometheus.yml"));
-    expect(config["rule_files"]).toEqual(["alerts.yml"]);
+    expect(config["rule_files"]).toEqual(["alerts.yml", "slos.yml"]);
     const scraped = Object.fromEntries(
       (config["scrape_configs"] as Doc[]).map((job) => [
         job["job_name"],
@@ -272,5 +284,64 @@ describe("Prometheus", () => {
     // The service-down alert watches exactly these jobs.
     const down = alertRules.find((r) => r["alert"] === "TesseraServiceDown")!;
     expect(down["expr"]).toContain(`job=~"${Object.keys(listeners).join("|")}"`);
+  });
+});
+
+describe("SLO rules (tessera slo rules)", () => {
+  const definitions = parseDefinitionsYaml(readFileSync(repoPath("examples/payments/features.yaml"), "utf8"));
+  const groups = sloRules(definitions);
+  const rules = groups.flatMap((g) => g.rules);
+
+  it("every generated expression parses and uses registered metrics or series recorded before it", () => {
+    const recorded = new Map<string, string[]>();
+    const problems: string[] = [];
+    for (const rule of rules) {
+      for (const p of promqlProblems(rule.expr, metrics, recorded))
+        problems.push(`${rule.record ?? rule.alert}: ${p}`);
+      if (rule.record) recorded.set(rule.record, Object.keys(rule.labels ?? {}));
+    }
+    expect(problems).toEqual([]);
+    expect(recorded.has("slo:sli_error:ratio_rate5m")).toBe(true);
+    // A series no rule records is caught.
+    expect(promqlProblems('slo:sli_error:ratio_rate4h{slo="x"}', metrics, recorded)).toEqual([
+      "unknown metric slo:sli_error:ratio_rate4h",
+    ]);
+  });
+
+  it("pages on the SRE workbook's burn rates (28-day window: 13.44 over 1h/5m, 5.6 over 6h/30m), tickets on 2.8 and 0.93", () => {
+    const latency = rules.filter((r) => r.alert && r.labels?.["slo"] === "serving_latency");
+    expect(latency.map((r) => [r.labels!["severity"], r.labels!["burn_window"]])).toEqual([
+      ["critical", "1h/5m"],
+      ["critical", "6h/30m"],
+      ["warning", "1d/2h"],
+      ["warning", "3d/6h"],
+    ]);
+    // Threshold = burn rate × (1 − objective 0.99), both windows.
+    expect(latency.map((r) => r.expr.match(/> ([\d.]+)/g))).toEqual([
+      ["> 0.1344", "> 0.1344"],
+      ["> 0.056", "> 0.056"],
+      ["> 0.028", "> 0.028"],
+      ["> 0.00933333", "> 0.00933333"],
+    ]);
+    for (const alert of rules.filter((r) => r.alert)) {
+      expect(alert.alert).toMatch(/^Tessera[A-Za-z]+$/);
+      expect(alert.annotations?.["summary"]).toBeTruthy();
+    }
+  });
+
+  it("every alert carries its owner's labels for Alertmanager routing", () => {
+    const byslo = (name: string) => rules.find((r) => r.alert && r.labels?.["slo"] === name)!.labels;
+    expect(byslo("fraud_accuracy")).toMatchObject({ team: "fraud-ml", oncall: "fraud-ml-pager", tier: "1" });
+    expect(byslo("card_features_fresh")).toMatchObject({
+      team: "risk-features",
+      oncall: "risk-features-pager",
+    });
+  });
+
+  it("deploy/prometheus/slos.yml is what the generator makes from examples/payments, and Prometheus loads it", () => {
+    const committed = readYaml(repoPath("deploy/prometheus/slos.yml"));
+    expect(committed).toEqual(JSON.parse(JSON.stringify({ groups })));
+    expect(readYaml(repoPath("deploy/prometheus/prometheus.yml"))["rule_files"]).toContain("slos.yml");
+    expect(stringify({ groups }).length).toBeGreaterThan(0);
   });
 });

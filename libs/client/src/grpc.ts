@@ -45,6 +45,28 @@ interface ProtoResponse {
   }>;
   as_of_ms?: number;
   view_event_time_ms?: Record<string, number>;
+  view_status?: Record<
+    string,
+    {
+      degraded?: boolean;
+      reasons?: Array<{
+        code?: string;
+        message?: string;
+        age_ms?: number;
+        max_age_ms?: number;
+        subject?: string;
+      }>;
+      gates?: Array<{
+        subject?: string;
+        state?: string;
+        causes?: string[];
+        since_ms?: number;
+        override_until_ms?: number;
+        on_trip?: string;
+        incident?: string;
+      }>;
+    }
+  >;
   feature_names?: string[];
 }
 
@@ -135,7 +157,29 @@ export function wireResponse(response: ProtoResponse): WireResponse {
   const views: Record<string, ViewStatus> = {};
   for (const name of names) {
     const view = name.slice(0, name.indexOf(":"));
-    views[view] ??= { newestEventTime: response.view_event_time_ms?.[view] ?? null };
+    const status = response.view_status?.[view];
+    views[view] ??= {
+      newestEventTime: response.view_event_time_ms?.[view] ?? null,
+      degraded: status?.degraded ?? false,
+      reasons: (status?.reasons ?? []).map((r) => ({
+        code: r.code,
+        message: r.message,
+        ageMs: Number(r.age_ms ?? 0),
+        maxAgeMs: Number(r.max_age_ms ?? 0),
+        ...(r.subject ? { subject: r.subject } : {}),
+      })),
+    };
+    if (status?.gates?.length) {
+      views[view]!.gates = status.gates.map((g) => ({
+        subject: g.subject ?? "",
+        state: g.state ?? "",
+        causes: g.causes ?? [],
+        since: Number(g.since_ms ?? 0),
+        ...(g.override_until_ms ? { overrideUntil: Number(g.override_until_ms) } : {}),
+        onTrip: g.on_trip ?? "",
+        ...(g.incident ? { incident: g.incident } : {}),
+      }));
+    }
   }
   return { asOf: Number(response.as_of_ms ?? 0), views, entities };
 }
@@ -210,6 +254,7 @@ function grpcError(error: grpc.ServiceError): TesseraClientError {
     return value === undefined ? undefined : String(value);
   };
   const retryAfter = first("retry-after");
+  const reason = first("reason");
   return new TesseraClientError(
     CODE[error.code as grpc.status] ?? "internal",
     `gRPC ${grpc.status[error.code] ?? error.code}: ${error.details}`,
@@ -218,7 +263,9 @@ function grpcError(error: grpc.ServiceError): TesseraClientError {
       field: first("field"),
       retryAfterMs:
         retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined,
-      retriable: error.code === grpc.status.UNAVAILABLE,
+      reason,
+      view: first("view"),
+      retriable: error.code === grpc.status.UNAVAILABLE && reason === undefined,
       cause: error,
     },
   );

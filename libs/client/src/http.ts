@@ -103,7 +103,7 @@ export class HttpTransport implements Transport {
         throw new TesseraClientError("protocol", `the server answered 200 with a body that is not JSON`);
       }
     }
-    let body: { message?: string; field?: string } = {};
+    let body: { message?: string; field?: string; reason?: string; view?: string } = {};
     try {
       body = JSON.parse(text);
     } catch {}
@@ -115,8 +115,11 @@ export class HttpTransport implements Transport {
         status: statusCode,
         field: body.field,
         retryAfterMs: retryAfterMs(response.headers["retry-after"]),
-        // Only 503 means "try again": the server is shedding, draining or its store is down.
-        retriable: statusCode === 503,
+        reason: body.reason,
+        view: body.view,
+        // Only 503 means "try again": the server is shedding, draining or its store is down. A 503
+        // with a reason (a gate or SLA refusal) holds until someone acts: the caller falls back.
+        retriable: statusCode === 503 && body.reason === undefined,
       },
     );
   }

@@ -23,6 +23,7 @@ export {
   type FeatureSchema,
   type FeatureStatus,
   type FeatureValue,
+  type GateInfo,
   type GetFeaturesRequest,
   type GetFeaturesResult,
   TesseraClientError,

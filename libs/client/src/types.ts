@@ -81,7 +81,22 @@ export interface ViewStatus {
   /** The newest event time across the returned entities (freshness), or null. */
   newestEventTime: number | null;
   degraded?: unknown;
+  /** Quality gates covering the view that are not ok (values `quarantined`, unless overridden). */
+  gates?: GateInfo[];
   [field: string]: unknown;
+}
+
+/** A quality gate as the server reports it. */
+export interface GateInfo {
+  /** `view:<name>` or `model:<name>`. */
+  subject: string;
+  state: "tripped" | "acked" | "overridden" | (string & {});
+  causes: string[];
+  since: number;
+  /** overridden: served normally until then (epoch ms). */
+  overrideUntil?: number;
+  onTrip: "quarantine" | "refuse" | (string & {});
+  incident?: string;
 }
 
 export interface GetFeaturesRequest<
@@ -159,6 +174,13 @@ export class TesseraClientError extends Error {
   readonly field?: string;
   /** The server's Retry-After, in ms. */
   readonly retryAfterMs?: number;
+  /**
+   * Why a view was refused, when the server says (`quality_gate`: a tripped gate whose policy is
+   * refuse; `freshness_sla`: data past its SLA), and which view: the caller's cue to fall back.
+   * Such a refusal is not retried (it holds until the gate or the pipeline changes).
+   */
+  readonly reason?: string;
+  readonly view?: string;
   readonly retriable: boolean;
   /** Attempts made before giving up. */
   attempts = 1;
@@ -171,6 +193,8 @@ export class TesseraClientError extends Error {
       grpcCode?: number;
       field?: string;
       retryAfterMs?: number;
+      reason?: string;
+      view?: string;
       retriable?: boolean;
       cause?: unknown;
     } = {},
@@ -181,6 +205,8 @@ export class TesseraClientError extends Error {
     this.grpcCode = details.grpcCode;
     this.field = details.field;
     this.retryAfterMs = details.retryAfterMs;
+    if (details.reason !== undefined) this.reason = details.reason;
+    if (details.view !== undefined) this.view = details.view;
     this.retriable = details.retriable ?? false;
   }
 }

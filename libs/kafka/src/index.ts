@@ -22,6 +22,14 @@ export {
   TesseraKafkaError,
   UnknownTopicError,
 } from "./errors.js";
+export {
+  DEFAULT_GATE_TOPIC,
+  ensureGateTopic,
+  GateFollower,
+  type GateFollowerOptions,
+  GatePublisher,
+  type GatePublisherOptions,
+} from "./gate-topic.js";
 export { MemoryBroker, murmur2, partitionForKey } from "./memory.js";
 export { type KafkaMetrics, kafkaMetrics } from "./metrics.js";
 export { type ProducerOptions, type PublishOptions, TesseraProducer } from "./producer.js";

@@ -5,6 +5,7 @@ import {
   defineDefinitions,
   parseDefinitionsYaml,
   parseDuration,
+  unowned,
   ViewState,
 } from "../src/index.js";
 
@@ -173,5 +174,209 @@ views:
     const state = new ViewState(defs.views[0]!);
     state.apply({ card_id: "c", ts: 1, amount: 1.234 }, { offset: 0, now: 2 });
     expect(state.valueAt("c", 2)).toEqual({ cents: 123 });
+  });
+});
+
+describe("owners and contracts", () => {
+  const CONTRACT_YAML = `
+sources:
+  - name: transactions
+    topic: payments.transactions
+    schema: payments.transactions-value
+    compatibility: BACKWARD
+    archive: s3://archive/payments.transactions
+    entity: card_id
+    timestamp: event_time
+    owner: payments-platform
+    onCall: { receiver: payments-pager, labels: { service: payments } }
+    freshness: { maxAge: 10m }
+views:
+  - name: card_activity
+    source: transactions
+    owner: risk-features
+    onCall: { receiver: risk-pager }
+    freshness: { maxAge: 5m, onStale: refuse }
+    features:
+      - { name: txn_count_1h, op: count, window: 1h, hop: 5m }
+  - name: card_amounts
+    source: transactions
+    features:
+      - { name: amount_sum_1h, op: sum, column: amount, window: 1h, hop: 5m }
+models:
+  - name: fraud-v1
+    views: [card_activity, card_amounts]
+    owner: fraud-ml
+    accuracyFloor: 0.9
+    aucFloor: 0.85
+    reference: reference.json
+    freshness: { maxAge: 2m }
+`;
+
+  it("YAML and the TypeScript DSL give the same contracts", () => {
+    const yaml = parseDefinitionsYaml(CONTRACT_YAML);
+    const ts = defineDefinitions({
+      sources: [
+        {
+          name: "transactions",
+          topic: "payments.transactions",
+          schema: "payments.transactions-value",
+          compatibility: "BACKWARD",
+          archive: "s3://archive/payments.transactions",
+          entity: "card_id",
+          timestamp: "event_time",
+          owner: "payments-platform",
+          onCall: { receiver: "payments-pager", labels: { service: "payments" } },
+          freshness: { maxAge: "10m" },
+        },
+      ],
+      views: [
+        {
+          name: "card_activity",
+          source: "transactions",
+          owner: "risk-features",
+          onCall: { receiver: "risk-pager" },
+          freshness: { maxAge: 300_000, onStale: "refuse" },
+          features: [{ name: "txn_count_1h", op: "count", window: "1h", hop: "5m" }],
+        },
+        {
+          name: "card_amounts",
+          source: "transactions",
+          features: [{ name: "amount_sum_1h", op: "sum", column: "amount", window: "1h", hop: "5m" }],
+        },
+      ],
+      models: [
+        {
+          name: "fraud-v1",
+          views: ["card_activity", "card_amounts"],
+          owner: "fraud-ml",
+          accuracyFloor: 0.9,
+          aucFloor: 0.85,
+          reference: "reference.json",
+          freshness: { maxAge: "2m" },
+        },
+      ],
+    });
+    expect(JSON.parse(JSON.stringify(ts))).toEqual(JSON.parse(JSON.stringify(yaml)));
+    expect(yaml.sources[0]).toMatchObject({
+      compatibility: "BACKWARD",
+      owner: "payments-platform",
+      onCall: { receiver: "payments-pager", labels: { service: "payments" } },
+      freshnessMs: 600_000,
+    });
+    expect(yaml.models).toEqual([
+      {
+        name: "fraud-v1",
+        views: ["card_activity", "card_amounts"],
+        owner: "fraud-ml",
+        accuracyFloor: 0.9,
+        aucFloor: 0.85,
+        reference: "reference.json",
+        freshnessMs: 120_000,
+      },
+    ]);
+  });
+
+  it("a view's SLA is the tightest of its own, its source's and its models', with the view's policy", () => {
+    const defs = parseDefinitionsYaml(CONTRACT_YAML);
+    expect(defs.views[0]!.freshness).toEqual({
+      maxAgeMs: 120_000,
+      onStale: "refuse",
+      from: "model fraud-v1",
+    });
+    expect(defs.views[1]!.freshness).toEqual({ maxAgeMs: 120_000, onStale: "serve", from: "model fraud-v1" });
+    const noModel = parseDefinitionsYaml(CONTRACT_YAML.split("models:")[0]!);
+    expect(noModel.views[0]!.freshness).toEqual({ maxAgeMs: 300_000, onStale: "refuse", from: "view" });
+    expect(noModel.views[1]!.freshness).toEqual({ maxAgeMs: 600_000, onStale: "serve", from: "source" });
+  });
+
+  it("owners, routes and SLAs are not part of the view version", () => {
+    const bare = CONTRACT_YAML.replace(/^ {4}(owner|onCall|freshness|compatibility|archive):.*\n/gm, "");
+    expect(bare).not.toContain("owner: risk");
+    const a = parseDefinitionsYaml(CONTRACT_YAML);
+    const b = parseDefinitionsYaml(bare);
+    expect(b.views.map((v) => v.version)).toEqual(a.views.map((v) => v.version));
+    expect(b.views[0]!.owner).toBeUndefined();
+  });
+
+  it("lists what lacks an owner", () => {
+    expect(unowned(parseDefinitionsYaml(CONTRACT_YAML))).toEqual([{ kind: "view", name: "card_amounts" }]);
+  });
+
+  it("names each bad contract field", () => {
+    const bad = CONTRACT_YAML.replace("compatibility: BACKWARD", "compatibility: SIDEWAYS")
+      .replace("labels: { service: payments }", "labels: { 0bad: x }")
+      .replace("onCall: { receiver: risk-pager }", "onCall: {}")
+      .replace("onStale: refuse", "onStale: ignore")
+      .replace("accuracyFloor: 0.9", "accuracyFloor: 90")
+      .replace("views: [card_activity, card_amounts]", "views: [card_activity, nope]")
+      .replace("freshness: { maxAge: 2m }", "freshness: { maxAge: 2x }");
+    const issues = issuesOf(() => parseDefinitionsYaml(bad)).map((i) => i.replace(/ \(line \d+\)$/, ""));
+    expect(issues).toEqual([
+      expect.stringMatching(/^sources\[0\]\.compatibility: "SIDEWAYS" is not one of BACKWARD, /),
+      "sources[0].onCall.labels.0bad: is not a Prometheus label name",
+      "views[0].onCall: needs a receiver or labels",
+      'views[0].freshness.onStale: "ignore" is not serve or refuse',
+      'models[0].views[1]: unknown view "nope"',
+      "models[0].accuracyFloor: must be a number from 0 to 1",
+      'models[0].freshness.maxAge: "2x" is not a duration (<int><ms|s|m|h|d>)',
+    ]);
+  });
+});
+
+describe("SLOs", () => {
+  const base = `
+sources:
+  - { name: tx, topic: t, entity: card_id, timestamp: ts }
+views:
+  - { name: card, source: tx, owner: risk, onCall: { receiver: risk-pager }, features: [{ name: n, op: count, window: 1h }] }
+models:
+  - { name: fraud-v1, views: [card], owner: fraud-ml, accuracyFloor: 0.9 }
+  - { name: no-floor, views: [card] }
+slos:
+`;
+  it("takes the subject's owner and route unless the SLO names its own; window defaults to 28d", () => {
+    const defs = parseDefinitionsYaml(`${base}
+  - { name: fresh, kind: freshness, view: card, threshold: 2m, objective: 0.99 }
+  - { name: acc, kind: accuracy, model: fraud-v1, objective: 0.95, window: 7d, owner: ml-oncall }
+`);
+    expect(defs.slos).toEqual([
+      {
+        name: "fresh",
+        kind: "freshness",
+        objective: 0.99,
+        windowMs: 28 * 86_400_000,
+        thresholdMs: 120_000,
+        view: "card",
+        owner: "risk",
+        onCall: { receiver: "risk-pager", labels: {} },
+      },
+      {
+        name: "acc",
+        kind: "accuracy",
+        objective: 0.95,
+        windowMs: 7 * 86_400_000,
+        model: "fraud-v1",
+        owner: "ml-oncall",
+      },
+    ]);
+  });
+
+  it("names each bad SLO field", () => {
+    const issues = issuesOf(() =>
+      parseDefinitionsYaml(`${base}
+  - { name: a, kind: speed, objective: 0.99 }
+  - { name: b, kind: latency, objective: 99 }
+  - { name: c, kind: freshness, objective: 0.9, threshold: 1m }
+  - { name: d, kind: accuracy, model: no-floor, objective: 0.9, threshold: 1m }
+`),
+    ).map((i) => i.replace(/ \(line \d+\)$/, ""));
+    expect(issues).toEqual([
+      'slos[0].kind: "speed" is not one of freshness, latency, availability, accuracy',
+      "slos[1].objective: must be a number between 0 and 1 (exclusive), e.g. 0.99",
+      "slos[1].threshold: is required for a latency SLO",
+      "slos[2].view: is required",
+      "slos[3].threshold: only freshness and latency SLOs take a threshold",
+      'slos[3].model: model "no-floor" has no accuracyFloor to hold',
+    ]);
   });
 });

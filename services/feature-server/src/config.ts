@@ -99,6 +99,12 @@ export interface FeatureServerConfig {
     maxQueue: number;
     flushIntervalMs: number;
   };
+  /** Quality gates (docs/operations.md): followed from the compacted gate topic on KAFKA_BROKERS. */
+  gate: {
+    /** Follow the gate topic; the server is ready only once it has read it to the end. */
+    follow: boolean;
+    topic: string;
+  };
   /** OpenTelemetry traces (docs/tracing.md); off by default. */
   tracing: TracingConfig;
 }
@@ -171,6 +177,10 @@ export const configSchema: JsonSchema = {
       topic: str("Served-features topic", { default: tesseraTopics.servedFeatures }),
       maxQueue: int("Pending records before samples are dropped", 10_000, 1),
       flushIntervalMs: int("How often queued records are sent", 200, 1),
+    }),
+    gate: obj({
+      follow: { type: "boolean", default: false },
+      topic: str("Compacted quality-gate topic", { default: "tessera.gate", minLength: 1 }),
     }),
     tracing: tracingConfigSchema,
   },

@@ -17,10 +17,18 @@ export class ServeError extends Error {
     readonly field?: string,
     /** Seconds a client should wait before retrying (limited, unavailable). */
     readonly retryAfterSeconds?: number,
+    /** Machine-readable cause of a refusal callers may act on (e.g. fall back), and its view. */
+    readonly reason?: { code: DegradedCode; view: string },
   ) {
     super(field ? `${field}: ${message}` : message);
   }
 }
+
+/**
+ * Why a view is degraded: its data is older than its freshness SLA, the store is unreachable, or a
+ * quality gate covering it (its own or a model's) has tripped.
+ */
+export type DegradedCode = "freshness_sla" | "store_unavailable" | "quality_gate";
 
 export const invalid = (field: string, message: string) => new ServeError("invalid", message, field);
 

@@ -32,6 +32,7 @@ const STATUS: Record<Status, string> = {
   present: "PRESENT",
   missing: "MISSING",
   stale: "STALE",
+  quarantined: "QUARANTINED",
   error: "ERROR",
 };
 
@@ -117,10 +118,38 @@ function responseToProto(response: FeatureResponse) {
     }
   }
   const viewTimes: Record<string, number> = {};
+  const viewStatus: Record<string, unknown> = {};
   for (const [view, info] of Object.entries(response.views)) {
     if (info.newestEventTime !== null) viewTimes[view] = info.newestEventTime;
+    if (info.degraded || info.gates) {
+      viewStatus[view] = {
+        degraded: info.degraded,
+        reasons: info.reasons.map((r) => ({
+          code: r.code,
+          message: r.message,
+          age_ms: r.ageMs ?? 0,
+          max_age_ms: r.maxAgeMs ?? 0,
+          subject: r.subject ?? "",
+        })),
+        gates: (info.gates ?? []).map((g) => ({
+          subject: g.subject,
+          state: g.state,
+          causes: g.causes,
+          since_ms: g.since,
+          override_until_ms: g.overrideUntil ?? 0,
+          on_trip: g.onTrip,
+          incident: g.incident ?? "",
+        })),
+      };
+    }
   }
-  return { results, as_of_ms: response.asOf, view_event_time_ms: viewTimes, feature_names: names };
+  return {
+    results,
+    as_of_ms: response.asOf,
+    view_event_time_ms: viewTimes,
+    feature_names: names,
+    view_status: viewStatus,
+  };
 }
 
 export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplementation {
@@ -159,6 +188,10 @@ export function grpcHandlers(options: GrpcOptions): grpc.UntypedServiceImplement
         if (error.field) trailer.set("field", error.field);
         if (error.retryAfterSeconds !== undefined)
           trailer.set("retry-after", String(error.retryAfterSeconds));
+        if (error.reason) {
+          trailer.set("reason", error.reason.code);
+          trailer.set("view", error.reason.view);
+        }
       }
       callback({ code, details: error?.message ?? grpc.status[code], metadata: trailer });
     };

@@ -20,6 +20,7 @@ import type { Authenticator } from "./auth.js";
 import type { FeatureServerConfig } from "./config.js";
 import { HTTP_STATUS, ServeError } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
+import type { LineageService } from "./lineage.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
 import { traceHttp } from "./tracing.js";
@@ -35,6 +36,7 @@ declare module "fastify" {
 export interface HttpOptions {
   config: FeatureServerConfig;
   service: FeatureService;
+  lineage: LineageService;
   auth: Authenticator;
   metrics: ServerMetrics;
   registry: Registry;
@@ -54,6 +56,28 @@ const errorSchema = {
     error: { type: "string" },
     message: { type: "string" },
     field: { type: "string", description: "The offending part of the request, e.g. entities.card_id[3]" },
+    reason: {
+      type: "string",
+      enum: ["freshness_sla", "store_unavailable", "quality_gate"],
+      description: "Machine-readable cause of a 503 a caller may fall back on (with `view`)",
+    },
+    view: { type: "string", description: "The view the `reason` is about" },
+  },
+} as const;
+
+const gateVerdictSchema = {
+  type: "object",
+  properties: {
+    subject: { type: "string", description: "view:<name> or model:<name>" },
+    state: { type: "string", enum: ["tripped", "acked", "overridden"] },
+    causes: {
+      type: "array",
+      items: { type: "string", enum: ["freshness_sla", "drift_critical", "accuracy_floor", "manual"] },
+    },
+    since: { type: "integer", description: "When it tripped (epoch ms)" },
+    overrideUntil: { type: "integer", description: "overridden: served normally until then (epoch ms)" },
+    onTrip: { type: "string", enum: ["quarantine", "refuse"] },
+    incident: { type: "string" },
   },
 } as const;
 
@@ -63,10 +87,41 @@ const responseSchema = {
     asOf: { type: "integer", description: "The time the windows were evaluated at (epoch ms)" },
     views: {
       type: "object",
-      description: "Per view: its definition version and the newest event time seen (freshness)",
+      description:
+        "Per view: its definition version, the newest event time seen (freshness), and whether it is degraded and why",
       additionalProperties: {
         type: "object",
-        properties: { version: { type: "string" }, newestEventTime: { type: ["integer", "null"] } },
+        properties: {
+          version: { type: "string" },
+          newestEventTime: { type: ["integer", "null"] },
+          degraded: {
+            type: "boolean",
+            description:
+              "True when `reasons` is not empty: its values are `quarantined` (a tripped quality gate) or `stale`",
+          },
+          reasons: {
+            type: "array",
+            items: {
+              type: "object",
+              properties: {
+                code: { type: "string", enum: ["freshness_sla", "store_unavailable", "quality_gate"] },
+                message: { type: "string" },
+                subject: { type: "string", description: "quality_gate: view:<name> or model:<name>" },
+                ageMs: {
+                  type: "integer",
+                  description: "freshness_sla: age of the view's newest data at asOf",
+                },
+                maxAgeMs: { type: "integer", description: "freshness_sla: the view's SLA" },
+              },
+            },
+          },
+          gates: {
+            type: "array",
+            description:
+              "Quality gates covering the view that are not ok (an overridden one is not acted on)",
+            items: gateVerdictSchema,
+          },
+        },
       },
     },
     entities: {
@@ -85,7 +140,7 @@ const responseSchema = {
                 values: { type: "array", items: {}, description: "Aligned with `features`" },
                 statuses: {
                   type: "array",
-                  items: { type: "string", enum: ["present", "missing", "stale", "error"] },
+                  items: { type: "string", enum: ["present", "missing", "stale", "quarantined", "error"] },
                 },
               },
             },
@@ -105,7 +160,11 @@ const errorResponses = {
   415: { description: "Body that is not application/json", ...errorSchema },
   429: { description: "Rate limit, or too many failed authentications from this address", ...errorSchema },
   500: { description: "Server bug", ...errorSchema },
-  503: { description: "Store unavailable, starting, shedding load or shutting down", ...errorSchema },
+  503: {
+    description:
+      "Store unavailable, starting, shedding load, shutting down, or a view past its freshness SLA whose policy is refuse (`reason`)",
+    ...errorSchema,
+  },
 };
 
 /** Feature routes need credentials; the ops routes and /docs do not (they carry no feature values). */
@@ -166,7 +225,7 @@ export async function buildHttp(
   options: HttpOptions,
 ): Promise<{ underPressure: () => boolean }> {
   let underPressureOf: () => boolean = () => false;
-  const { config, service, auth, metrics, registry, featureLog, auditLog } = options;
+  const { config, service, lineage, auth, metrics, registry, featureLog, auditLog } = options;
   app.decorateRequest("principal", null);
   app.decorateRequest("audit", null);
   // JSON only: a text/plain body is refused as an unsupported media type (415), not parsed and
@@ -181,9 +240,14 @@ export async function buildHttp(
       if (error.kind === "limited") metrics.limited.inc({ protocol });
       if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
       const statusCode = HTTP_STATUS[error.kind];
-      return reply
-        .code(statusCode)
-        .send({ statusCode, error: error.kind, message: error.message, field: error.field });
+      return reply.code(statusCode).send({
+        statusCode,
+        error: error.kind,
+        message: error.message,
+        field: error.field,
+        reason: error.reason?.code,
+        view: error.reason?.view,
+      });
     }
     if (error.validation) {
       const field = fieldOf(error);
@@ -366,10 +430,106 @@ export async function buildHttp(
         return serve(request, body);
       },
     );
+
+    const text = { type: "string", minLength: 1, maxLength: 256 } as const;
+    const owned = {
+      owner: { type: "string" },
+      onCall: {
+        type: "object",
+        properties: {
+          receiver: { type: "string" },
+          labels: { type: "object", additionalProperties: { type: "string" } },
+        },
+      },
+    } as const;
+    scope.get(
+      "/v1/lineage",
+      {
+        schema: {
+          security: credentials,
+          summary: "What serves a model or view, computed from what, since when",
+          description:
+            "model → views@version (serving since) → source topic → schema subject@version → archive location, and the model's reference profile and floors.",
+          querystring: {
+            type: "object",
+            additionalProperties: false,
+            properties: { model: text, view: text },
+          },
+          response: {
+            200: {
+              type: "object",
+              properties: {
+                kind: { type: "string", enum: ["model", "view"] },
+                name: { type: "string" },
+                model: {
+                  type: ["object", "null"],
+                  properties: {
+                    name: { type: "string" },
+                    ...owned,
+                    accuracyFloor: { type: "number" },
+                    aucFloor: { type: "number" },
+                    freshnessMs: { type: "integer" },
+                    reference: {
+                      type: ["string", "null"],
+                      description: "The reference profile drift is measured against",
+                    },
+                  },
+                },
+                views: {
+                  type: "array",
+                  items: {
+                    type: "object",
+                    properties: {
+                      name: { type: "string" },
+                      version: { type: "string" },
+                      servingSince: {
+                        type: "integer",
+                        description: "Since when this server serves this version (epoch ms)",
+                      },
+                      ...owned,
+                      freshness: {
+                        type: ["object", "null"],
+                        properties: {
+                          maxAgeMs: { type: "integer" },
+                          onStale: { type: "string" },
+                          from: { type: "string" },
+                        },
+                      },
+                      source: {
+                        type: "object",
+                        properties: {
+                          name: { type: "string" },
+                          topic: { type: "string" },
+                          ...owned,
+                          schema: {
+                            type: "object",
+                            properties: {
+                              subject: { type: ["string", "null"] },
+                              version: {
+                                type: ["integer", "null"],
+                                description: "Latest registered version (null: unknown)",
+                              },
+                              compatibility: { type: ["string", "null"] },
+                            },
+                          },
+                          archive: { type: ["string", "null"] },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => lineage.get(request.query as { model?: string; view?: string }, request.principal!),
+    );
   });
   // Outside the authenticated scope: a wrong method is a 405 whoever asks.
   refuseOtherMethods(app, "/v1/features", ["POST"]);
-  for (const url of ["/v1/features/:entityKey/:entityId", "/metrics", "/healthz", "/readyz"]) {
+  for (const url of ["/v1/features/:entityKey/:entityId", "/v1/lineage", "/metrics", "/healthz", "/readyz"]) {
     refuseOtherMethods(app, url, ["GET", "HEAD"]);
   }
 

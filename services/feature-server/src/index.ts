@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { type ServedFeaturesRecord, TesseraProducer } from "@tessera/kafka";
+import { createKafka, GateFollower, type ServedFeaturesRecord, TesseraProducer } from "@tessera/kafka";
 import { ConfigError, createLogger, type Logger, loadDefinitions } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
@@ -14,9 +14,11 @@ import { type ApiKeyEntry, Authenticator, readKeysFile } from "./auth.js";
 import { Catalog } from "./catalog.js";
 import type { FeatureServerConfig } from "./config.js";
 import { FeatureLogger, type FeatureLogSink } from "./feature-log.js";
+import { GateBoard, type GateSource } from "./gate.js";
 import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp, frameworkErrors } from "./http.js";
 import { jwtVerifier } from "./jwt.js";
+import { LineageService } from "./lineage.js";
 import { serverMetrics } from "./metrics.js";
 import { FeatureService } from "./serve.js";
 import { applyViews } from "./startup.js";
@@ -32,8 +34,10 @@ export {
 } from "./config.js";
 export { ServeError, type ServeErrorKind } from "./errors.js";
 export type { FeatureLogSink } from "./feature-log.js";
+export { GateBoard, type GateSource, type GateVerdict } from "./gate.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
+export { FEATURE_ROUTES, LATENCY_BUCKETS, SERVED_AGE_BUCKETS } from "./metrics.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";
 
 export interface FeatureServerDeps {
@@ -57,6 +61,8 @@ export interface FeatureServerDeps {
    * entry passes false: it listens at once, not ready, and retries the store (see `storeReady`).
    */
   waitForStore?: boolean;
+  /** Gate states from somewhere else than the topic (tests, the embedded demo); else config.gate. */
+  gates?: GateSource;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -200,6 +206,25 @@ export async function startFeatureServer(
       );
     }
 
+    // Quality gates: followed from the topic (ready once read to its end), or given in-process.
+    let gates: GateSource | undefined = deps.gates;
+    if (!gates && config.gate.follow) {
+      const brokers = env["KAFKA_BROKERS"];
+      if (!brokers) throw new ConfigError(["KAFKA_BROKERS is not set (needed by gate.follow)"]);
+      const follower = new GateFollower({
+        kafka: createKafka({ brokers: brokers.split(","), clientId: "tessera-feature-server" }),
+        topic: config.gate.topic,
+        clientId: "tessera-feature-server-gate",
+        onInvalid: (err, key) => logger.warn({ err, key }, "gate record skipped: invalid"),
+        onChange: (subject, state) =>
+          logger.info({ subject, state: state?.state ?? "released" }, "gate changed"),
+      });
+      closeOwned.unshift(() => follower.stop());
+      await follower.start();
+      gates = follower;
+    }
+    const gateBoard = gates ? new GateBoard(definitions, gates) : undefined;
+
     const service = new FeatureService({
       catalog,
       store,
@@ -210,6 +235,7 @@ export async function startFeatureServer(
       lastKnownBytes: memory.lastKnownBytes,
       retryAfterSeconds: reliability.retryAfterSeconds,
       metrics,
+      gates: gateBoard,
     });
     metrics.cacheSources["plans"] = () => catalog.planCacheBytes;
     metrics.cacheSources["last_known"] = () => service.lastKnownBytes;
@@ -228,20 +254,23 @@ export async function startFeatureServer(
       closeOwned.unshift(() => featureLog!.close());
     }
 
+    const lineage = new LineageService(definitions, Date.now(), env["SCHEMA_REGISTRY_URL"]);
     let stopping = false;
     const { underPressure } = await buildHttp(app, {
       config,
       service,
+      lineage,
       auth: authenticator,
       metrics,
       registry,
       featureLog,
       auditLog,
       readiness: () => ({
-        ready: !stopping && service.storeReached,
+        ready: !stopping && service.storeReached && (gateBoard?.caughtUp ?? true),
         detail: {
           stopping,
           storeReached: service.storeReached,
+          gatesRead: gateBoard?.caughtUp ?? null,
           storeCircuitOpen: service.breaker.open,
           views: catalog.views.size,
         },
@@ -287,8 +316,11 @@ export async function startFeatureServer(
         retentionMs: view.retentionMs,
       })),
       { maxMs: reliability.startRetryMaxMs, signal: starting.signal, logger },
-    ).then(() => {
+    ).then(async () => {
       service.storeReached = true;
+      // Ready means serving what the gates say: a server started while a gate is tripped never
+      // serves that view as ok, not even for its first request.
+      if (gates instanceof GateFollower) await gates.caughtUp;
     });
     storeReady.catch(() => {}); // the caller decides (main.ts exits on it)
 

@@ -9,11 +9,12 @@ import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
 import { CircuitBreaker, isStoreOutage } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
 import type { Fallback } from "./config.js";
-import { invalid, ServeError } from "./errors.js";
+import { type DegradedCode, invalid, ServeError } from "./errors.js";
+import type { GateBoard, GateVerdict } from "./gate.js";
 import type { ServerMetrics } from "./metrics.js";
 import { tracePhase } from "./tracing.js";
 
-export type Status = "present" | "missing" | "stale" | "error";
+export type Status = "present" | "missing" | "stale" | "quarantined" | "error";
 
 export interface FeatureRequest {
   features: string[];
@@ -37,10 +38,32 @@ export interface EntityGroupResult {
   results: EntityRow[];
 }
 
+/** Why a view's values are not to be trusted as fresh. */
+export interface DegradedReason {
+  code: DegradedCode;
+  message: string;
+  /** freshness_sla: how old the view's data is at `asOf`, and the SLA it breaks (ms). */
+  ageMs?: number;
+  maxAgeMs?: number;
+  /** quality_gate: the gate's subject (`view:<name>` or `model:<name>`). */
+  subject?: string;
+}
+
+export interface ViewInfo {
+  version: string;
+  newestEventTime: number | null;
+  /** True when any reason below holds: the view's values carry status `quarantined` (a tripped
+   * gate) or `stale`. */
+  degraded: boolean;
+  reasons: DegradedReason[];
+  /** Gates covering the view that are not ok (an overridden one is listed but not acted on). */
+  gates?: GateVerdict[];
+}
+
 export interface FeatureResponse {
   asOf: number;
-  /** Per view: its version and the newest event time seen across the returned entities. */
-  views: Record<string, { version: string; newestEventTime: number | null }>;
+  /** Per view: its version, the newest event time seen across the returned entities, and whether it is degraded. */
+  views: Record<string, ViewInfo>;
   /** Per entity key of the request. */
   entities: Record<string, EntityGroupResult>;
 }
@@ -62,6 +85,8 @@ export interface ServiceOptions {
   lastKnownBytes: number;
   retryAfterSeconds: number;
   metrics: ServerMetrics;
+  /** The quality gates followed from the gate topic; absent: no gates. */
+  gates?: GateBoard;
   now?: () => number;
 }
 
@@ -82,6 +107,12 @@ export class FeatureService {
   private readonly lastKnown: ByteBoundedCache<Uint8Array>;
   /** False until the store has answered once (start-up): requests get 503 meanwhile. */
   storeReached = false;
+  /**
+   * Per view, the newest event time seen in any state read so far: the pipeline has processed at
+   * least this far, so an entity's value is known complete up to it (an idle card is not stale
+   * while others show the stream moving). Its age at `asOf` is what the freshness SLA bounds.
+   */
+  private readonly watermarks = new Map<string, number>();
 
   constructor(private readonly options: ServiceOptions) {
     this.now = options.now ?? Date.now;
@@ -115,6 +146,14 @@ export class FeatureService {
       throw new ServeError(
         "unavailable",
         "starting: the online store has not answered yet",
+        undefined,
+        this.options.retryAfterSeconds,
+      );
+    }
+    if (this.options.gates && !this.options.gates.caughtUp) {
+      throw new ServeError(
+        "unavailable",
+        "starting: the quality gates have not been read yet",
         undefined,
         this.options.retryAfterSeconds,
       );
@@ -165,11 +204,81 @@ export class FeatureService {
       }
       response.entities[group.entityKey] = { features: group.names, results: rows };
     }
-    plan.views.forEach((served, slot) => {
-      response.views[served.view.name] = { version: served.view.version, newestEventTime: newest[slot]! };
+    const marks = plan.views.map((served, slot): Status | undefined => {
+      const gate = this.gateReasons(served, now);
+      const reasons = [...gate.reasons, ...this.degradedReasons(served, reads[slot]!, newest[slot]!, asOf)];
+      const info: ViewInfo = {
+        version: served.view.version,
+        newestEventTime: newest[slot]!,
+        degraded: reasons.length > 0,
+        reasons,
+      };
+      if (gate.verdicts.length > 0) info.gates = gate.verdicts;
+      response.views[served.view.name] = info;
+      return gate.reasons.length > 0 ? "quarantined" : reasons.length > 0 ? "stale" : undefined;
     });
+    if (marks.some(Boolean)) markStatuses(plan, response, marks);
     endFinalise(); // tracing
     return response;
+  }
+
+  /**
+   * The gates covering the view that are tripped now (acked too; an override in force is not): a
+   * reason each, or a 503 when one's policy is refuse. Judged at the request time, not `at`: the
+   * gate says what is known wrong now.
+   */
+  private gateReasons(served: ServedView, now: number) {
+    const verdicts = this.options.gates?.verdicts(served.view.name, now) ?? [];
+    const reasons: DegradedReason[] = [];
+    const { metrics } = this.options;
+    for (const verdict of verdicts) {
+      if (verdict.state === "overridden") {
+        metrics.gateServed.inc({ view: served.view.name, outcome: "overridden" });
+        continue;
+      }
+      const message = `quality gate ${verdict.subject} is ${verdict.state} since ${new Date(verdict.since).toISOString()} (${verdict.causes.join(", ") || "clearing"})`;
+      if (verdict.onTrip === "refuse") {
+        metrics.gateServed.inc({ view: served.view.name, outcome: "refused" });
+        throw new ServeError("unavailable", message, undefined, this.options.retryAfterSeconds, {
+          code: "quality_gate",
+          view: served.view.name,
+        });
+      }
+      reasons.push({ code: "quality_gate", message, subject: verdict.subject });
+    }
+    if (reasons.length > 0) metrics.gateServed.inc({ view: served.view.name, outcome: "quarantined" });
+    return { verdicts, reasons };
+  }
+
+  /** The view's degraded reasons for this request; refuses (503) a stale view whose policy says so. */
+  private degradedReasons(served: ServedView, read: ViewRead, newest: number | null, asOf: number) {
+    const { view } = served;
+    const reasons: DegradedReason[] = [];
+    if (read.stale) {
+      reasons.push({ code: "store_unavailable", message: "online store unavailable: last known values" });
+    }
+    const { metrics } = this.options;
+    const seen = this.watermarks.get(view.name);
+    const watermark = newest !== null && (seen === undefined || newest > seen) ? newest : seen;
+    if (watermark === undefined) return reasons; // nothing of the view stored yet: no age to judge
+    this.watermarks.set(view.name, watermark);
+    const ageMs = Math.max(0, asOf - watermark);
+    metrics.servedAge.observe({ view: view.name }, ageMs / 1000); // every view: the freshness SLO's SLI
+    if (!view.freshness) return reasons;
+    const { maxAgeMs, onStale, from } = view.freshness;
+    const breached = ageMs > maxAgeMs;
+    metrics.viewDegraded.set({ view: view.name }, breached || read.stale ? 1 : 0);
+    if (!breached) return reasons;
+    const message = `newest data of view ${view.name} is ${Math.round(ageMs / 1000)} s old at asOf, over its freshness SLA of ${Math.round(maxAgeMs / 1000)} s (from the ${from})`;
+    metrics.staleServed.inc({ view: view.name, outcome: onStale === "refuse" ? "refused" : "served" });
+    if (onStale === "refuse") {
+      throw new ServeError("unavailable", message, undefined, this.options.retryAfterSeconds, {
+        code: "freshness_sla",
+        view: view.name,
+      });
+    }
+    reasons.push({ code: "freshness_sla", message, ageMs, maxAgeMs });
+    return reasons;
   }
 
   /** Checks the request's entity keys against the plan: every view's key present, nothing extra. */
@@ -284,6 +393,19 @@ function checkRights(features: readonly string[], principal: Principal): void {
       throw new ServeError("forbidden", `key ${principal.id} may not read view ${view}`, `features[${i}]`);
     }
   });
+}
+
+/** Every value of a degraded view takes its mark, `quarantined` or `stale` (an error stays an error). */
+function markStatuses(plan: Plan, response: FeatureResponse, marks: (Status | undefined)[]): void {
+  for (const group of plan.groups) {
+    const columns = group.columns.flatMap((column, c) => (marks[column.view] ? [c] : []));
+    if (columns.length === 0) continue;
+    for (const row of response.entities[group.entityKey]!.results) {
+      for (const c of columns) {
+        if (row.statuses[c] !== "error") row.statuses[c] = marks[group.columns[c]!.view]!;
+      }
+    }
+  }
 }
 
 /** `at` must lie where the store can still answer: every tile its windows need is retained. */

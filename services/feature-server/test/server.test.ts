@@ -76,7 +76,12 @@ describe("POST /v1/features", () => {
     expect(unknown.values[0]).toBe(0); // count of an empty window
     expect(group.results[0]!.statuses).toContain("present");
     const newest = Math.max(...rows.filter((r) => ids.includes(r.card_id)).map((r) => r.ts));
-    expect(body.views["card"]).toEqual({ version: defs.views[0]!.version, newestEventTime: newest });
+    expect(body.views["card"]).toEqual({
+      version: defs.views[0]!.version,
+      newestEventTime: newest,
+      degraded: false,
+      reasons: [],
+    });
   });
 
   it("a 1-hour count falls as `at` advances with no new events, to 0 once the window is empty", async () => {

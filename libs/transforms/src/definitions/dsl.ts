@@ -1,4 +1,4 @@
-import type { Definitions, DefinitionsSpec, FeatureSpec, SourceSpec, ViewSpec } from "./types.js";
+import type { Definitions, DefinitionsSpec, FeatureSpec, ModelSpec, SourceSpec, ViewSpec } from "./types.js";
 import { validateDefinitions } from "./validate.js";
 
 /**
@@ -16,7 +16,8 @@ export function defineDefinitions(spec: DefinitionsSpec): Definitions {
   return validateDefinitions(spec);
 }
 
-/** Identity helpers that give editors the types while writing a source, view or feature in isolation. */
+/** Identity helpers that give editors the types while writing a source, view, feature or model in isolation. */
 export const source = (spec: SourceSpec): SourceSpec => spec;
 export const view = (spec: ViewSpec): ViewSpec => spec;
 export const feature = (spec: FeatureSpec): FeatureSpec => spec;
+export const model = (spec: ModelSpec): ModelSpec => spec;

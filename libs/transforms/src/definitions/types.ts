@@ -7,9 +7,47 @@ export type Row = Record<string, unknown>;
 /** A duration in a definition: `"5m"`-style text or integer milliseconds. */
 export type Duration = DurationText | number;
 
+import type { OnTrip } from "../gate.js";
+
 // ── What people write (TypeScript DSL or YAML; the same shape) ────────────────────────────────
 
-export interface SourceSpec {
+/** Where an item's alerts go: the Alertmanager receiver and/or labels its routes match on. */
+export interface OnCallSpec {
+  receiver?: string;
+  labels?: Record<string, string>;
+}
+
+/** Who answers for a source, view or model: a team, and the route its alerts take. */
+export interface OwnershipSpec {
+  /** The owning team (becomes the `team` label of every alert about this item). */
+  owner?: string;
+  onCall?: OnCallSpec;
+}
+
+/** The compatibility the schema registry enforces on a source's subject (Confluent's levels). */
+export const COMPATIBILITY = [
+  "BACKWARD",
+  "BACKWARD_TRANSITIVE",
+  "FORWARD",
+  "FORWARD_TRANSITIVE",
+  "FULL",
+  "FULL_TRANSITIVE",
+  "NONE",
+] as const;
+export type Compatibility = (typeof COMPATIBILITY)[number];
+
+/** What the feature server does with a value older than the freshness SLA. */
+export type OnStale = "serve" | "refuse";
+
+/**
+ * The quality gate's policy for a view or model: when its gate trips (critical drift, freshness
+ * breach, accuracy under the floor), its values are marked `quarantined` (default) or refused (503).
+ */
+export interface GateSpec {
+  onTrip?: OnTrip;
+}
+
+export interface SourceSpec extends OwnershipSpec {
   name: string;
   /** Kafka topic the events are published to. */
   topic: string;
@@ -22,6 +60,12 @@ export interface SourceSpec {
   /** Column holding the log position (e.g. the archive's Kafka offset); breaks timestamp ties for
    * first/last/last_k. Without it a file's row order is the log order. */
   offset?: string;
+  /** The compatibility level the registry enforces on `schema` (the contract with producers). */
+  compatibility?: Compatibility;
+  /** Where the archiver keeps this topic's Parquet (a path or URL), for lineage. */
+  archive?: string;
+  /** Maximum age of any feature computed from this source at inference (default for its views). */
+  freshness?: { maxAge: Duration };
 }
 
 /** A derived column: a CEL expression (YAML or TS) or a pure TypeScript function of the row. */
@@ -48,7 +92,7 @@ export type FeatureSpec = FeatureBase &
     | { op: "approx_quantile"; column: string; quantile: number }
   );
 
-export interface ViewSpec {
+export interface ViewSpec extends OwnershipSpec {
   name: string;
   /** Name of a source in the same definitions. */
   source: string;
@@ -62,22 +106,89 @@ export interface ViewSpec {
    * TypeScript function (`fn`) of that row. Not stored, so not part of the view version.
    */
   onDemand?: DeriveSpec[];
+  /**
+   * Freshness SLA at inference: a value older than `maxAge` is served with status `stale`
+   * (`onStale: serve`, the default) or refused (`refuse`). Not part of the view version.
+   */
+  freshness?: { maxAge: Duration; onStale?: OnStale };
+  gate?: GateSpec;
+}
+
+/** A model served from views: its contract (owner, floors) and its inputs, for lineage and SLOs. */
+export interface ModelSpec extends OwnershipSpec {
+  name: string;
+  /** Views whose features the model reads. */
+  views: string[];
+  /** Accuracy (0–1) on labelled predictions below which the model is failing its contract. */
+  accuracyFloor?: number;
+  /** Optional ROC AUC floor (0–1). */
+  aucFloor?: number;
+  /** The reference profile drift is measured against (path or name), for lineage. */
+  reference?: string;
+  /** Maximum feature age at inference for this model: tightens the SLA of each of its views. */
+  freshness?: { maxAge: Duration };
+  /** The model's gate applies to each of its views. */
+  gate?: GateSpec;
+}
+
+/** What an end-to-end SLO measures. */
+export const SLO_KINDS = ["freshness", "latency", "availability", "accuracy"] as const;
+export type SloKind = (typeof SLO_KINDS)[number];
+
+/**
+ * An end-to-end SLO, turned into Prometheus recording rules and burn-rate alerts by `tessera slo
+ * rules`. freshness: events servable (in the online store) within `threshold`; latency: feature
+ * requests answered within `threshold`; availability: feature requests not failed (5xx/UNAVAILABLE);
+ * accuracy: time the model's accuracy is at or above its `accuracyFloor`.
+ */
+export interface SloSpec extends OwnershipSpec {
+  name: string;
+  kind: SloKind;
+  /** Share of good events (or time, for accuracy) over `window`, e.g. 0.99. */
+  objective: number;
+  /** Default 28d. */
+  window?: Duration;
+  /** freshness and latency: the bound a good event meets. */
+  threshold?: Duration;
+  /** The view or model the SLO is about: its owner and route, unless the SLO names its own. */
+  view?: string;
+  /** Required for accuracy. */
+  model?: string;
 }
 
 export interface DefinitionsSpec {
   sources: SourceSpec[];
   views: ViewSpec[];
+  models?: ModelSpec[];
+  slos?: SloSpec[];
 }
 
 // ── What the validator returns (normalised, compiled) ─────────────────────────────────────────
 
-export interface Source {
+/** Normalised ownership: absent fields were not declared. */
+export interface Ownership {
+  owner?: string;
+  onCall?: { receiver?: string; labels: Record<string, string> };
+}
+
+export interface Source extends Ownership {
   name: string;
   topic: string;
   entity: string;
   timestamp: string;
   schema?: string;
   offset?: string;
+  compatibility?: Compatibility;
+  archive?: string;
+  freshnessMs?: number;
+}
+
+/** A view's effective freshness SLA: the tightest of its own, its source's and its models'. */
+export interface Freshness {
+  maxAgeMs: number;
+  onStale: OnStale;
+  /** Where the limit comes from: `view`, `source` or `model <name>`. */
+  from: string;
 }
 
 export interface Derive {
@@ -98,7 +209,7 @@ export interface Feature {
   quantile?: number;
 }
 
-export interface View {
+export interface View extends Ownership {
   name: string;
   /** Stable hash of the normalised definition (16 hex digits): part of every online key and output. */
   version: string;
@@ -110,9 +221,34 @@ export interface View {
   onDemand?: Derive[];
   /** State TTL: the largest window plus its hop. Older tiles are dropped; older events are late. */
   retentionMs: number;
+  freshness?: Freshness;
+  /** Declared gate policy (absent: a published trip still quarantines). */
+  gate?: { onTrip: OnTrip };
+}
+
+export interface Model extends Ownership {
+  name: string;
+  views: string[];
+  accuracyFloor?: number;
+  aucFloor?: number;
+  reference?: string;
+  freshnessMs?: number;
+  gate?: { onTrip: OnTrip };
+}
+
+export interface Slo extends Ownership {
+  name: string;
+  kind: SloKind;
+  objective: number;
+  windowMs: number;
+  thresholdMs?: number;
+  view?: string;
+  model?: string;
 }
 
 export interface Definitions {
   sources: Source[];
   views: View[];
+  models: Model[];
+  slos: Slo[];
 }

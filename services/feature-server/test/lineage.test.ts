@@ -1,0 +1,3 @@
+import { lineageSuite } from "./lineage-suite.js";
+
+lineageSuite();
