@@ -24,8 +24,9 @@ import {
 } from "@tessera/transforms";
 import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { ensureTopics } from "./admin.js";
+import { tesseraStateTopics } from "./topics.js";
 
-export const DEFAULT_GATE_TOPIC = "tessera.gate";
+export const DEFAULT_GATE_TOPIC: string = tesseraStateTopics.gate;
 
 /** One partition: a handful of keys, written rarely; ordered per key by the key partitioner anyway. */
 export async function ensureGateTopic(kafka: Kafka, topic = DEFAULT_GATE_TOPIC): Promise<void> {

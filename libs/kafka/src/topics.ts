@@ -19,10 +19,12 @@ export const tesseraTopics = {
 export type TesseraTopic = keyof typeof tesseraTopics;
 
 /**
- * Topics a service keeps for itself: JSON only it writes and reads back, so no registered schema
- * and not in schemas/topics.json. Each service creates its own, compacted, at start.
+ * Compacted topics of JSON state (the latest value per key): Tessera's own format, so no registered
+ * schema and not in schemas/topics.json. Whoever uses one creates it, compacted, at start.
  */
 export const tesseraStateTopics = {
   /** Open incidents, windows and input positions of the drift worker. */
   driftWorker: "tessera.drift-worker.state",
+  /** Quality gates per view and model (gate-topic.ts). */
+  gate: "tessera.gate",
 } as const;

@@ -4,7 +4,7 @@
  * CASSANDRA_CONTACT_POINTS, CASSANDRA_LOCAL_DC, KAFKA_BROKERS, SCHEMA_REGISTRY_URL).
  */
 
-import { tesseraTopics } from "@tessera/kafka";
+import { tesseraStateTopics, tesseraTopics } from "@tessera/kafka";
 import {
   bool,
   definitionsFileTypes,
@@ -180,7 +180,7 @@ export const configSchema: JsonSchema = {
     }),
     gate: obj({
       follow: { type: "boolean", default: false },
-      topic: str("Compacted quality-gate topic", { default: "tessera.gate", minLength: 1 }),
+      topic: str("Compacted quality-gate topic", { default: tesseraStateTopics.gate, minLength: 1 }),
     }),
     tracing: tracingConfigSchema,
   },
