@@ -6,6 +6,7 @@
 import { tesseraStateTopics, tesseraTopics } from "@tessera/kafka";
 import {
   bool,
+  definitionsFileTypes,
   int,
   type JsonSchema,
   loadConfig,
@@ -102,6 +103,10 @@ export interface DriftWorkerConfig {
   history: { size: number; alerts: number };
   /** OpenTelemetry traces (docs/tracing.md); off by default. */
   tracing: TracingConfig;
+  /** Feature definitions (owners, freshness SLAs, accuracy floors); empty: none. */
+  definitions: string;
+  /** The quality gate: trip and clear views' and models' gates on the compacted gate topic. */
+  gates: { enabled: boolean; topic: string; clearAfterMs: number };
 }
 
 const thresholdProperties: Record<string, JsonSchema> = {
@@ -245,6 +250,12 @@ const properties: Record<string, JsonSchema> = {
     alerts: int("alerts kept in the timeline", 200, 1),
   }),
   tracing: tracingConfigSchema,
+  definitions: str(`feature definitions (${definitionsFileTypes.join(", ")}); empty: none`, { default: "" }),
+  gates: obj({
+    enabled: bool("publish quality-gate trips and clears (needs Kafka)", false),
+    topic: str("the compacted gate topic", { default: tesseraStateTopics.gate }),
+    clearAfterMs: int("every cause clear this long before a gate clears by itself (ms)", 60_000),
+  }),
 };
 
 /** The process's schema: a reference profile file is required. */

@@ -9,19 +9,22 @@ import {
   DeadLetterPublisher,
   type DriftAlertRecord,
   type FeatureUpdateRecord,
+  GatePublisher,
   type LabelRecord,
   type PredictionRecord,
   SchemaRegistry,
   TesseraProducer,
 } from "@tessera/kafka";
-import { createLogger, type Logger, opsRoutes } from "@tessera/runtime";
+import { ConfigError, createLogger, type Logger, loadDefinitions, opsRoutes } from "@tessera/runtime";
 import type { ReferenceProfile } from "@tessera/stats";
+import { DEFAULT_GATE_OPTIONS, type Definitions } from "@tessera/transforms";
 import Fastify from "fastify";
 import type { Kafka } from "kafkajs";
 import { Registry } from "prom-client";
 import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
 import type { DriftWorkerConfig } from "./config.js";
 import { dashboardPlugin } from "./dashboard.js";
+import { GateWatcher } from "./gates.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
 import { DriftMonitor } from "./monitor.js";
@@ -36,6 +39,7 @@ export { AlertDispatcher, type AlertSink, alertmanagerPayload, CallbackSink, Web
 export { configSchema, type DriftWorkerConfig, defaultConfig } from "./config.js";
 export { type DashboardOptions, dashboardPlugin } from "./dashboard.js";
 export { adjust } from "./evaluate.js";
+export { type GateInputs, GateWatcher } from "./gates.js";
 export { AlertTracker, type Observation } from "./hysteresis.js";
 export { DriftMonitor } from "./monitor.js";
 export { KafkaStateStore, type StateSnapshot } from "./state-store.js";
@@ -60,6 +64,10 @@ export interface DriftWorkerDeps {
   schedule?: boolean;
   /** Keep state on topics.state and read it back at start (default true with Kafka input). */
   persistState?: boolean;
+  /** Definitions (owners, SLAs, floors); default: read config.definitions, if set. */
+  definitions?: Definitions;
+  /** Where gate trips go (the demo's or a test's, started); default: one on Kafka when config.gates.enabled. */
+  gatePublisher?: GatePublisher;
   now?: () => number;
 }
 
@@ -129,6 +137,23 @@ export async function startDriftWorker(
         })
       : undefined;
 
+  const definitions =
+    deps.definitions ?? (config.definitions ? await loadDefinitions(config.definitions) : undefined);
+  let gatePublisher = deps.gatePublisher;
+  const ownGatePublisher = !gatePublisher && config.gates.enabled;
+  if (ownGatePublisher) {
+    if (!kafka)
+      throw new ConfigError(["gates.enabled: the quality gate is published on Kafka (needs Kafka input)"]);
+    gatePublisher = new GatePublisher({
+      kafka,
+      topic: config.gates.topic,
+      clientId: "tessera-drift-worker-gate",
+      gate: { ...DEFAULT_GATE_OPTIONS, clearAfterMs: config.gates.clearAfterMs },
+    });
+    await gatePublisher.start();
+  }
+  const gates = gatePublisher && new GateWatcher({ publisher: gatePublisher, definitions, logger });
+
   const sinks: AlertSink[] = [...(deps.sinks ?? [])];
   if (producer && (deps.publishAlerts ?? true))
     sinks.push(new KafkaAlertSink(producer, config.topics.alerts));
@@ -145,6 +170,11 @@ export async function startDriftWorker(
     metrics,
     onSettled: (alert, sink) => persistence?.settled(alert, sink),
   });
+  /** Every sink, but the pager not for an alert whose gate its owner acked (gates.ts). */
+  const sinksFor = (alert: DriftAlertRecord): ((sink: AlertSink) => boolean) | undefined =>
+    webhook && gates && !gates.pages(alert, (deps.now ?? Date.now)())
+      ? (sink) => sink !== webhook
+      : undefined;
   /** With persisted state, an evaluation's alerts wait until the state that names them is saved. */
   const held: DriftAlertRecord[] = [];
   const monitor = new DriftMonitor({
@@ -156,7 +186,7 @@ export async function startDriftWorker(
       traceAlert(alert); // tracing: a span in the window's trace; the alert then names it
       logger.info({ alert }, alert.message);
       if (persistence) held.push(alert);
-      else dispatcher.publish(alert);
+      else dispatcher.publish(alert, sinksFor(alert));
     },
   });
 
@@ -218,12 +248,24 @@ export async function startDriftWorker(
     } catch (error) {
       logger.error({ err: error }, "evaluation failed");
     }
-    if (!persistence) return;
-    const alerts = held.splice(0);
-    for (const alert of alerts) persistence.hold(alert, dispatcher.sinkNames);
-    // A page is never held back by the state topic: it goes out even if the save failed.
-    await persistence.save().catch(() => {});
-    for (const alert of alerts) dispatcher.publish(alert);
+    if (persistence) {
+      const alerts = held.splice(0).map((alert) => ({ alert, only: sinksFor(alert) }));
+      for (const { alert, only } of alerts)
+        persistence.hold(
+          alert,
+          dispatcher.sinkNames.filter((name) => !only || name !== webhook?.name),
+        );
+      // A page is never held back by the state topic: it goes out even if the save failed.
+      await persistence.save().catch(() => {});
+      for (const { alert, only } of alerts) dispatcher.publish(alert, only);
+    }
+    // After the alerts: a FIRING of this evaluation is judged against the gate as its owner left it.
+    await gates?.evaluate({
+      now: (deps.now ?? Date.now)(),
+      incidents: monitor.incidents(),
+      viewAges: monitor.viewAges(),
+      accuracy: monitor.latestAccuracy(),
+    });
   };
   const evaluate = () => {
     evaluating ??= evaluateOnce().finally(() => {
@@ -251,7 +293,8 @@ export async function startDriftWorker(
     // Alertmanager ends an alert it has not heard of for resolve_timeout: repeat the open ones.
     timers.push(
       setInterval(() => {
-        for (const alert of monitor.activeAlerts()) dispatcher.publish(alert, (sink) => sink === webhook);
+        for (const alert of monitor.activeAlerts())
+          if (gates?.repeats(alert) ?? true) dispatcher.publish(alert, (sink) => sink === webhook);
       }, config.webhook.repeatMs),
     );
   }
@@ -299,6 +342,7 @@ export async function startDriftWorker(
       await Promise.race([dispatcher.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
       dispatcher.abort();
       await producer?.disconnect();
+      if (ownGatePublisher) await gatePublisher?.stop();
       if (registry && !deps.registry) registry.close();
       await app?.close();
     },

@@ -91,6 +91,9 @@ export class DriftMonitor {
   ingestFeatureUpdate(update: FeatureUpdateRecord, trace?: TraceRef): void {
     this.counters?.features.inc();
     this.freshness.touch(this.config.topics.features, update.event_time);
+    const { views } = this.config.scope;
+    if (views.length === 0 || views.includes(update.view))
+      this.freshness.touchView(update.view, update.event_time);
     this.features.ingest(update, this.now(), trace);
   }
 
@@ -141,6 +144,21 @@ export class DriftMonitor {
   /** Open incidents (the webhook re-sends them so Alertmanager keeps them active). */
   activeAlerts(): DriftAlertRecord[] {
     return this.tracker.active().map((a) => a.alert);
+  }
+
+  /** Open incidents with their worst severity (the quality gate trips on critical ones). */
+  incidents(): ActiveAlert[] {
+    return this.tracker.active();
+  }
+
+  /** Per model: the latest accuracy window's accuracy and the configured floor. */
+  latestAccuracy(): Map<string, { accuracy: number; floor: number }> {
+    return this.accuracy.latest();
+  }
+
+  /** Age (ms) of the newest feature update seen per view. */
+  viewAges(): Map<string, number> {
+    return this.freshness.viewAges(this.now());
   }
 
   // ---- state -------------------------------------------------------------------------------

@@ -122,6 +122,16 @@ export class AccuracyEvaluator implements Evaluator {
     }
   }
 
+  /** Per model: its latest closed window's accuracy and the floor that window was judged against. */
+  latest(): Map<string, { accuracy: number; floor: number }> {
+    const out = new Map<string, { accuracy: number; floor: number }>();
+    for (const [name, m] of this.models) {
+      const latest = m.history.at(-1);
+      if (latest) out.set(name, { accuracy: latest.accuracy, floor: this.modelConfig(name).accuracyFloor });
+    }
+    return out;
+  }
+
   status(active: Map<string, ActiveAlert>): Record<string, ModelStatus> {
     const { config } = this.context;
     return Object.fromEntries(

@@ -7,13 +7,16 @@ import { ageDetail, lagDetail } from "../alert-text.js";
 import type { FreshnessStatus, LagReading } from "../status.js";
 import { type Evaluator, type EvaluatorContext, level, type StateRecords } from "./context.js";
 
-/** What is saved: the newest event time per topic (lag is polled again after a restart). */
+/** What is saved: the newest event time per topic and per view (lag is polled again after a restart). */
 export interface FreshnessState {
   newest: Array<[string, number]>;
+  views?: Array<[string, number]>;
 }
 
 export class FreshnessEvaluator implements Evaluator {
   private readonly newest = new Map<string, number>();
+  /** Per view: what the quality gate holds against the view's freshness SLA (gates.ts). */
+  private readonly newestOfView = new Map<string, number>();
   private lagReadings: LagReading[] = [];
   private readonly severity = new Map<string, Severity>();
 
@@ -21,6 +24,16 @@ export class FreshnessEvaluator implements Evaluator {
 
   touch(source: string, eventTime: number): void {
     if (eventTime > (this.newest.get(source) ?? Number.NEGATIVE_INFINITY)) this.newest.set(source, eventTime);
+  }
+
+  touchView(view: string, eventTime: number): void {
+    if (eventTime > (this.newestOfView.get(view) ?? Number.NEGATIVE_INFINITY))
+      this.newestOfView.set(view, eventTime);
+  }
+
+  /** Age (ms) of the newest event seen per view. */
+  viewAges(now: number): Map<string, number> {
+    return new Map([...this.newestOfView].map(([view, newest]) => [view, Math.max(0, now - newest)]));
   }
 
   setLag(readings: LagReading[]): void {
@@ -81,13 +94,14 @@ export class FreshnessEvaluator implements Evaluator {
   }
 
   state(): StateRecords {
-    const saved: FreshnessState = { newest: [...this.newest] };
+    const saved: FreshnessState = { newest: [...this.newest], views: [...this.newestOfView] };
     return new Map([["sources", saved]]);
   }
 
   restore(records: StateRecords): void {
     const saved = records.get("sources") as FreshnessState | undefined;
     for (const [source, eventTime] of saved?.newest ?? []) this.touch(source, eventTime);
+    for (const [view, eventTime] of saved?.views ?? []) this.touchView(view, eventTime);
   }
 
   status(now: number): FreshnessStatus {
