@@ -51,17 +51,20 @@ const ALERT_NAMES: Record<DriftAlertRecord["kind"], string> = {
 
 /**
  * Alertmanager's POST /api/v2/alerts body. Labels identify the alert, so a RESOLVED carries the
- * labels its FIRING had (severity included) and sets endsAt.
+ * labels its FIRING had (severity included) and sets endsAt. `owner`: the subject's owner labels
+ * (owners.ts), which Alertmanager routes on; they never replace the alert's own.
  */
 export function alertmanagerPayload(
   alert: DriftAlertRecord,
   fired: { severity: string; startsAt: number },
   generatorURL?: string,
+  owner: Record<string, string> = {},
 ) {
   const resolved = alert.status === "RESOLVED";
   return [
     {
       labels: {
+        ...owner,
         alertname: ALERT_NAMES[alert.kind],
         service: "tessera-drift-worker",
         kind: alert.kind,
@@ -95,6 +98,8 @@ export class WebhookSink implements AlertSink {
     private readonly timeoutMs: number,
     /** Where Alertmanager links to: the worker's /v1/status, once its server listens. */
     public generatorURL?: string,
+    /** Owner labels of an alert's subject (from the definitions). */
+    private readonly ownerLabels: (alert: DriftAlertRecord) => Record<string, string> = () => ({}),
   ) {}
 
   /** An incident that fired before a restart: its RESOLVED must carry the labels it fired with. */
@@ -114,6 +119,7 @@ export class WebhookSink implements AlertSink {
       alert,
       fired ?? { severity: alert.severity, startsAt: alert.at },
       this.generatorURL,
+      this.ownerLabels(alert),
     );
     const response = await fetch(this.url, {
       method: "POST",

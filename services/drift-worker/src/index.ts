@@ -28,6 +28,7 @@ import { GateWatcher } from "./gates.js";
 import { KafkaInput } from "./kafka-input.js";
 import { workerMetrics } from "./metrics.js";
 import { DriftMonitor } from "./monitor.js";
+import { ownerLabels } from "./owners.js";
 import { StatePersistence } from "./persistence.js";
 import { KafkaStateStore } from "./state-store.js";
 import type { DriftStatus } from "./status.js";
@@ -42,6 +43,7 @@ export { adjust } from "./evaluate.js";
 export { type GateInputs, GateWatcher } from "./gates.js";
 export { AlertTracker, type Observation } from "./hysteresis.js";
 export { DriftMonitor } from "./monitor.js";
+export { ownerLabels } from "./owners.js";
 export { KafkaStateStore, type StateSnapshot } from "./state-store.js";
 export type * from "./status.js";
 
@@ -159,7 +161,12 @@ export async function startDriftWorker(
     sinks.push(new KafkaAlertSink(producer, config.topics.alerts));
   let url: string | undefined;
   const webhook = config.webhook.url
-    ? new WebhookSink(config.webhook.url, config.webhook.timeoutMs)
+    ? new WebhookSink(
+        config.webhook.url,
+        config.webhook.timeoutMs,
+        undefined,
+        definitions ? (alert) => ownerLabels(definitions, alert) : undefined,
+      )
     : undefined;
   if (webhook) sinks.push(webhook);
   let persistence: StatePersistence | undefined;

@@ -9,7 +9,7 @@ import { type DriftAlertRecord, GateFollower, GatePublisher, MemoryBroker } from
 import { createLogger } from "@tessera/runtime";
 import { validateDefinitions } from "@tessera/transforms";
 import { afterEach, describe, expect, it } from "vitest";
-import { CallbackSink, defaultConfig, startDriftWorker } from "../src/index.js";
+import { CallbackSink, defaultConfig, ownerLabels, startDriftWorker } from "../src/index.js";
 import { Generator, referenceProfile } from "./scenario.js";
 
 const topic = "tessera.gate";
@@ -79,6 +79,47 @@ async function setup(
   return { worker, publisher, clock, alerts, feed, seen };
 }
 
+/** An Alertmanager stand-in: keeps every body posted to it. */
+async function receiver() {
+  const bodies: Array<Array<{ labels: Record<string, string> }>> = [];
+  const server: Server = createServer((request, response) => {
+    let text = "";
+    request.on("data", (c) => {
+      text += c;
+    });
+    request.on("end", () => {
+      bodies.push(JSON.parse(text));
+      response.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanup.push(() => new Promise((r) => server.closeAllConnections() ?? server.close(r)));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/alerts`, bodies };
+}
+
+const owned = validateDefinitions({
+  sources: [
+    {
+      name: "tx",
+      topic: "payments.transactions",
+      entity: "card",
+      timestamp: "ts",
+      owner: "ingest",
+      onCall: { labels: { tier: "2" } },
+    },
+  ],
+  views: [
+    {
+      name: "payments",
+      source: "tx",
+      features: [{ name: "n", op: "count", window: "1h" }],
+      owner: "payments-risk",
+      onCall: { receiver: "payments-pager", labels: { tier: "1" } },
+    },
+  ],
+  models: [{ name: "churn", views: ["payments"], owner: "growth-ml" }],
+});
+
 describe("drift worker → quality gate", () => {
   it("a critical incident trips the view's gate; once it resolves the gate clears after the hysteresis", async () => {
     const { worker, clock, alerts, feed, seen } = await setup();
@@ -143,23 +184,9 @@ describe("drift worker → quality gate", () => {
   });
 
   it("an acknowledged gate is not paged again: a new FIRING on its view skips the webhook only", async () => {
-    const bodies: unknown[] = [];
-    const server: Server = createServer((request, response) => {
-      let text = "";
-      request.on("data", (c) => {
-        text += c;
-      });
-      request.on("end", () => {
-        bodies.push(JSON.parse(text));
-        response.end();
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    cleanup.push(() => new Promise((r) => server.closeAllConnections() ?? server.close(r)));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v2/alerts`;
+    const { url, bodies } = await receiver();
     const { worker, publisher, clock, alerts, feed } = await setup({ webhook: url });
-    const subjects = () =>
-      bodies.map((b) => (b as Array<{ labels: { subject: string } }>)[0]!.labels.subject);
+    const subjects = () => bodies.map((b) => b[0]!.labels["subject"]);
 
     feed(1000, { meanShift: true });
     await worker.evaluate();
@@ -177,5 +204,39 @@ describe("drift worker → quality gate", () => {
     ]);
     expect(subjects()).toEqual(["payments:amount_mean"]); // the pager heard nothing new
     expect(publisher.status("view:payments")[0]?.state).toBe("acked");
+  });
+});
+
+describe("owner labels", () => {
+  it("webhook alerts carry the team and on-call route of their subject's view, firing and resolved", async () => {
+    const { url, bodies } = await receiver();
+    const { worker, clock, feed } = await setup({ webhook: url, definitions: owned });
+    feed(1000, { meanShift: true });
+    await worker.evaluate();
+    clock.now += 1000;
+    feed(1000);
+    await worker.evaluate();
+    await worker.flushAlerts();
+    const mean = bodies.map((b) => b[0]!.labels).filter((l) => l["subject"] === "payments:amount_mean");
+    expect(mean).toHaveLength(2); // FIRING, RESOLVED: the same labels, so Alertmanager pairs them
+    for (const labels of mean)
+      expect(labels).toMatchObject({
+        alertname: "TesseraFeatureDrift",
+        team: "payments-risk",
+        oncall: "payments-pager",
+        tier: "1",
+      });
+  });
+
+  it("a model's alerts are its owner's, a topic's freshness the source's; unknown subjects get none", () => {
+    expect(ownerLabels(owned, { kind: "ACCURACY", subject: "churn" })).toEqual({ team: "growth-ml" });
+    expect(ownerLabels(owned, { kind: "PREDICTION_DRIFT", subject: "churn:class" })).toEqual({
+      team: "growth-ml",
+    });
+    expect(
+      ownerLabels(owned, { kind: "FRESHNESS", subject: "tessera-processor-payments/payments.transactions" }),
+    ).toEqual({ team: "ingest", tier: "2" });
+    expect(ownerLabels(owned, { kind: "FRESHNESS", subject: "tessera.features" })).toEqual({});
+    expect(ownerLabels(owned, { kind: "FEATURE_DRIFT", subject: "other:x" })).toEqual({});
   });
 });
