@@ -250,6 +250,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     }
     const claimedIn = generation;
     const claim = await store.claimPartition(groupId, topic, partition);
+    logger.debug({ topic, partition, generation, claimedIn, ...claim }, "partition claimed");
     if (claimedIn !== generation) return undefined; // the group moved on while claiming: the next batch claims
     const claimed = new PartitionState(
       { consumerGroup: groupId, topic, partition, epoch: claim.epoch },
@@ -267,10 +268,20 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     const { topic, partition, messages } = batch;
     const key = partitionKey(topic, partition);
     const part = await own(topic, partition);
-    if (!part) return;
+    if (!part) {
+      logger.debug(
+        { topic, partition, first: messages[0]?.offset },
+        "batch skipped: another replica owns the partition",
+      );
+      return;
+    }
     // Kafka's position is past what the store holds (it lost writes, or the seek read an older
     // offset than the claim): go back, so no event is skipped.
     if (part.stored >= 0 && Number(messages[0]!.offset) > part.applied + 1) {
+      logger.debug(
+        { topic, partition, first: messages[0]!.offset, applied: part.applied },
+        "batch ahead of the stored offset: seeking back",
+      );
       consumer.seek({ topic, partition, offset: String(part.applied + 1) });
       return;
     }

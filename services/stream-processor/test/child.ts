@@ -28,7 +28,11 @@ export function spawnProcessor(configFile: string, log: string): ChildProcess {
       "--config",
       configFile,
     ],
-    { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TESSERA_LOG_LEVEL: "warn" } },
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TESSERA_LOG_LEVEL: process.env["TESSERA_TEST_PROCESSOR_LOG"] ?? "warn" },
+    },
   );
   const out = createWriteStream(log, { flags: "a" });
   child.stdout!.pipe(out);
@@ -55,6 +59,11 @@ export async function paced(
   encode: (p: Payment) => Buffer,
   events: Payment[],
   perSecond: number,
+  /**
+   * Hold production while more than `limit` events wait to be consumed, so a backlog still flows
+   * whenever a slow run gets to its fault steps (without it a slow store ends production first).
+   */
+  backlog?: { limit: number; consumed: () => Promise<number>; sent?: (n: number) => void },
 ): Promise<void> {
   const producer: Producer = createKafka({ brokers, clientId: "fault-test-producer", retries: 10 }).producer({
     idempotent: true,
@@ -65,10 +74,12 @@ export async function paced(
     const slice = Math.max(1, Math.round(perSecond / 10));
     const started = Date.now();
     for (let i = 0; i < events.length; i += slice) {
+      while (backlog && i - (await backlog.consumed().catch(() => 0)) > backlog.limit) await sleep(200);
       const messages = events.slice(i, i + slice).map((e) => ({ key: e.card_id, value: encode(e) }));
       for (let attempt = 0; ; attempt++) {
         try {
           await producer.send({ topic, acks: -1, messages });
+          backlog?.sent?.(i + messages.length);
           break;
         } catch (error) {
           if (attempt > 240) throw error;

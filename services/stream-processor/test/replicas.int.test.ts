@@ -134,9 +134,17 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     cleanup.push(() => store.close());
     const progress = async () =>
       [...(await store.readOffsets(groupId, topic)).values()].reduce((n, offset) => n + offset + 1, 0);
+    let produced = 0;
     const advancing = async (what: string) => {
       const before = await progress();
-      await waitFor(what, async () => ((await progress()) > before ? true : undefined), 90_000);
+      let now = before;
+      const advanced = async () => {
+        now = await progress();
+        return now > before ? true : undefined;
+      };
+      await waitFor(what, advanced, 90_000).catch((error: Error) => {
+        throw new Error(`${error.message} (produced ${produced}, stored progress ${now})`);
+      });
     };
     /** Partitions a replica holds, from its readiness detail (0 when it has none or does not answer). */
     const held = async (r: Replica) => {
@@ -152,8 +160,15 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
 
     const started = Date.now();
     const events = payments(EVENTS, { entities: 3000, seed: 11, endMs: started - 1000, spanMs: 40 * 60_000 });
-    // Produced over ~70 s, so every step below happens while a backlog flows.
-    const producing = paced(kafkaBrokers(), topic, encode, events, 3000);
+    // Produced over ≥ 70 s and never more than 12,000 events ahead of the store, so every step below
+    // happens while a backlog flows, however slow the store.
+    const producing = paced(kafkaBrokers(), topic, encode, events, 3000, {
+      limit: 12_000,
+      consumed: progress,
+      sent: (n) => {
+        produced = n;
+      },
+    });
     producing.catch(() => {});
     const steps: string[] = [];
     const step = (what: string) => steps.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
