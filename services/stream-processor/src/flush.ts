@@ -4,7 +4,7 @@
  * then FeatureUpdates (in the background, still after the write), then the Kafka commit. Each step
  * keeps its input until it succeeds, so a retried batch (same records, now skipped) finishes it.
  */
-import { type DeadLetter, type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
+import { type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import type { OnlineStore } from "@tessera/stores";
 import type { Consumer, Producer } from "kafkajs";
@@ -22,15 +22,18 @@ export class PublishError extends Error {
   }
 }
 
-/** Leading letters of at most ~256 kB: a produce request must stay under the broker's size limit. */
-function letterChunk(letters: DeadLetter[]): DeadLetter[] {
+/**
+ * The leading records of at most ~256 kB (at least one): a produce request must stay under the
+ * broker's message.max.bytes (1 MB by default), which bounds a partition's record batch.
+ */
+function leadingChunk<T extends { key?: string | Buffer | null; value?: Buffer | null }>(records: T[]): T[] {
   let bytes = 0;
   let n = 0;
-  while (n < letters.length && (n === 0 || bytes < 256 * 1024)) {
-    bytes += (letters[n]!.key?.length ?? 0) + (letters[n]!.value?.length ?? 0);
+  while (n < records.length && (n === 0 || bytes < 256 * 1024)) {
+    bytes += (records[n]!.key?.length ?? 0) + (records[n]!.value?.length ?? 0);
     n++;
   }
-  return letters.slice(0, n);
+  return records.slice(0, n);
 }
 
 type Message = { key: string; value: Buffer; headers?: Record<string, string | Buffer> };
@@ -81,7 +84,7 @@ export class UpdatePublisher {
 
   private async pump(): Promise<void> {
     while (this.queue.length > 0) {
-      const chunk = this.queue.slice(0, 10_000);
+      const chunk = leadingChunk(this.queue);
       try {
         await this.producer.send({ topic: this.topic, acks: -1, messages: chunk });
       } catch (error) {
@@ -120,7 +123,7 @@ export class Flusher {
     let stage = "dead_letter";
     try {
       while (part.deadLetters.length > 0) {
-        const chunk = letterChunk(part.deadLetters);
+        const chunk = leadingChunk(part.deadLetters);
         await deadLetters.publish(chunk);
         part.deadLetters = part.deadLetters.slice(chunk.length);
       }
