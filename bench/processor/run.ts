@@ -368,7 +368,8 @@ const { topic, encode } = await makeTopic("rate");
 const bytes = await fill(topic, encode, flags.events);
 console.log(
   `Stream processor bench: ${fmt(flags.events)} events (${fmt(bytes)} B Avro each), ${flags.entities} entities, ` +
-    `${flags.partitions} partitions, view card_activity (8 features, 3 hops); 2 shared cores, other work running: noisy.`,
+    `${flags.partitions} partitions, ${VIEW === "bench" ? "the bench view (10 features, hops 5 min/1 h)" : "the example view (8 features, hops 30 s/1 m/5 m)"}, ` +
+    `event times ${flags.spreadMinutes > 0 ? `spread over the last ${flags.spreadMinutes} min` : `as a live stream at ${fmt(flags.rate)}/s`}.`,
 );
 interface Row {
   rate: number;
