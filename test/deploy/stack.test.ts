@@ -136,6 +136,7 @@ async function startStack(): Promise<void> {
     TESSERA_DRIFT_WORKER_HTTP_HOST: "127.0.0.1",
     TESSERA_DRIFT_WORKER_HTTP_PORT: String(ports["drift"]),
     TESSERA_DRIFT_WORKER_REFERENCE_PATH: join(config, "reference.json"),
+    TESSERA_DRIFT_WORKER_DEFINITIONS: definitions,
     TESSERA_DRIFT_WORKER_GROUP_ID: uniqueName("deploy-drift"),
   });
   const deadline = Date.now() + 90_000;

@@ -200,18 +200,23 @@ describe("stream processor when the store loses writes", () => {
       90_000,
     );
 
-    // A snapshot of every key, as a replica lagging behind would hold it…
+    // A snapshot of every key, as a replica lagging behind would hold it: one consistent cut of the
+    // write stream (a transaction, so no flush lands between the dumps — a replica never holds a
+    // partition's offset newer than the states it was written with)…
     const snapshot = async () => {
       const keys = await redis.keys(`${keyPrefix}*`);
-      return Promise.all(keys.map(async (key) => ({ key, dump: (await redis.dumpBuffer(key))! })));
+      const transaction = redis.multi();
+      for (const key of keys) transaction.dumpBuffer(key);
+      const dumps = (await transaction.exec())!;
+      return keys.map((key, i) => ({ key, dump: dumps[i]![1] as Buffer }));
     };
     const earlier = await snapshot();
     const at = await progress();
     await waitFor("more flushes", async () => ((await progress()) > at + 10_000 ? true : undefined), 90_000);
     // …put back while the processor runs: the writes since are lost, as in a failover without WAIT.
-    const pipeline = redis.pipeline();
-    for (const { key, dump } of earlier) pipeline.restore(key, 0, dump, "REPLACE");
-    await pipeline.exec();
+    const restore = redis.multi();
+    for (const { key, dump } of earlier) restore.restore(key, 0, dump, "REPLACE");
+    await restore.exec();
     const rewound = await progress();
     expect(rewound).toBeLessThan(at + 10_000);
 
