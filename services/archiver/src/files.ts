@@ -18,6 +18,7 @@
  * range ("adopts" it): a crash at any step, a replay or a zombie writer leaves no gap and no
  * duplicate, and a file a reader has seen is never taken back.
  */
+import { basename, dirname } from "node:path";
 import {
   ARCHIVE_COLUMNS,
   archiveFileName,
@@ -201,7 +202,12 @@ export async function writeTopicInfo(root: string, info: TopicInfo): Promise<boo
   return true;
 }
 
-/** Removes files of an adopted claim that this writer's roll did not rewrite (e.g. another hour field). */
+/**
+ * Removes what the predecessor of an adopted claim left: its files this writer's roll did not
+ * rewrite (e.g. another hour field), and the temporary files it was writing when it died (a
+ * SIGKILL between write and rename leaves `.<file>.<pid>-<random>.tmp`; readers skip them, but
+ * they would pile up). The claim fences that predecessor, so nothing of it is still needed.
+ */
 export async function removeOtherFiles(
   root: string,
   topic: string,
@@ -212,6 +218,14 @@ export async function removeOtherFiles(
   const removed = claim.files
     .filter((f) => !kept.includes(joinLocation(dir, f)))
     .map((f) => joinLocation(dir, f));
+  const folders = new Set(claim.files.map((f) => dirname(joinLocation(dir, f))));
+  for (const folder of folders) {
+    for (const entry of await listDirectory(folder)) {
+      const ofClaim = claim.files.some((f) => entry.name.startsWith(`.${basename(f)}.`));
+      if (!entry.directory && ofClaim && entry.name.endsWith(".tmp"))
+        removed.push(joinLocation(folder, entry.name));
+    }
+  }
   for (const file of removed) await deleteObject(file);
   return removed;
 }

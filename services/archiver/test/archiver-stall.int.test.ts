@@ -44,11 +44,15 @@ describe("a stalled archiver, thawed", () => {
       TESSERA_ARCHIVER_SESSION_TIMEOUT_MS: "6000",
     };
     const events = payments(N, T0, { hours: 3, seed: 9 });
+    // A trickle while the stalls run (so every frozen member holds a buffer), the rest at once after.
+    let stallsDone = false;
     const producing = (async () => {
-      for (let i = 0; i < events.length; i += 300) {
-        await source.publish(events.slice(i, i + 300));
+      let i = 0;
+      for (; i < events.length && !stallsDone; i += 75) {
+        await source.publish(events.slice(i, i + 75));
         await sleep(1000);
       }
+      for (; i < events.length; i += 1000) await source.publish(events.slice(i, i + 1000));
     })();
     const dir = joinLocation(root, source.topic);
     const outputs: (() => string)[] = [];
@@ -83,6 +87,7 @@ describe("a stalled archiver, thawed", () => {
       frozen.child.kill("SIGKILL");
       if (steady.child.exitCode !== null) steady = start();
     }
+    stallsDone = true;
     await producing;
 
     const expected = (await topicContents(source.kafka, source.topic)).length;
@@ -106,6 +111,12 @@ describe("a stalled archiver, thawed", () => {
     );
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.length).toBe(expected);
-    expect(fenced).toBeGreaterThan(0);
+    // The claims engaged: a thawed member was refused (fenced), or the member that took its
+    // partitions over found the thawed one's claim first and wrote that range itself (adopted).
+    // Which of the two happens is a race; the records above are exactly once either way.
+    const adopted = outputs
+      .flatMap((o) => o().split("\n"))
+      .filter((l) => l.includes("adopting an uncommitted roll"));
+    expect(fenced + adopted.length).toBeGreaterThan(0);
   });
 });
