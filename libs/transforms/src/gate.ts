@@ -166,16 +166,7 @@ export function observe(
       : { ...was, causes, clearingSince };
   }
   const note = `every cause clear for ${Math.round((at - clearingSince) / 1000)} s`;
-  return {
-    subject,
-    state: "ok",
-    causes: [],
-    since: at,
-    by,
-    at,
-    note,
-    log: logged(was, { action: "clear", by, at, note }),
-  };
+  return cleared(was, subject, "clear", by, at, note);
 }
 
 /** An operator's action: who (a person or key id) and why are required — it is the audit. */
@@ -234,16 +225,27 @@ export function override(
 /** The owner decides it is fine: ok now (a cause still active trips it again when next observed). */
 export function release(prev: GateState | undefined, action: OperatorAction): GateState {
   const state = operator(prev, action, action.at);
-  const { by, at, note } = action;
+  return cleared(state, state.subject, "release", action.by, action.at, action.note);
+}
+
+/** The gate back to ok from `was`, with the clearing (automatic or released) in its log. */
+function cleared(
+  was: Parameters<typeof logged>[0],
+  subject: string,
+  how: "clear" | "release",
+  by: string,
+  at: number,
+  note: string,
+): GateState {
   return {
-    subject: state.subject,
+    subject,
     state: "ok",
     causes: [],
     since: at,
     by,
     at,
     note,
-    log: logged(state, { action: "release", by, at, note }),
+    log: logged(was, { action: how, by, at, note }),
   };
 }
 
