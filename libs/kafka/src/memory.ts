@@ -245,6 +245,8 @@ export class MemoryConsumer {
   private loop?: Promise<void>;
   /** Next offset to deliver per "topic:partition" (kafkajs: the resolved offset + 1). */
   private readonly positions = new Map<string, number>();
+  /** Partitions sought since their batch was handed out: that batch is stale (kafkajs: any seek, even to where it was). */
+  private readonly sought = new Set<string>();
   private readonly paused = new Set<string>();
 
   constructor(
@@ -322,6 +324,7 @@ export class MemoryConsumer {
 
   seek({ topic, partition, offset }: { topic: string; partition: number; offset: string }) {
     this.positions.set(`${topic}:${partition}`, Number(offset));
+    this.sought.add(`${topic}:${partition}`);
     this.broker.appended.emit("append");
   }
 
@@ -398,7 +401,7 @@ export class MemoryConsumer {
     options: Parameters<MemoryConsumer["run"]>[0],
   ) {
     const key = `${topic}:${partition}`;
-    const before = this.positions.get(key);
+    this.sought.delete(key);
     let resolved: number | undefined;
     const resolve = (offset: string) => {
       resolved = Number(offset) + 1;
@@ -414,7 +417,7 @@ export class MemoryConsumer {
         commitOffsetsIfNecessary: commit,
         uncommittedOffsets: () => ({ topics: [] }),
         isRunning: () => this.running,
-        isStale: () => this.positions.get(key) !== before,
+        isStale: () => this.sought.has(key),
         pause: () => {
           this.pause([{ topic, partitions: [partition] }]);
           return () => this.resume([{ topic, partitions: [partition] }]);
@@ -429,7 +432,7 @@ export class MemoryConsumer {
       }
     }
     // A seek during the batch wins over what the batch resolved.
-    if (this.positions.get(key) === before && resolved !== undefined) this.positions.set(key, resolved);
+    if (!this.sought.has(key) && resolved !== undefined) this.positions.set(key, resolved);
     await commit();
   }
 }

@@ -455,7 +455,15 @@ export async function startArchiver(
           pending.delete(key);
         }
       }
-    });
+      // Claims before a partition's latest are committed (a writer claims its next roll only after
+      // committing the last); a predecessor killed between its commit and its prune left them.
+      for (const [topic, partitions] of Object.entries(assignment)) {
+        for (const partition of partitions) {
+          const latest = await latestClaim(config.root, topic, partition);
+          if (latest) await pruneClaims(config.root, topic, partition, latest.firstOffset);
+        }
+      }
+    }).catch((error) => logger.warn({ err: error }, "could not prune committed roll claims"));
     logger.info({ assignment }, "partitions assigned");
   });
   loop.consumer.on(loop.consumer.events.CRASH, () => {

@@ -265,6 +265,14 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   }
 
   async function handleBatch(batch: Batch, context: BatchContext): Promise<void> {
+    await handlePartitionBatch(batch, context);
+    // Any outcome short of a failure ends a pause, not only a flush: a retry that is fenced, skipped
+    // or sent back has reached the store or found nothing to write, and a pause that outlived its
+    // failure would hold this replica's partitions with nothing consumed, for good.
+    resume();
+  }
+
+  async function handlePartitionBatch(batch: Batch, context: BatchContext): Promise<void> {
     const { topic, partition, messages } = batch;
     const key = partitionKey(topic, partition);
     const part = await own(topic, partition);
@@ -273,7 +281,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         { topic, partition, first: messages[0]?.offset },
         "batch skipped: another replica owns the partition",
       );
-      return;
+      return unconsumed(batch);
     }
     // Kafka's position is past what the store holds (it lost writes, or the seek read an older
     // offset than the claim): go back, so no event is skipped.
@@ -300,11 +308,13 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       }
       await flusher.flush(part);
     } catch (error) {
-      if (error instanceof StoreFencedError) return fencedOut(part, error);
+      if (error instanceof StoreFencedError) {
+        fencedOut(part, error);
+        return unconsumed(batch);
+      }
       pause();
       throw error;
     }
-    resume();
     if (Date.now() - part.lastPrune > 60_000) {
       for (const view of part.views) view.prune(part.clock);
       part.lastPrune = Date.now();
@@ -313,6 +323,16 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     const behind = Math.max(0, Number(batch.highWatermark) - part.applied - 1);
     lag.set(key, behind);
     metrics.lag.set({ topic, partition: String(partition) }, behind);
+  }
+
+  /**
+   * A batch not applied here stays unconsumed: the position goes back to its first offset. Else a
+   * later claim that finds nothing stored (no offset to seek back to) would start past it and lose
+   * it. The short wait makes a hold-off poll rather than spin.
+   */
+  async function unconsumed(batch: Batch): Promise<void> {
+    consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset });
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 
   /** The store refused a flush: this replica's state of the partition is no longer the truth. */
