@@ -173,7 +173,11 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     });
     producing.catch(() => {});
     const steps: string[] = [];
-    const step = (what: string) => steps.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+    // Printed as they happen too: a run that times out still shows how far it got.
+    const step = (what: string) => {
+      steps.push(`${((Date.now() - started) / 1000).toFixed(1)}s ${what}`);
+      console.log(`replicas on ${backend}: ${steps.at(-1)}`);
+    };
 
     await startReplica("r1");
     await advancing("the first replica to flush");
