@@ -98,6 +98,14 @@ describe("tessera demo", () => {
     // Nothing fired while the traffic matched the reference.
     expect(output.lines.slice(0, injectedAt).filter((l) => l.includes("ALERT FIRING"))).toEqual([]);
     expect(alertLine).toMatch(/(chi_squared|psi|ks|js) [0-9.]+ ≥/);
+    // The critical incident trips the card view's gate (its own, or its model's), never before the
+    // drift; the feature server then serves the card's values marked quarantined.
+    const [gateLine] = await output.waitFor(
+      /GATE (view:card_activity|model:fraud-v1) tripped \(drift_critical/,
+      60_000,
+    );
+    expect(output.lines.slice(0, injectedAt).filter((l) => l.includes("GATE"))).toEqual([]);
+    await output.waitFor(/served card-\S+: .*\[quarantined: quality gate\]/, 30_000);
 
     const browser = await chromium.launch({
       executablePath: chromiumPath,
@@ -116,6 +124,22 @@ describe("tessera demo", () => {
       expect(await drifted.getAttribute("data-severity")).toMatch(/warn|critical/);
       expect(await drifted.locator("svg.hist rect").count()).toBeGreaterThan(0);
       expect(await page.locator("#freshness tbody tr").count()).toBeGreaterThan(0);
+      // The pipeline: who owns each item, its gate (tripped, as the demo printed), its lineage; the SLOs.
+      const gated = /GATE (\S+) /.exec(gateLine!)![1]!.split(":");
+      const item = page.locator(
+        `[data-testid="pipeline-item"][data-kind="${gated[0]}"][data-name="${gated[1]}"][data-gate="tripped"]`,
+      );
+      await item.waitFor({ timeout: 20_000 });
+      expect(await item.getAttribute("data-owner")).toBe(gated[0] === "view" ? "risk-features" : "fraud-ml");
+      const view = page.locator('[data-testid="pipeline-item"][data-kind="view"][data-name="card_activity"]');
+      expect(await view.locator(".lineage").textContent()).toMatch(
+        /^card_activity@\S+ ← payments\.transactions \(payments\.transactions-value\)/,
+      );
+      const fresh = page.locator('[data-testid="slo"][data-name="card_features_fresh"]');
+      expect(Number(await fresh.getAttribute("data-budget"))).toBeGreaterThan(0);
+      expect(await page.locator('[data-testid="slo"][data-name="serving_latency"]').textContent()).toContain(
+        "Prometheus",
+      );
       mkdirSync(artifacts, { recursive: true });
       await page.screenshot({ path: join(artifacts, "dashboard.png"), fullPage: true });
     } finally {

@@ -184,6 +184,52 @@ function renderModels(status) {
   }
 }
 
+const fmtWindow = (ms) =>
+  ms % 86_400_000 === 0
+    ? `${ms / 86_400_000}d`
+    : ms % 3_600_000 === 0
+      ? `${ms / 3_600_000}h`
+      : `${ms / 60_000}m`;
+const pct = (x) => (typeof x === "number" ? `${(x * 100).toFixed(1)}%` : "–");
+
+/** Each view and model: its owner, on-call route, gate and lineage; each SLO: budget and burn. */
+function renderPipeline(status) {
+  const pipeline = status.pipeline;
+  document.getElementById("pipeline-section").hidden = !pipeline;
+  if (!pipeline) return;
+  document.querySelector("#pipeline tbody").innerHTML = pipeline.items
+    .map((item) => {
+      const gate = item.gate;
+      const state = gate ? gate.state : "ok";
+      const cell = gate
+        ? `${badge(state === "overridden" ? "warn" : "critical")} ${esc(state)} · ${esc(gate.causes.join(", ") || "clearing")} since ${fmtTime(gate.since)}` +
+          (gate.note ? ` — ${esc(gate.note)}` : "") +
+          ` <small>(${esc(gate.by)})</small>`
+        : badge("ok");
+      return (
+        `<tr data-testid="pipeline-item" data-kind="${esc(item.kind)}" data-name="${esc(item.name)}" data-owner="${esc(item.owner ?? "")}" data-gate="${esc(state)}">` +
+        `<td>${esc(item.kind)} <b>${esc(item.name)}</b></td><td>${esc(item.owner ?? "— no owner")}</td><td>${esc(item.onCall ?? "–")}</td>` +
+        `<td>${cell}</td><td class="lineage">${esc(item.lineage)}</td></tr>`
+      );
+    })
+    .join("");
+  document.querySelector("#slos tbody").innerHTML =
+    pipeline.slos
+      .map((slo) => {
+        const budget =
+          slo.budgetLeft === null
+            ? "–"
+            : `${badge(slo.budgetLeft <= 0 ? "critical" : slo.budgetLeft < 0.25 ? "warn" : "ok")} ${pct(slo.budgetLeft)}`;
+        return (
+          `<tr data-testid="slo" data-name="${esc(slo.name)}" data-budget="${slo.budgetLeft ?? ""}">` +
+          `<td><b>${esc(slo.name)}</b> <small>${esc(slo.kind)}</small></td><td>${esc(slo.about)}</td><td>${pct(slo.objective)}</td>` +
+          `<td>${fmtWindow(slo.windowMs)}</td><td>${budget}</td><td>${fmt(slo.burnRate1h, 2)}</td>` +
+          `<td>${slo.measuredBy === "prometheus" ? "Prometheus (tessera slo rules)" : `this worker, ${slo.samples} samples`}</td></tr>`
+        );
+      })
+      .join("") || row(['<span class="empty">no SLOs in the definitions</span>', "", "", "", "", "", ""]);
+}
+
 async function refresh() {
   try {
     const response = await fetch(`${prefix}/status.json`, { cache: "no-store" });
@@ -194,6 +240,7 @@ async function refresh() {
     }
     document.getElementById("reference").textContent =
       `against reference “${body.reference.name}” (${body.reference.rows} rows)`;
+    renderPipeline(body);
     renderFreshness(body);
     renderAlerts(body);
     renderModels(body);

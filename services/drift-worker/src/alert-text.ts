@@ -56,6 +56,10 @@ export function ageDetail(ageSeconds: number, warnSeconds: number, criticalSecon
   return `newest event ${Math.round(ageSeconds)} s old (warn ${warnSeconds} s, critical ${criticalSeconds} s)`;
 }
 
+export function viewAgeDetail(view: string, ageSeconds: number, slaSeconds: number): string {
+  return `newest feature update of view ${view} is ${Math.round(ageSeconds)} s old (freshness SLA ${slaSeconds} s)`;
+}
+
 export function lagDetail(group: string, topic: string, lag: number): string {
   return `consumer group ${group} is ${lag} messages behind on ${topic}`;
 }

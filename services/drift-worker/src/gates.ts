@@ -58,7 +58,9 @@ export class GateWatcher {
     const critical = new Map<string, ActiveAlert>();
     for (const incident of inputs.incidents) {
       const item = itemOf(incident.alert);
-      if (!item || incident.worst !== "critical" || incident.alert.kind === "ACCURACY") continue;
+      // Drift only: accuracy and freshness have causes of their own (below), not drift_critical.
+      const kind = incident.alert.kind;
+      if (!item || incident.worst !== "critical" || kind === "ACCURACY" || kind === "FRESHNESS") continue;
       const key = `${item.kind}:${item.name}`;
       if (!critical.has(key)) critical.set(key, incident);
       (item.kind === "view" ? views : models).add(item.name);

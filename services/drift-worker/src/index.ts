@@ -30,6 +30,7 @@ import { workerMetrics } from "./metrics.js";
 import { DriftMonitor } from "./monitor.js";
 import { ownerLabels } from "./owners.js";
 import { StatePersistence } from "./persistence.js";
+import { PipelineTracker } from "./pipeline.js";
 import { KafkaStateStore } from "./state-store.js";
 import type { DriftStatus } from "./status.js";
 import { traceAlert } from "./tracing.js";
@@ -44,6 +45,7 @@ export { type GateInputs, GateWatcher } from "./gates.js";
 export { AlertTracker, type Observation } from "./hysteresis.js";
 export { DriftMonitor } from "./monitor.js";
 export { ownerLabels } from "./owners.js";
+export { type PipelineItem, type PipelineStatus, PipelineTracker, type SloStatus } from "./pipeline.js";
 export { KafkaStateStore, type StateSnapshot } from "./state-store.js";
 export type * from "./status.js";
 
@@ -155,6 +157,7 @@ export async function startDriftWorker(
     await gatePublisher.start();
   }
   const gates = gatePublisher && new GateWatcher({ publisher: gatePublisher, definitions, logger });
+  const pipeline = definitions && new PipelineTracker(definitions);
 
   const sinks: AlertSink[] = [...(deps.sinks ?? [])];
   if (producer && (deps.publishAlerts ?? true))
@@ -189,6 +192,11 @@ export async function startDriftWorker(
     profile,
     metrics,
     now: deps.now,
+    viewSlaMs: new Map(
+      (definitions?.views ?? []).flatMap((v) =>
+        v.freshness ? [[v.name, v.freshness.maxAgeMs] as const] : [],
+      ),
+    ),
     emit: (alert) => {
       traceAlert(alert); // tracing: a span in the window's trace; the alert then names it
       logger.info({ alert }, alert.message);
@@ -267,12 +275,13 @@ export async function startDriftWorker(
       for (const { alert, only } of alerts) dispatcher.publish(alert, only);
     }
     // After the alerts: a FIRING of this evaluation is judged against the gate as its owner left it.
-    await gates?.evaluate({
+    const readings = {
       now: (deps.now ?? Date.now)(),
-      incidents: monitor.incidents(),
       viewAges: monitor.viewAges(),
       accuracy: monitor.latestAccuracy(),
-    });
+    };
+    await gates?.evaluate({ ...readings, incidents: monitor.incidents() });
+    pipeline?.observe(readings);
   };
   const evaluate = () => {
     evaluating ??= evaluateOnce().finally(() => {
@@ -283,6 +292,9 @@ export async function startDriftWorker(
   const status = (): DriftStatus => ({
     ...monitor.status(),
     ...(persistence ? { state: persistence.status() } : {}),
+    ...(pipeline
+      ? { pipeline: pipeline.status(gatePublisher?.status() ?? [], (deps.now ?? Date.now)()) }
+      : {}),
   });
   const timers: NodeJS.Timeout[] = [];
   if (deps.schedule ?? true) {

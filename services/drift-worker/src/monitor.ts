@@ -28,6 +28,8 @@ export interface MonitorOptions {
   emit(alert: DriftAlertRecord): void;
   metrics?: WorkerMetrics;
   now?: () => number;
+  /** Each view's freshness SLA (ms), from the definitions: a view past it alerts. */
+  viewSlaMs?: ReadonlyMap<string, number>;
 }
 
 /** The parts of the saved state, one per evaluator plus the incidents. */
@@ -74,7 +76,7 @@ export class DriftMonitor {
     this.features = new FeatureDrift("feature", context, options.profile);
     this.predictions = new PredictionDrift("prediction", context, options.profile);
     this.accuracy = new AccuracyEvaluator(context);
-    this.freshness = new FreshnessEvaluator(context);
+    this.freshness = new FreshnessEvaluator(context, options.viewSlaMs);
   }
 
   get referenceName(): string {

@@ -1,8 +1,8 @@
 /**
  * What an alert is about in the definitions' terms, and who owns that: a feature-drift subject
  * (`view:feature`) belongs to its view, a prediction-drift subject (`model:score`) and an accuracy
- * subject (`model`) to their model, a freshness subject (`topic` or `group/topic`) to the source
- * reading that topic. The owner labels are those the SLO rules put on their alerts (`tessera slo
+ * subject (`model`) to their model, a view's freshness subject (`view:<name>`) to the view, another
+ * freshness subject (`topic` or `group/topic`) to the source reading that topic. The owner labels are those the SLO rules put on their alerts (`tessera slo
  * rules`): `team`, `oncall` (the receiver) and the route's own labels, so one Alertmanager route
  * tree serves both.
  */
@@ -24,6 +24,9 @@ export function itemOf(alert: Pick<DriftAlertRecord, "kind" | "subject">): Item 
       return { kind: "model", name: head };
     case "ACCURACY":
       return { kind: "model", name: alert.subject };
+    case "FRESHNESS":
+      // A view past its SLA is `view:<name>`; a topic (`topic`, `group/topic`) has no colon.
+      return head === "view" ? { kind: "view", name: alert.subject.slice("view:".length) } : undefined;
     default:
       return undefined;
   }

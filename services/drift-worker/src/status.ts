@@ -8,6 +8,7 @@ import type { Severity } from "@tessera/stats";
 import type { AccuracyWindow } from "./accuracy.js";
 import type { DriftWorkerConfig, ModelConfig } from "./config.js";
 import type { Bins, Check, Statistics, WindowResult } from "./evaluate.js";
+import type { PipelineStatus } from "./pipeline.js";
 
 export interface LagReading {
   group: string;
@@ -116,4 +117,6 @@ export interface DriftStatus {
   alerts: { active: DriftAlertRecord[]; timeline: DriftAlertRecord[] };
   /** Present when the worker persists its state (startDriftWorker with Kafka input). */
   state?: StateStatus;
+  /** Owners, lineage, gates and SLOs, when the worker has definitions (pipeline.ts). */
+  pipeline?: PipelineStatus;
 }

@@ -237,6 +237,10 @@ describe("owner labels", () => {
       ownerLabels(owned, { kind: "FRESHNESS", subject: "tessera-processor-payments/payments.transactions" }),
     ).toEqual({ team: "ingest", tier: "2" });
     expect(ownerLabels(owned, { kind: "FRESHNESS", subject: "tessera.features" })).toEqual({});
+    // A view past its freshness SLA belongs to the view.
+    expect(ownerLabels(owned, { kind: "FRESHNESS", subject: "view:payments" })).toEqual(
+      ownerLabels(owned, { kind: "FEATURE_DRIFT", subject: "payments:x" }),
+    );
     expect(ownerLabels(owned, { kind: "FEATURE_DRIFT", subject: "other:x" })).toEqual({});
   });
 });

@@ -9,7 +9,7 @@ import { Generator, INCIDENT_SUBJECTS, type Incidents, referenceProfile } from "
 
 const profile = referenceProfile();
 
-function monitor(overrides: Parameters<typeof defaultConfig>[0] = {}) {
+function monitor(overrides: Parameters<typeof defaultConfig>[0] = {}, viewSlaMs?: Map<string, number>) {
   const alerts: DriftAlertRecord[] = [];
   let clock = 1_800_000_000_000;
   const config: DriftWorkerConfig = defaultConfig({
@@ -17,7 +17,7 @@ function monitor(overrides: Parameters<typeof defaultConfig>[0] = {}) {
     freshness: { warnSeconds: 1e9, criticalSeconds: 1e9 },
     ...overrides,
   });
-  const m = new DriftMonitor({ config, profile, emit: (a) => alerts.push(a), now: () => clock });
+  const m = new DriftMonitor({ config, profile, emit: (a) => alerts.push(a), now: () => clock, viewSlaMs });
   return {
     m,
     alerts,
@@ -227,6 +227,23 @@ describe("freshness", () => {
     const fresh = new Generator(2, 1_800_000_000_000 + 200_000);
     feed(t, fresh, 2);
     expect(t.alerts.filter((a) => a.kind === "FRESHNESS" && a.status === "RESOLVED")).toHaveLength(2);
+  });
+
+  it("a view past its freshness SLA pages once, as view:<name>, and resolves when its updates are fresh", () => {
+    const t = monitor({}, new Map([["payments", 60_000]]));
+    feed(t, new Generator(1, 1_800_000_000_000), 1);
+    const views = () => t.alerts.filter((a) => a.subject.startsWith("view:"));
+    expect(views()).toEqual([]);
+    for (let i = 0; i < 4; i++) {
+      t.advance(30_000);
+      t.m.evaluate();
+    }
+    expect(views().map((a) => [a.kind, a.status, a.subject, a.severity, a.statistic, a.threshold])).toEqual([
+      ["FRESHNESS", "FIRING", "view:payments", "CRITICAL", "view_age_seconds", 60],
+    ]);
+    expect(views()[0]!.message).toContain("freshness SLA 60 s");
+    feed(t, new Generator(2, 1_800_000_000_000 + 200_000), 2);
+    expect(views().map((a) => a.status)).toEqual(["FIRING", "RESOLVED"]);
   });
 
   it("consumer lag over its threshold is a freshness alert", () => {

@@ -48,7 +48,7 @@ export interface DemoResult {
   backlog: number;
   /** When drift was switched on (epoch ms), or null if the demo ended first. */
   driftInjectedAt: number | null;
-  servedFeature: { entity: string; values: Record<string, unknown> } | null;
+  servedFeature: { entity: string; values: Record<string, unknown>; status: string } | null;
   alerts: DriftAlertRecord[];
   snapshot: string;
   profile: string;
@@ -79,7 +79,13 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
       infra,
       stops,
       quiet,
-      () => drift?.monitor.status() ?? null,
+      () => drift?.status() ?? null,
+      (subject, state) => {
+        const why = state?.causes.length
+          ? ` (${state.causes.join(", ")}${state.note ? `: ${state.note}` : ""})`
+          : "";
+        say(`  GATE ${subject} ${state?.state ?? "released"}${why}`);
+      },
     );
 
     // Many cards, few payments each: successive updates of one card are correlated, and a window
@@ -199,7 +205,8 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
         const served = await fetchFeatures(server.url, card).catch(() => null);
         if (served) {
           servedFeature = served;
-          say(`  served ${card}: ${summarise(served.values)}`);
+          const quarantined = served.status === "quarantined" ? " [quarantined: quality gate]" : "";
+          say(`  served ${card}: ${summarise(served.values)}${quarantined}`);
         }
       }
       await sleep(Math.max(0, 100 - (Date.now() - tick)), signal);
@@ -226,7 +233,7 @@ export async function runDemo(options: DemoOptions, signal: AbortSignal): Promis
 async function fetchFeatures(
   url: string,
   card: string,
-): Promise<{ entity: string; values: Record<string, unknown> } | null> {
+): Promise<{ entity: string; values: Record<string, unknown>; status: string } | null> {
   const response = await fetch(`${url}/v1/features`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -242,10 +249,13 @@ async function fetchFeatures(
   };
   const cards = body.entities?.["card_id"];
   const result = cards?.results[0];
-  if (!cards || !result?.statuses.includes("present")) return null;
+  // Values are there when present, or quarantined by a tripped gate (served, marked).
+  const status = result?.statuses.find((s) => s === "present" || s === "quarantined");
+  if (!cards || !status) return null;
   return {
     entity: card,
-    values: Object.fromEntries(cards.features.map((name, i) => [name, result.values[i]])),
+    values: Object.fromEntries(cards.features.map((name, i) => [name, result!.values[i]])),
+    status,
   };
 }
 

@@ -16,21 +16,24 @@ import {
   createKafka,
   type DriftAlertRecord,
   ensureTopics,
+  GateFollower,
   MemoryBroker,
   SchemaRegistry,
   TesseraProducer,
+  tesseraStateTopics,
   tesseraTopics,
 } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import type { ReferenceProfile } from "@tessera/stats";
 import { createOnlineStore, type OnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, startProcessor } from "@tessera/stream-processor";
+import type { GateState } from "@tessera/transforms";
 import type { Kafka } from "kafkajs";
 import type { DemoOptions } from "./run.js";
 import { readSchema } from "./schemas.js";
 
 /** The demo's source topic (examples/demo/features.yaml) beside Tessera's own. */
-export const topics = { payments: "payments.transactions", ...tesseraTopics };
+export const topics = { payments: "payments.transactions", ...tesseraTopics, gate: tesseraStateTopics.gate };
 
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -95,7 +98,8 @@ export type Stops = Array<() => Promise<unknown>>;
 
 /**
  * The processor, the archiver, a producer of payments, predictions and labels, and the feature server
- * (serving the dashboard with `driftStatus`, null until the drift worker starts), each added to `stops`.
+ * (serving the dashboard with `driftStatus`, null until the drift worker starts; following the gate
+ * topic, each change reported to `onGate`), each added to `stops`.
  */
 export async function startServices(
   options: DemoOptions,
@@ -103,6 +107,7 @@ export async function startServices(
   stops: Stops,
   quiet: (name: string) => Logger,
   driftStatus: () => DriftStatus | null,
+  onGate: (subject: string, state: GateState | undefined) => void,
 ): Promise<{ server: FeatureServerHandle; producer: TesseraProducer }> {
   const processor = await startProcessor(
     loadProcessorConfig({
@@ -154,6 +159,11 @@ export async function startServices(
   });
   stops.push(() => producer.disconnect());
 
+  // The gates the drift worker trips, read back from their topic as any feature server reads them.
+  const gates = new GateFollower({ kafka: infra.kafka, topic: topics.gate, onChange: onGate });
+  await gates.start();
+  stops.push(() => gates.stop());
+
   // The dashboard reads the drift worker's status in-process; until the reference exists it says so.
   const server: FeatureServerHandle = await startFeatureServer(
     featureServerConfig({
@@ -165,6 +175,7 @@ export async function startServices(
     {
       store: infra.store,
       definitions: options.definitions,
+      gates,
       logger: quiet("feature-server"),
       auditLog: quiet("audit"),
       plugins: [dashboardPlugin({ status: driftStatus })],
@@ -201,9 +212,12 @@ export async function startDrift(
       thresholds: { minSamples: 500 },
       hysteresis: { resolveAfter: 3, coolDownMs: 5000 },
       accuracy: { window: 300 },
+      // Trips the view's (or model's) gate on a critical incident; clears 10 s after it resolved.
+      gates: { enabled: true, topic: topics.gate, clearAfterMs: 10_000 },
     }),
     {
       profile,
+      definitions: options.definitions,
       kafka: infra.kafka,
       registry: infra.registry,
       logger: quiet("drift-worker"),

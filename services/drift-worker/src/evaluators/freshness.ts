@@ -3,7 +3,7 @@
  * Kafka by the input and handed in with `setLag`), each against its thresholds.
  */
 import type { Severity } from "@tessera/stats";
-import { ageDetail, lagDetail } from "../alert-text.js";
+import { ageDetail, lagDetail, viewAgeDetail } from "../alert-text.js";
 import type { FreshnessStatus, LagReading } from "../status.js";
 import { type Evaluator, type EvaluatorContext, level, type StateRecords } from "./context.js";
 
@@ -20,7 +20,11 @@ export class FreshnessEvaluator implements Evaluator {
   private lagReadings: LagReading[] = [];
   private readonly severity = new Map<string, Severity>();
 
-  constructor(private readonly context: EvaluatorContext) {}
+  /** `viewSlaMs`: each view's freshness SLA (definitions): past it, a critical alert about `view:<name>`. */
+  constructor(
+    private readonly context: EvaluatorContext,
+    private readonly viewSlaMs: ReadonlyMap<string, number> = new Map(),
+  ) {}
 
   touch(source: string, eventTime: number): void {
     if (eventTime > (this.newest.get(source) ?? Number.NEGATIVE_INFINITY)) this.newest.set(source, eventTime);
@@ -65,6 +69,32 @@ export class FreshnessEvaluator implements Evaluator {
           windowEnd: now,
           sampleSize: 0,
           detail: ageDetail(age, warnSeconds, criticalSeconds),
+        },
+        now,
+      );
+    }
+    // A view past its SLA: the alert its owner is paged with (the gate's freshness_sla cause, gates.ts,
+    // holds its values meanwhile). Subject `view:<name>`, as the gate's: no topic name has a colon.
+    for (const [view, newest] of this.newestOfView) {
+      const slaMs = this.viewSlaMs.get(view);
+      if (slaMs === undefined) continue;
+      const age = Math.max(0, (now - newest) / 1000);
+      const sla = slaMs / 1000;
+      const severity = age > sla ? "critical" : "ok";
+      this.context.observe(
+        {
+          kind: "FRESHNESS",
+          subject: `view:${view}`,
+          severity,
+          clear: age < sla * clearFactor,
+          statistic: "view_age_seconds",
+          value: age,
+          threshold: sla,
+          values: { view_age_seconds: age },
+          windowStart: newest,
+          windowEnd: now,
+          sampleSize: 0,
+          detail: viewAgeDetail(view, age, sla),
         },
         now,
       );
