@@ -9,12 +9,18 @@
  * throughput ≥ 0.7× (HTTP 1 entity), p99 ≤ 2 ms / ≤ 10 ms, no gRPC errors.
  *
  *   npx tsc -b && npx tsx bench/feature-server/run.ts [--view bench|example] [--runs 3] [--seconds 8]
- *     [--entities 5000] [--eventsPerEntity 20] [--spreadMinutes 30] [--connections 8]
+ *     [--entities 5000] [--eventsPerEntity 20] [--spreadMinutes 30] [--connections 8] [--tracing]
+ *
+ * `--tracing`: also a feature server with OpenTelemetry on (every request sampled, spans exported
+ * over OTLP to a receiver in this process that discards them), HTTP 1 and 100 entities, to set the
+ * cost of tracing on beside the default (off: no hooks, no span objects; see docs/tracing.md).
  *
  * Servers run in child processes, the load generator in this one. Latencies are per-response samples.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadServiceDefinition } from "@tessera/feature-server";
@@ -43,6 +49,7 @@ const flags = numericFlags({
   spreadMinutes: 30,
   connections: 8,
 });
+const TRACING = process.argv.includes("--tracing");
 const viewArg = process.argv.indexOf("--view");
 const VIEW = viewArg >= 0 ? process.argv[viewArg + 1]! : "bench";
 const prefix = `bench-fs-${randomBytes(3).toString("hex")}:`;
@@ -137,7 +144,18 @@ function cpuOf(server: Server): Promise<number> {
   });
 }
 
-function start(mode: "tessera" | "floor"): Promise<Server> {
+/** Where the traced server exports its spans: accepted and dropped (the export is the server's cost). */
+async function discardingReceiver(): Promise<string> {
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on("end", () => response.writeHead(200, { "content-type": "application/x-protobuf" }).end());
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  receiver.unref();
+  return `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+}
+
+function start(mode: "tessera" | "tessera-traced" | "floor", otlp?: string): Promise<Server> {
   const child = fork(fileURLToPath(new URL("./servers.ts", import.meta.url)), [mode, prefix, VIEW], {
     // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the feature server (written when it exits).
     execArgv: [
@@ -147,7 +165,7 @@ function start(mode: "tessera" | "floor"): Promise<Server> {
         : []),
     ],
     stdio: ["ignore", "ignore", "inherit", "ipc"],
-    env: { ...process.env, REDIS_URL },
+    env: { ...process.env, REDIS_URL, ...(otlp ? { BENCH_OTLP: otlp } : {}) },
   });
   return new Promise((resolve, reject) => {
     child.once("message", (m) => resolve({ child, ...(m as { http: string; grpc: number }) }));
@@ -291,6 +309,7 @@ await load();
 console.log(`  ${fmt(bytesPerEntity)} bytes of tile state per entity`);
 const tessera = await start("tessera");
 const floor = await start("floor");
+const traced = TRACING ? await start("tessera-traced", await discardingReceiver()) : undefined;
 const results: Record<string, Figures[]> = {};
 /** Runs one phase against `server`, adding its CPU time per request. */
 const measure = async (server: Server, phase: () => Promise<Figures>): Promise<Figures> => {
@@ -327,10 +346,21 @@ try {
       "tessera HTTP 100 @ 100/s",
       await measure(tessera, () => http(T, tesseraBody(100), { rate: 100 })),
     );
+    if (traced) {
+      for (const n of [1, 100]) {
+        record(
+          `tessera HTTP ${n} (again, tracing off)`,
+          await measure(tessera, () => http(T, tesseraBody(n), {})),
+        );
+        const url = `${traced.http}/v1/features`;
+        record(`tessera HTTP ${n} tracing on`, await measure(traced, () => http(url, tesseraBody(n), {})));
+      }
+    }
   }
 } finally {
   tessera.child.kill("SIGTERM");
   floor.child.kill();
+  traced?.child.kill();
   await new Promise((resolve) => tessera.child.once("exit", resolve));
   await dropData();
 }
@@ -371,6 +401,12 @@ const targets: [string, number, boolean][] = [
     m("tessera gRPC 1").errors + m("tessera gRPC 100").errors === 0,
   ],
 ];
+if (traced) {
+  for (const n of [1, 100]) {
+    const on = m(`tessera HTTP ${n} tracing on`).cpuUs / m(`tessera HTTP ${n} (again, tracing off)`).cpuUs;
+    console.log(`tracing on, HTTP ${n}: ${on.toFixed(3)}× the CPU per request of tracing off`);
+  }
+}
 console.log("\ntargets");
 for (const [name, value, ok] of targets)
   console.log(`  ${name.padEnd(52)} ${value.toFixed(2)}: ${verdict(ok)}`);

@@ -12,19 +12,30 @@ import {
   loadServiceDefinition,
   startFeatureServer,
 } from "@tessera/feature-server";
+import { setupTracing } from "@tessera/runtime";
 import { parseDefinitionsYaml } from "@tessera/transforms";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { definitionsOf, FLOOR_FEATURES, floorKey, KEY } from "./shared.js";
 
-const [mode, prefix, viewName] = process.argv.slice(2) as ["tessera" | "floor", string, string];
+const [mode, prefix, viewName] = process.argv.slice(2) as [
+  "tessera" | "tessera-traced" | "floor",
+  string,
+  string,
+];
 const url = process.env["REDIS_URL"]!;
 process.on("SIGTERM", () => process.exit(0)); // a clean exit, so --cpu-prof can write its profile
 // CPU time used so far, on request: per-request CPU cost holds up better than latency on a busy machine.
 process.on("message", () => process.send!({ cpu: process.cpuUsage() }));
 
-if (mode === "tessera") {
+if (mode === "tessera" || mode === "tessera-traced") {
+  // Traced: OpenTelemetry on, every request sampled, exported to the bench's discarding receiver.
+  if (mode === "tessera-traced")
+    await setupTracing(
+      { enabled: true, endpoint: process.env["BENCH_OTLP"]!, sampleRatio: 1 },
+      { serviceName: "bench-feature-server" },
+    );
   const definitions = parseDefinitionsYaml(definitionsOf(viewName));
   const server = await startFeatureServer(
     featureServerConfig({
