@@ -66,7 +66,8 @@ describe("served values = batch evaluator (property)", () => {
                 if (!(feature in expected)) return;
                 const want = expected[feature];
                 if (typeof want === "number") expect(row.values[c] as number).toBeCloseTo(want, 6);
-                else expect(row.values[c]).toEqual(want);
+                // JSON has no −0 (a list holding −0 arrives as 0): compare with what the wire can say.
+                else expect(row.values[c]).toEqual(JSON.parse(JSON.stringify(want)));
               });
               const f = defs.views[0]!.features.find((x) => x.name === "n_1h")!;
               const from = Math.floor((at - f.windowMs) / f.hopMs) * f.hopMs;
@@ -78,7 +79,11 @@ describe("served values = batch evaluator (property)", () => {
           }
         },
       ),
-      { numRuns: 25 },
+      {
+        numRuns: 25,
+        // Found by CI: an amount of −0 (a list feature holds it; JSON serves it as 0).
+        examples: [[[{ card_id: "a", merchant_id: "m", ts: base - 1, amount: -0, country: "US" }], 0]],
+      },
     );
   }, 120_000);
 });
