@@ -244,6 +244,10 @@ views:
       processor = await startProcessorNow();
       await until("the view served present again", async () => (await status(onHttp)) === "present", 60_000);
       expect(await status(onGrpc)).toBe("present");
+      console.log(
+        `freshness gate: tripped ${tripAfter.toFixed(1)} s after the processor stopped (SLA ${SLA_S} s); ` +
+          `served present again ${((Date.now() - stopped) / 1000).toFixed(1)} s after the stop`,
+      );
       await until(
         "the RESOLVED at the webhook",
         async () => webhook.alerts.some((a) => a.labels["subject"] === "view:cards" && a.endsAt),
