@@ -12,7 +12,7 @@ import { parse as parseYaml } from "yaml";
 import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
 import { ServeError } from "./errors.js";
 import type { JwtVerify } from "./jwt.js";
-import type { Principal } from "./serve.js";
+import { type Principal, RIGHTS, type Right } from "./serve.js";
 import { wellFormed } from "./validate.js";
 
 export interface ApiKeyEntry {
@@ -22,6 +22,8 @@ export interface ApiKeyEntry {
   sha256: string;
   /** Views the key may read; ["*"] for all. */
   views: string[];
+  /** More than reading: `gate` operates the quality gates (absent: none). */
+  rights?: Right[];
   ratePerSecond?: number;
   burst?: number;
 }
@@ -88,6 +90,12 @@ export function readKeysFile(path: string): ApiKeyEntry[] {
     if (!Array.isArray(entry.views) || !entry.views.every((v) => typeof v === "string")) {
       throw new Error(`${where}.views: must be a list of view names (or ["*"])`);
     }
+    if (
+      entry.rights !== undefined &&
+      !(Array.isArray(entry.rights) && entry.rights.every((r) => (RIGHTS as readonly unknown[]).includes(r)))
+    ) {
+      throw new Error(`${where}.rights: must be a list of ${RIGHTS.join(", ")}`);
+    }
     for (const field of ["ratePerSecond", "burst"] as const) {
       const value = entry[field];
       if (value !== undefined && !(typeof value === "number" && value > 0)) {
@@ -149,7 +157,11 @@ export class Authenticator {
     this.failures = new ByteBoundedCache(options.rateLimitBytes / 2, bucketBytes);
     for (const key of options.keys) {
       this.byHash.set(key.sha256, {
-        principal: { id: key.id, views: key.views.includes("*") ? "*" : new Set(key.views) },
+        principal: {
+          id: key.id,
+          views: key.views.includes("*") ? "*" : new Set(key.views),
+          ...(key.rights?.length ? { rights: new Set(key.rights) } : {}),
+        },
         rate: key.ratePerSecond ?? options.ratePerSecond,
         burst: key.burst ?? options.burst,
       });
@@ -247,8 +259,18 @@ export class Authenticator {
           "authorization",
         );
       }
+      // Optional `rights` claim: only the rights this server knows count.
+      const rights = Array.isArray(claims["rights"])
+        ? (claims["rights"] as unknown[]).filter((r): r is Right =>
+            (RIGHTS as readonly unknown[]).includes(r),
+          )
+        : [];
       return {
-        principal: { id: `jwt:${sub}`, views: views.includes("*") ? "*" : new Set(views as string[]) },
+        principal: {
+          id: `jwt:${sub}`,
+          views: views.includes("*") ? "*" : new Set(views as string[]),
+          ...(rights.length ? { rights: new Set(rights) } : {}),
+        },
         rate: this.options.ratePerSecond,
         burst: this.options.burst,
       };

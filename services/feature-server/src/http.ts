@@ -8,6 +8,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import underPressure from "@fastify/under-pressure";
 import type { Logger, Readiness } from "@tessera/runtime";
 import { opsRoutes } from "@tessera/runtime";
+import type { Definitions } from "@tessera/transforms";
 import type {
   FastifyError,
   FastifyInstance,
@@ -20,6 +21,7 @@ import type { Authenticator } from "./auth.js";
 import type { FeatureServerConfig } from "./config.js";
 import { HTTP_STATUS, ServeError } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
+import { type GateOperator, gateRoutes } from "./gate-routes.js";
 import type { LineageService } from "./lineage.js";
 import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
@@ -45,6 +47,8 @@ export interface HttpOptions {
   readiness: () => Readiness;
   draining: () => boolean;
   plugins: FastifyPluginAsync[];
+  /** The gate operator API (/v1/gates), where this server writes the gate topic. */
+  gates?: { operator: GateOperator; definitions: Definitions };
 }
 
 const ID = { type: "string", minLength: 1, maxLength: 256 } as const;
@@ -526,11 +530,18 @@ export async function buildHttp(
       },
       async (request) => lineage.get(request.query as { model?: string; view?: string }, request.principal!),
     );
+    if (options.gates)
+      gateRoutes(scope, { ...options.gates, auditLog, security: credentials, errorResponses });
   });
   // Outside the authenticated scope: a wrong method is a 405 whoever asks.
   refuseOtherMethods(app, "/v1/features", ["POST"]);
   for (const url of ["/v1/features/:entityKey/:entityId", "/v1/lineage", "/metrics", "/healthz", "/readyz"]) {
     refuseOtherMethods(app, url, ["GET", "HEAD"]);
+  }
+  if (options.gates) {
+    refuseOtherMethods(app, "/v1/gates", ["GET", "HEAD"]);
+    for (const action of ["ack", "override", "release"])
+      refuseOtherMethods(app, `/v1/gates/:subject/${action}`, ["POST"]);
   }
 
   // While draining, answers close their connection, so keep-alive clients cannot hold shutdown open.

@@ -4,7 +4,13 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createKafka, GateFollower, type ServedFeaturesRecord, TesseraProducer } from "@tessera/kafka";
+import {
+  createKafka,
+  GateFollower,
+  GatePublisher,
+  type ServedFeaturesRecord,
+  TesseraProducer,
+} from "@tessera/kafka";
 import { ConfigError, createLogger, type Logger, loadDefinitions } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import type { Definitions } from "@tessera/transforms";
@@ -15,6 +21,7 @@ import { Catalog } from "./catalog.js";
 import type { FeatureServerConfig } from "./config.js";
 import { FeatureLogger, type FeatureLogSink } from "./feature-log.js";
 import { GateBoard, type GateSource } from "./gate.js";
+import type { GateOperator } from "./gate-routes.js";
 import { type GrpcServer, startGrpc } from "./grpc.js";
 import { buildHttp, frameworkErrors } from "./http.js";
 import { jwtVerifier } from "./jwt.js";
@@ -35,6 +42,7 @@ export {
 export { ServeError, type ServeErrorKind } from "./errors.js";
 export type { FeatureLogSink } from "./feature-log.js";
 export { GateBoard, type GateSource, type GateVerdict } from "./gate.js";
+export type { GateOperator } from "./gate-routes.js";
 export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
 export { FEATURE_ROUTES, LATENCY_BUCKETS, SERVED_AGE_BUCKETS } from "./metrics.js";
@@ -63,6 +71,8 @@ export interface FeatureServerDeps {
   waitForStore?: boolean;
   /** Gate states from somewhere else than the topic (tests, the embedded demo); else config.gate. */
   gates?: GateSource;
+  /** Serves /v1/gates with it (the embedded demo's publisher); a server following the topic has its own. */
+  gateOperator?: GateOperator;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -208,11 +218,13 @@ export async function startFeatureServer(
 
     // Quality gates: followed from the topic (ready once read to its end), or given in-process.
     let gates: GateSource | undefined = deps.gates;
+    let gateOperator: GateOperator | undefined = deps.gateOperator;
     if (!gates && config.gate.follow) {
       const brokers = env["KAFKA_BROKERS"];
       if (!brokers) throw new ConfigError(["KAFKA_BROKERS is not set (needed by gate.follow)"]);
+      const gateKafka = createKafka({ brokers: brokers.split(","), clientId: "tessera-feature-server" });
       const follower = new GateFollower({
-        kafka: createKafka({ brokers: brokers.split(","), clientId: "tessera-feature-server" }),
+        kafka: gateKafka,
         topic: config.gate.topic,
         clientId: "tessera-feature-server-gate",
         onInvalid: (err, key) => logger.warn({ err, key }, "gate record skipped: invalid"),
@@ -222,6 +234,11 @@ export async function startFeatureServer(
       closeOwned.unshift(() => follower.stop());
       await follower.start();
       gates = follower;
+      // The operator API writes through the same follower (it must know what it changes).
+      const publisher = new GatePublisher({ kafka: gateKafka, topic: config.gate.topic, follower });
+      closeOwned.unshift(() => publisher.stop());
+      await publisher.start();
+      gateOperator = publisher;
     }
     const gateBoard = gates ? new GateBoard(definitions, gates) : undefined;
 
@@ -265,6 +282,7 @@ export async function startFeatureServer(
       registry,
       featureLog,
       auditLog,
+      ...(gateOperator ? { gates: { operator: gateOperator, definitions } } : {}),
       readiness: () => ({
         ready: !stopping && service.storeReached && (gateBoard?.caughtUp ?? true),
         detail: {

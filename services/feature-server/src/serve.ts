@@ -69,9 +69,14 @@ export interface FeatureResponse {
 }
 
 /** Who is asking: an API key or a JWT subject, and the views it may read. */
+/** What a principal may do besides reading its views: `gate` operates quality gates (gate-routes.ts). */
+export const RIGHTS = ["gate"] as const;
+export type Right = (typeof RIGHTS)[number];
+
 export interface Principal {
   id: string;
   views: ReadonlySet<string> | "*";
+  rights?: ReadonlySet<Right>;
 }
 
 export interface ServiceOptions {

@@ -15,6 +15,7 @@ import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.
 import {
   type FeatureServerHandle,
   featureServerConfig,
+  hashKey,
   loadServiceDefinition,
   startFeatureServer,
 } from "../src/index.js";
@@ -42,6 +43,7 @@ models:
 type Json = any;
 
 const topic = uniqueName("tessera.gate");
+const OPERATOR_KEY = "tk_oncall_0123456789abcdef0123456789ab";
 const alice = (note: string) => ({ by: "alice@risk", at: Date.now(), note });
 
 async function eventually<T>(
@@ -76,7 +78,10 @@ describe("quality gate on Kafka + Redis", () => {
       {
         store,
         definitions: defs,
-        apiKeys: apiKeys(),
+        apiKeys: [
+          ...apiKeys(),
+          { id: "risk-oncall", sha256: hashKey(OPERATOR_KEY), views: ["*"], rights: ["gate"] },
+        ],
         logger: pino({ level: "silent" }),
         env: { KAFKA_BROKERS: services().KAFKA_BROKERS },
       },
@@ -274,5 +279,83 @@ describe("quality gate on Kafka + Redis", () => {
       expect(status).toBe(200);
       expect(body.views.scored.gates).toBeUndefined();
     }
+  });
+
+  it("the operator API: gates listed per the caller's views; acting needs the gate right and records the caller", async () => {
+    await publisher.observe("model:fraud-v1", {
+      cause: "accuracy_floor",
+      active: true,
+      at: Date.now(),
+      by: "drift-worker",
+      note: "accuracy 0.81 under floor 0.9",
+    });
+    const api = async (path: string, key: string | undefined, body?: object) => {
+      const res = await fetch(`${server.url}${path}`, {
+        method: body ? "POST" : "GET",
+        headers: {
+          ...(body ? { "content-type": "application/json" } : {}),
+          ...(key ? { "x-api-key": key } : {}),
+        },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      return { status: res.status, body: (await res.json()) as Json };
+    };
+    const listed = await eventually(
+      () => api("/v1/gates", KEYS.all),
+      (r) => r.body.gates?.some((g: Json) => g.subject === "model:fraud-v1"),
+    );
+    expect(listed.body.gates).toEqual([
+      expect.objectContaining({ subject: "model:fraud-v1", state: "tripped" }),
+    ]);
+    // A key that may not read the model's view does not see its gate.
+    expect((await api("/v1/gates", KEYS.cardOnly)).body.gates).toEqual([]);
+
+    const ack = "/v1/gates/model:fraud-v1/ack";
+    expect((await api(ack, undefined, { reason: "x" })).status).toBe(401);
+    const noRight = await api(ack, KEYS.all, { reason: "x" });
+    expect([noRight.status, noRight.body.field]).toEqual([403, "x-api-key"]);
+    const noReason = await api(ack, OPERATOR_KEY, {});
+    expect([noReason.status, noReason.body.field]).toEqual([400, "reason"]);
+    const notTripped = await api("/v1/gates/view:free/ack", OPERATOR_KEY, { reason: "x" });
+    expect([notTripped.status, notTripped.body.field]).toEqual([400, "subject"]);
+    const badSubject = await api("/v1/gates/fraud-v1/ack", OPERATOR_KEY, { reason: "x" });
+    expect([badSubject.status, badSubject.body.field]).toEqual([400, "subject"]);
+
+    const acked = await api(ack, OPERATOR_KEY, { reason: "labels delayed, checking" });
+    expect(acked.status).toBe(200);
+    expect(acked.body).toMatchObject({ state: "acked", by: "risk-oncall" });
+    expect(acked.body.log.at(-1)).toMatchObject({
+      action: "ack",
+      by: "risk-oncall",
+      note: "labels delayed, checking",
+    });
+
+    const badFor = await api("/v1/gates/model:fraud-v1/override", OPERATOR_KEY, { reason: "x", for: "soon" });
+    expect([badFor.status, badFor.body.field]).toEqual([400, "for"]);
+    const overridden = await api("/v1/gates/model:fraud-v1/override", OPERATOR_KEY, {
+      reason: "retrain deployed",
+      for: "60s",
+    });
+    expect(overridden.body).toMatchObject({ state: "overridden", by: "risk-oncall" });
+    expect(overridden.body.overrideUntil - overridden.body.at).toBe(60_000);
+    expect(
+      await eventually(
+        () => statuses(server, ["scored:n_1h"]),
+        (st) => st?.[0] === "present",
+      ),
+    ).toEqual(["present"]);
+
+    const released = await api("/v1/gates/model:fraud-v1/release", OPERATOR_KEY, { reason: "accuracy back" });
+    expect(released.body).toMatchObject({ state: "ok", by: "risk-oncall" });
+    expect(
+      (
+        await eventually(
+          () => api("/v1/gates", KEYS.all),
+          (r) => r.body.gates?.length === 0,
+        )
+      ).body.gates,
+    ).toEqual([]);
+    // What the topic recorded is what every follower reads: the test's own publisher sees the same actor.
+    expect(publisher.status("model:fraud-v1")).toEqual([]);
   });
 });
