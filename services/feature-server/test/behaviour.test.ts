@@ -39,7 +39,10 @@ async function serve(config: Record<string, unknown>, store?: OnlineStore, extra
     featureServerConfig({
       http: { port: 0 },
       grpc: { port: 0 },
-      reliability: { maxEventLoopDelayMs: 0 },
+      // A short drain: afterEach's stop must end well inside the 10 s hook timeout, also when a
+      // connection lingers on a loaded machine (CI once waited the default 10 s drain out). The
+      // drain test passes its own reliability.
+      reliability: { maxEventLoopDelayMs: 0, drainTimeoutMs: 2000 },
       ...config,
     }),
     { store: memory, definitions: defs, apiKeys: apiKeys(), logger: silent, ...extra },
@@ -249,7 +252,9 @@ describe("feature logging", () => {
       featureLogSink: { send: async (records: ServedFeaturesRecord[]) => void sent.push(...records) },
     });
     const ids = Array.from({ length: 400 }, (_, i) => `card-${i % 5}`);
-    await post(server, { features: ["card:n_1h"], entities: { card_id: ids } });
+    const response = await post(server, { features: ["card:n_1h"], entities: { card_id: ids } });
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(sent.length).toBeGreaterThan(60);
     expect(sent.length).toBeLessThan(140);
