@@ -114,7 +114,7 @@ async function kafkaFigures(): Promise<{ worker: number; raw: number } | undefin
 
   const raw = kafka.consumer({ groupId: `${topic}-raw`, maxBytes: 64 * 1024 * 1024 });
   await raw.connect();
-  await raw.subscribe({ topic, fromBeginning: true });
+  await raw.subscribe({ topics: [topic], fromBeginning: true });
   let received = 0;
   let firstAt = 0;
   const rawSeconds = await new Promise<number>((resolve) => {

@@ -42,7 +42,7 @@ async function oneRun(size: number, run: number): Promise<RunFigures> {
 
   const consumer = kafka.consumer({ groupId: `${topic}-group`, maxBytes: 64 * 1024 * 1024 });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let received = 0;
   let firstAt = 0;
   const consumeSeconds = await new Promise<number>((resolve) => {

@@ -24,7 +24,6 @@ import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubjec
 import { createLogger } from "@tessera/runtime";
 import { createOnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
-import { logLevel } from "kafkajs";
 import { BENCH_DEFINITIONS } from "../feature-server/shared.js";
 import {
   fmt,
@@ -56,7 +55,7 @@ const flags = numericFlags({
 });
 const viewArg = process.argv.indexOf("--view");
 const VIEW = viewArg >= 0 ? process.argv[viewArg + 1]! : "example";
-const kafka = createKafka({ brokers, clientId: "bench-processor", logLevel: logLevel.ERROR });
+const kafka = createKafka({ brokers, clientId: "bench-processor", logLevel: "error" });
 const registry = new SchemaRegistry(registryUrl);
 const schema = JSON.parse(readFileSync(join(repoRoot, "schemas/avro/payment_transaction.avsc"), "utf8"));
 const type = parseAvroSchema(schema);
@@ -137,7 +136,7 @@ interface Rate {
 async function rawConsume(topic: string, n: number): Promise<Rate> {
   const consumer = kafka.consumer({ groupId: `bench-raw-${topic}-${Math.random()}` });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let received = 0;
   let firstAt = 0;
   let cpu = process.cpuUsage();

@@ -5,11 +5,10 @@
  * the model's view `quarantined` (and another view untouched).
  */
 import { readFileSync } from "node:fs";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import { type Bus, createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { RedisOnlineStore } from "@tessera/stores";
 import { parseDefinitionsYaml } from "@tessera/transforms";
-import type { Kafka } from "kafkajs";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfig, startDriftWorker } from "../../services/drift-worker/src/index.js";
@@ -50,7 +49,7 @@ describe("accuracy floor → model gate → feature server", () => {
     state: uniqueName("drift-state"),
   };
   const gateTopic = uniqueName("tessera.gate");
-  let kafka: Kafka;
+  let kafka: Bus;
   let registry: SchemaRegistry;
   let producer: TesseraProducer;
   let store: RedisOnlineStore;

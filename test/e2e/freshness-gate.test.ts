@@ -9,11 +9,10 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@tessera/client";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import { type Bus, createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { RedisOnlineStore } from "@tessera/stores";
 import { parseDefinitionsYaml } from "@tessera/transforms";
-import type { Kafka } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfig, startDriftWorker } from "../../services/drift-worker/src/index.js";
 import { referenceProfile } from "../../services/drift-worker/test/scenario.js";
@@ -75,7 +74,7 @@ views:
     features: [{ name: n_1h, op: count, window: 1h, hop: 1m }]
 `);
   const cleanup: Array<() => Promise<unknown>> = [];
-  let kafka: Kafka;
+  let kafka: Bus;
   let registry: SchemaRegistry;
   let producer: TesseraProducer;
   let processor: Processor | undefined;

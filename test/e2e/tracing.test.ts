@@ -13,12 +13,11 @@ import { join } from "node:path";
 import { context, SpanKind, trace } from "@opentelemetry/api";
 import { createClient } from "@tessera/client";
 import { featureServerConfig, startFeatureServer } from "@tessera/feature-server";
-import { createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
+import { type BusRecord, createKafka, ensureTopics, SchemaRegistry, TesseraProducer } from "@tessera/kafka";
 import { setupTracing, spanContextFromHeaders } from "@tessera/runtime";
 import { createOnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, startProcessor } from "@tessera/stream-processor";
 import { parseDefinitionsYaml } from "@tessera/transforms";
-import type { KafkaMessage } from "kafkajs";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../support/index.js";
@@ -148,8 +147,8 @@ views:
     const consumer = kafka.consumer({ groupId: uniqueName("trace-features") });
     cleanup.push(() => consumer.disconnect());
     await consumer.connect();
-    await consumer.subscribe({ topic: features, fromBeginning: true });
-    const update = await new Promise<KafkaMessage>((resolve) => {
+    await consumer.subscribe({ topics: [features], fromBeginning: true });
+    const update = await new Promise<BusRecord>((resolve) => {
       void consumer.run({ eachMessage: async ({ message }) => resolve(message) });
     });
     expect(update.key?.toString()).toBe(card);

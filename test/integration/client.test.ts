@@ -58,7 +58,7 @@ const statusCount = async (server: FeatureServerHandle, protocol: string, code: 
     .get();
   return metric.values
     .filter(
-      (v) =>
+      (v: { metricName?: string; labels: Record<string, unknown> }) =>
         v.metricName?.endsWith("_count") && v.labels["protocol"] === protocol && v.labels["code"] === code,
     )
     .reduce((n, v) => n + v.value, 0);
@@ -282,7 +282,7 @@ describe("client across a feature-server restart (child process, real Redis)", (
       expect(viaGrpc!.attempts).toBeGreaterThan(1);
       // The restarted server serves the same stored state.
       for (const result of [viaHttp!, viaGrpc!]) {
-        expect(result.entities.card_id.map((e) => e.features["card:amount_sum_1h"]!.value)).toEqual(
+        expect(result.entities.card_id!.map((e) => e.features["card:amount_sum_1h"]!.value)).toEqual(
           before.entities.card_id.map((e) => e.features["card:amount_sum_1h"]!.value),
         );
       }

@@ -1,8 +1,9 @@
 /** Topic admin, the consumer loop and the dead-letter publisher against the real broker and registry. */
-import { type Batch, type Kafka, logLevel } from "kafkajs";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type Bus,
+  type BusBatch,
   ConsumerLoop,
   createKafka,
   DeadLetterPublisher,
@@ -13,9 +14,9 @@ import {
 } from "../../libs/kafka/src/index.js";
 import { kafkaBrokers, services, uniqueName } from "../support/index.js";
 
-let kafka: Kafka;
+let kafka: Bus;
 beforeAll(() => {
-  kafka = createKafka({ brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  kafka = createKafka({ brokers: kafkaBrokers(), logLevel: "nothing" });
 });
 
 async function produce(topic: string, values: string[]): Promise<void> {
@@ -40,13 +41,10 @@ describe("ensureTopics", () => {
     const admin = kafka.admin();
     await admin.connect();
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-    const configs = await admin.describeConfigs({
-      includeSynonyms: false,
-      resources: [{ type: 2, name: topic }],
-    });
+    const configs = await admin.describeTopicConfigs([topic]);
     await admin.disconnect();
     expect(metadata.topics[0]!.partitions).toHaveLength(4);
-    const retention = configs.resources[0]!.configEntries.find((e) => e.configName === "retention.ms");
+    const retention = configs[0]!.configEntries.find((e) => e.configName === "retention.ms");
     expect(retention?.configValue).toBe("7200000");
   });
 });
@@ -67,7 +65,7 @@ describe("ConsumerLoop", () => {
       handleSignals: false,
       retry: { initialMs: 50 },
       metricsRegistry: new Registry(),
-      async handleBatch(batch: Batch) {
+      async handleBatch(batch: BusBatch) {
         seen.push(batch.messages.map((m) => String(m.value)));
         if (failures-- > 0) throw new TesseraKafkaError("store briefly away", { retriable: true });
       },
@@ -176,7 +174,6 @@ describe("DeadLetterPublisher", () => {
             value: garbage,
             offset: "41",
             timestamp: "0",
-            attributes: 0,
             headers: { trace: "abc" },
           },
         },
@@ -188,7 +185,7 @@ describe("DeadLetterPublisher", () => {
 
     const consumer = kafka.consumer({ groupId: uniqueName("dlq-reader") });
     await consumer.connect();
-    await consumer.subscribe({ topic: dlq, fromBeginning: true });
+    await consumer.subscribe({ topics: [dlq], fromBeginning: true });
     const raw = await new Promise<Buffer>((resolve) => {
       void consumer.run({ eachMessage: async ({ message }) => resolve(message.value!) });
     });

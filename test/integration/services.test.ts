@@ -21,7 +21,7 @@ describe("real services", () => {
 
     const consumer = kafka.consumer({ groupId: uniqueName("roundtrip-group") });
     await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
     const received = await new Promise<string>((resolve) => {
       void consumer.run({ eachMessage: async ({ message }) => resolve(String(message.value)) });
     });

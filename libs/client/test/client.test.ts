@@ -82,7 +82,7 @@ describe("over HTTP", () => {
         },
       },
     ]);
-    expect(result.entity("card_id", "c-1")!["card:n_1h"].value).toBe(3);
+    expect(result.entity("card_id", "c-1")!["card:n_1h"]!.value).toBe(3);
     expect(result.entity("card_id", "nope")).toBeUndefined();
     expect(result.degraded).toBe(false);
     expect(result.attempts).toBe(1);
@@ -184,7 +184,7 @@ describe("over HTTP", () => {
     const result = await client.getFeatures(REQUEST);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(result.attempts).toBe(2);
-    expect(result.entities.card_id[0]!.features["card:n_1h"].value).toBe(3);
+    expect(result.entities.card_id![0]!.features["card:n_1h"]!.value).toBe(3);
     await new Promise((r) => setTimeout(r, 100));
     expect(firstClosed).toBe(true);
     await client.close();

@@ -1,4 +1,4 @@
-import type { Admin, Kafka } from "kafkajs";
+import type { Bus, BusAdmin } from "./bus.js";
 
 export interface TopicSpec {
   topic: string;
@@ -37,7 +37,7 @@ function configEntries(spec: TopicSpec): Array<{ name: string; value: string }> 
  * learn of a new topic a moment after the controller created it, and answers "does not host this
  * topic-partition" until then: that is waited out, any other error is not.
  */
-async function awaitLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+async function awaitLeaders(admin: BusAdmin, topics: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   for (;;) {
@@ -63,7 +63,7 @@ async function awaitLeaders(admin: Admin, topics: string[], timeoutMs = 30_000):
  * Create topics that are missing and bring existing ones up to the spec. Idempotent: a second call
  * changes nothing. Partitions are only ever added (Kafka cannot remove them, and fewer would move keys).
  */
-export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<EnsureTopicsResult> {
+export async function ensureTopics(kafka: Bus, specs: TopicSpec[]): Promise<EnsureTopicsResult> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -97,25 +97,17 @@ export async function ensureTopics(kafka: Kafka, specs: TopicSpec[]): Promise<En
       }
       const withConfig = existing.filter((s) => configEntries(s).length > 0);
       if (withConfig.length > 0) {
-        const described = await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: withConfig.map((s) => ({ type: 2 /* TOPIC */, name: s.topic })),
-        });
+        const described = await admin.describeTopicConfigs(withConfig.map((s) => s.topic));
         const toAlter = withConfig.filter((spec) => {
-          const entries = described.resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+          const entries = described.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
           return configEntries(spec).some(
             (want) => entries.find((e) => e.configName === want.name)?.configValue !== want.value,
           );
         });
         if (toAlter.length > 0) {
-          await admin.alterConfigs({
-            validateOnly: false,
-            resources: toAlter.map((spec) => ({
-              type: 2,
-              name: spec.topic,
-              configEntries: configEntries(spec),
-            })),
-          });
+          await admin.alterTopicConfigs(
+            toAlter.map((spec) => ({ topic: spec.topic, configEntries: configEntries(spec) })),
+          );
           for (const spec of toAlter) updated.add(spec.topic);
         }
       }

@@ -3,8 +3,9 @@
  * (the batch is handed over again, never skipped); a fatal error stops the loop and surfaces through
  * `done`; SIGTERM/SIGINT finish the batch in hand, then leave the group cleanly.
  */
-import type { Batch, Consumer, ConsumerConfig, EachBatchPayload, Kafka } from "kafkajs";
+
 import type { Registry } from "prom-client";
+import type { BatchPayload, Bus, BusBatch, BusConsumer, ConsumerSettings } from "./bus.js";
 import { isRetriable } from "./errors.js";
 import { kafkaMetrics } from "./metrics.js";
 
@@ -20,21 +21,21 @@ export interface BatchContext {
   isRunning(): boolean;
   /** Mark offsets as processed; by default the whole batch is resolved after the handler returns. */
   resolveOffset(offset: string): void;
-  payload: EachBatchPayload;
+  payload: BatchPayload;
 }
 
 export interface ConsumerLoopOptions {
-  kafka: Kafka;
+  kafka: Bus;
   groupId: string;
   topics: string[];
   fromBeginning?: boolean;
-  handleBatch(batch: Batch, context: BatchContext): Promise<void>;
+  handleBatch(batch: BusBatch, context: BatchContext): Promise<void>;
   retry?: Partial<RetryPolicy>;
   /** Stop on SIGTERM and SIGINT (default true). Services want this; tests usually don't. */
   handleSignals?: boolean;
   /** Called for every error, retried or not (logging). */
   onError?(error: unknown, info: { attempt: number; willRetry: boolean }): void;
-  consumerConfig?: Partial<ConsumerConfig>;
+  consumerConfig?: Omit<ConsumerSettings, "groupId">;
   /** Leave false to commit only what your handler resolved and committed (exactly-once-effect services). */
   autoCommit?: boolean;
   /** Partitions whose batches are handled at the same time (kafkajs default 1). */
@@ -57,7 +58,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 export class ConsumerLoop {
-  readonly consumer: Consumer;
+  readonly consumer: BusConsumer;
   /** Settles when the loop has stopped: resolves after stop(), rejects with the fatal error. */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
@@ -117,7 +118,7 @@ export class ConsumerLoop {
     return this.done;
   }
 
-  private async runBatch(payload: EachBatchPayload): Promise<void> {
+  private async runBatch(payload: BatchPayload): Promise<void> {
     const { batch } = payload;
     if (batch.messages.length === 0) return;
     this.metrics.consumed.inc({ topic: batch.topic }, batch.messages.length);

@@ -3,8 +3,8 @@
  * and why: nothing bad is dropped silently, nothing bad stops the service.
  */
 import { readFileSync } from "node:fs";
-import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 import type { Registry } from "prom-client";
+import type { BusHeaders, BusProducer, BusRecord } from "./bus.js";
 import { kafkaMetrics } from "./metrics.js";
 import { type SchemaRegistry, valueSubject } from "./serde.js";
 import { tesseraTopics } from "./topics.js";
@@ -23,14 +23,14 @@ export interface DeadLetter {
   offset: string | number;
   key: Buffer | null;
   value: Buffer | null;
-  headers?: IHeaders;
+  headers?: BusHeaders;
   /** Short machine-readable cause: decode_error, schema_mismatch, missing_field, late, future, ... */
   reason: string;
   /** One line for a human, naming the field where there is one. */
   detail: string;
 }
 
-function headerBytes(headers: IHeaders | undefined): Record<string, Buffer> {
+function headerBytes(headers: BusHeaders | undefined): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (value === undefined) continue;
@@ -42,7 +42,7 @@ function headerBytes(headers: IHeaders | undefined): Record<string, Buffer> {
 
 /** A dead letter for a consumed message, keeping its original key, value and headers. */
 export function deadLetterOf(
-  source: { topic: string; partition: number; message: KafkaMessage },
+  source: { topic: string; partition: number; message: BusRecord },
   reason: string,
   detail: string,
 ): DeadLetter {
@@ -64,7 +64,7 @@ export class DeadLetterPublisher {
 
   constructor(
     private readonly options: {
-      producer: Producer;
+      producer: BusProducer;
       registry: SchemaRegistry;
       service: string;
       topic?: string;

@@ -22,19 +22,19 @@ import {
   parseGateState,
   releaseGate,
 } from "@tessera/transforms";
-import { type Consumer, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { ensureTopics } from "./admin.js";
+import type { Bus, BusConsumer, BusProducer } from "./bus.js";
 import { tesseraStateTopics } from "./topics.js";
 
 export const DEFAULT_GATE_TOPIC: string = tesseraStateTopics.gate;
 
 /** One partition: a handful of keys, written rarely; ordered per key by the key partitioner anyway. */
-export async function ensureGateTopic(kafka: Kafka, topic = DEFAULT_GATE_TOPIC): Promise<void> {
+export async function ensureGateTopic(kafka: Bus, topic = DEFAULT_GATE_TOPIC): Promise<void> {
   await ensureTopics(kafka, [{ topic, partitions: 1, cleanupPolicy: "compact", retentionMs: -1 }]);
 }
 
 export interface GateFollowerOptions {
-  kafka: Kafka;
+  kafka: Bus;
   topic?: string;
   /** Prefix of the follower's private consumer group (never committed, never shared). */
   clientId?: string;
@@ -45,12 +45,12 @@ export interface GateFollowerOptions {
 }
 
 /**
- * Follows the gate topic into memory. KafkaJS has no group-less consumer, so each follower joins a
+ * Follows the gate topic into memory. The bus has no group-less consumer, so each follower joins a
  * group of its own (a random id, offsets never committed): every follower reads every partition.
  */
 export class GateFollower {
   private readonly states = new Map<string, GateState>();
-  private consumer: Consumer | undefined;
+  private consumer: BusConsumer | undefined;
   private caughtUpFlag = false;
   private resolveCaughtUp: () => void = () => {};
   /** Resolves once every partition has been read up to the end offsets found at start. */
@@ -159,7 +159,7 @@ export interface GatePublisherOptions extends GateFollowerOptions {
  * of the same subject are last-write-wins (actions are rare and human-paced; the log shows both).
  */
 export class GatePublisher {
-  private producer: Producer | undefined;
+  private producer: BusProducer | undefined;
   private readonly follower: GateFollower;
   private readonly ownsFollower: boolean;
   private readonly gate: GateOptions;
@@ -174,10 +174,7 @@ export class GatePublisher {
   async start(): Promise<void> {
     if (this.ownsFollower) await this.follower.start();
     await this.follower.caughtUp;
-    this.producer = this.options.kafka.producer({
-      allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    this.producer = this.options.kafka.producer({ allowAutoTopicCreation: false });
     await this.producer.connect();
   }
 

@@ -1,5 +1,23 @@
 export { type EnsureTopicsResult, ensureTopics, type TopicSpec } from "./admin.js";
-export { brokersFromEnv, createKafka, type KafkaOptions } from "./client.js";
+export type {
+  Assignment,
+  BatchPayload,
+  Bus,
+  BusAdmin,
+  BusBatch,
+  BusConsumer,
+  BusHeaders,
+  BusProducer,
+  BusRecord,
+  ConsumerSettings,
+  MessagePayload,
+  OutgoingRecord,
+  ProduceRequest,
+  ProducerSettings,
+  RunOptions,
+  SentRecords,
+  TopicPartitionOffset,
+} from "./bus.js";
 export {
   type BatchContext,
   ConsumerLoop,
@@ -30,8 +48,10 @@ export {
   GatePublisher,
   type GatePublisherOptions,
 } from "./gate-topic.js";
-export { MemoryBroker, murmur2, partitionForKey } from "./memory.js";
+export { brokersFromEnv, createKafka, type KafkaOptions } from "./kafkajs-bus.js";
+export { MemoryBroker } from "./memory.js";
 export { type KafkaMetrics, kafkaMetrics } from "./metrics.js";
+export { murmur2, partitionForKey } from "./partitioner.js";
 export { type ProducerOptions, type PublishOptions, TesseraProducer } from "./producer.js";
 export {
   type RegisteredSchema,

@@ -1,61 +1,42 @@
 /**
- * An in-process stand-in for the part of KafkaJS that Tessera uses: topics with partitions and
- * offsets, keyed partitioning identical to Kafka's (murmur2), consumer groups with committed offsets,
- * eachBatch delivery with resolveOffset, pause/resume/seek, and the admin calls ensureTopics needs.
+ * The Bus (bus.ts) in one process: topics with partitions and offsets, keyed partitioning identical
+ * to Kafka's (murmur2), consumer groups with committed offsets, batch delivery with resolveOffset,
+ * pause/resume/seek, and the admin calls Tessera makes.
  *
- * It backs the embedded demo and unit tests; test/integration/bus-contract.test.ts runs the same
- * contract against it and a real broker. It is not a broker: one process, no durability, no
- * transactions, no rebalance protocol beyond "partitions are dealt round-robin to group members".
+ * It backs the embedded demo and unit tests; the bus contract suite runs against it and a real
+ * broker (libs/kafka/test/memory-bus.test.ts, test/integration/bus-contract.test.ts). It is not a
+ * broker: no durability, no transactions, no rebalance protocol beyond "partitions are dealt
+ * round-robin to group members".
  */
 import { EventEmitter } from "node:events";
-import type { Kafka } from "kafkajs";
+import type {
+  Assignment,
+  BatchPayload,
+  Bus,
+  BusAdmin,
+  BusBatch,
+  BusConsumer,
+  BusHeaders,
+  BusProducer,
+  BusRecord,
+  NewTopic,
+  OutgoingRecord,
+  ProduceRequest,
+  RunOptions,
+  SentRecords,
+  TopicPartitionOffset,
+  TopicPartitions,
+} from "./bus.js";
+import { UnknownTopicError } from "./errors.js";
+import { partitionForKey } from "./partitioner.js";
 
-interface StoredMessage {
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Record<string, Buffer | string | undefined>;
-  timestamp: string;
-  offset: string;
-  attributes: number;
+interface StoredMessage extends BusRecord {
+  headers: BusHeaders;
 }
 
 interface MemoryTopic {
   partitions: StoredMessage[][];
   configs: Map<string, string>;
-}
-
-/** Kafka's murmur2 (as in the Java client's and KafkaJS's default partitioners). */
-export function murmur2(data: Buffer): number {
-  const m = 0x5bd1e995;
-  let h = 0x9747b28c ^ data.length;
-  const whole = data.length & ~3;
-  for (let i = 0; i < whole; i += 4) {
-    let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-    k = Math.imul(k, m);
-    k ^= k >>> 24;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m) ^ k;
-  }
-  const rest = data.length & 3;
-  if (rest === 3) h ^= data[whole + 2]! << 16;
-  if (rest >= 2) h ^= data[whole + 1]! << 8;
-  if (rest >= 1) h = Math.imul(h ^ data[whole]!, m);
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h;
-}
-
-export const partitionForKey = (key: Buffer | string, partitions: number) =>
-  (murmur2(Buffer.isBuffer(key) ? key : Buffer.from(key)) & 0x7fffffff) % partitions;
-
-class UnknownTopicOrPartition extends Error {
-  override name = "KafkaJSProtocolError";
-  readonly type = "UNKNOWN_TOPIC_OR_PARTITION";
-  readonly retriable = true;
-  constructor(topic: string) {
-    super(`This server does not host this topic-partition (${topic})`);
-  }
 }
 
 class MemoryGroup {
@@ -101,32 +82,22 @@ export class MemoryBroker {
     return this.topics.get(topic)?.partitions.map((_, i) => i) ?? [];
   }
 
-  append(
-    topic: string,
-    message: {
-      key?: Buffer | string | null;
-      value: Buffer | string | null;
-      partition?: number;
-      headers?: object;
-      timestamp?: string;
-    },
-  ) {
+  append(topic: string, message: OutgoingRecord) {
     const t = this.topics.get(topic);
-    if (!t) throw new UnknownTopicOrPartition(topic);
+    if (!t) throw new UnknownTopicError(topic);
     const key = message.key === undefined || message.key === null ? null : Buffer.from(message.key);
     const partition =
       message.partition ??
       (key ? partitionForKey(key, t.partitions.length) : this.roundRobin++ % t.partitions.length);
     const log = t.partitions[partition];
-    if (!log) throw new UnknownTopicOrPartition(`${topic}[${partition}]`);
+    if (!log) throw new UnknownTopicError(`${topic}[${partition}]`);
     const offset = String(log.length);
     log.push({
       key,
       value: message.value === null ? null : Buffer.from(message.value),
-      headers: (message.headers ?? {}) as StoredMessage["headers"],
+      headers: message.headers ?? {},
       timestamp: message.timestamp ?? String(Date.now()),
       offset,
-      attributes: 0,
     });
     return { partition, offset };
   }
@@ -144,45 +115,23 @@ export class MemoryBroker {
     return `member-${String(this.nextMember++).padStart(6, "0")}`;
   }
 
-  /** A KafkaJS-shaped client over this broker (typed as Kafka for the code that takes one). */
-  client(): Kafka {
+  /** A bus over this broker. */
+  client(): Bus {
     return {
       producer: () => new MemoryProducer(this),
-      consumer: (config: { groupId: string }) => new MemoryConsumer(this, config.groupId),
+      consumer: (settings) => new MemoryConsumer(this, settings.groupId),
       admin: () => new MemoryAdmin(this),
-      logger: () => silentLogger,
-    } as unknown as Kafka;
+    };
   }
 }
 
-const silentLogger = {
-  info() {},
-  warn() {},
-  error() {},
-  debug() {},
-  namespace: () => silentLogger,
-  setLogLevel() {},
-};
-
-class MemoryProducer {
+class MemoryProducer implements BusProducer {
   constructor(private readonly broker: MemoryBroker) {}
   async connect() {}
   async disconnect() {}
-  on() {
-    return () => {};
-  }
-  async send(record: {
-    topic: string;
-    messages: Array<{
-      key?: Buffer | string | null;
-      value: Buffer | string | null;
-      partition?: number;
-      headers?: object;
-      timestamp?: string;
-    }>;
-  }) {
+  async send(record: ProduceRequest): Promise<SentRecords[]> {
     // Check first, so a send to a missing topic appends nothing (as a failed produce request would).
-    if (!this.broker.topics.has(record.topic)) throw new UnknownTopicOrPartition(record.topic);
+    if (!this.broker.topics.has(record.topic)) throw new UnknownTopicError(record.topic);
     const byPartition = new Map<number, string>();
     for (const message of record.messages) {
       const { partition, offset } = this.broker.append(record.topic, message);
@@ -192,54 +141,34 @@ class MemoryProducer {
     return [...byPartition].map(([partition, baseOffset]) => ({
       topicName: record.topic,
       partition,
-      errorCode: 0,
       baseOffset,
-      logAppendTime: "-1",
-      logStartOffset: "0",
     }));
   }
 }
 
-type EachBatch = (payload: {
-  batch: ReturnType<typeof batchOf>;
-  resolveOffset(offset: string): void;
-  heartbeat(): Promise<void>;
-  commitOffsetsIfNecessary(): Promise<void>;
-  uncommittedOffsets(): unknown;
-  isRunning(): boolean;
-  isStale(): boolean;
-  pause(): () => void;
-}) => Promise<void>;
-
-function batchOf(topic: string, partition: number, messages: StoredMessage[], highWatermark: string) {
+function batchOf(
+  topic: string,
+  partition: number,
+  messages: StoredMessage[],
+  highWatermark: string,
+): BusBatch {
   return {
     topic,
     partition,
     highWatermark,
     messages,
-    isEmpty: () => messages.length === 0,
     firstOffset: () => messages[0]?.offset ?? null,
     lastOffset: () => messages[messages.length - 1]?.offset ?? String(Number(highWatermark) - 1),
-    offsetLag: () =>
-      String(Number(highWatermark) - 1 - Number(messages[messages.length - 1]?.offset ?? highWatermark)),
-    offsetLagLow: () => String(Number(highWatermark) - 1 - Number(messages[0]?.offset ?? highWatermark)),
   };
 }
 
 const maxBatch = 5000;
 
-export class MemoryConsumer {
+class MemoryConsumer implements BusConsumer {
   readonly memberId: string;
   readonly topics: string[] = [];
   readonly assignment = new Map<string, Set<number>>();
-  readonly events = {
-    GROUP_JOIN: "consumer.group_join",
-    REBALANCING: "consumer.rebalancing",
-    CRASH: "consumer.crash",
-    STOP: "consumer.stop",
-    DISCONNECT: "consumer.disconnect",
-  };
-  private readonly emitter = new EventEmitter();
+  private readonly joinListeners = new Set<(assignment: Assignment) => void>();
   private fromBeginning = false;
   private running = false;
   private loop?: Promise<void>;
@@ -258,15 +187,19 @@ export class MemoryConsumer {
 
   async connect() {}
 
-  on(event: string, listener: (e: unknown) => void) {
-    this.emitter.on(event, listener);
-    return () => this.emitter.off(event, listener);
+  onGroupJoin(listener: (assignment: Assignment) => void) {
+    this.joinListeners.add(listener);
+    return () => this.joinListeners.delete(listener);
   }
 
-  async subscribe(options: { topics?: string[]; topic?: string; fromBeginning?: boolean }) {
-    const topics = options.topics ?? (options.topic ? [options.topic] : []);
-    for (const topic of topics) {
-      if (!this.broker.topics.has(topic)) throw new UnknownTopicOrPartition(topic);
+  /** Nothing here crashes on its own (no network): a handler's error rejects its run instead. */
+  onCrash() {
+    return () => {};
+  }
+
+  async subscribe(options: { topics: string[]; fromBeginning?: boolean }) {
+    for (const topic of options.topics) {
+      if (!this.broker.topics.has(topic)) throw new UnknownTopicError(topic);
       if (!this.topics.includes(topic)) this.topics.push(topic);
     }
     this.fromBeginning = options.fromBeginning ?? false;
@@ -283,52 +216,40 @@ export class MemoryConsumer {
 
   joined() {
     this.positions.clear();
-    const memberAssignment = Object.fromEntries(
+    const assignment: Assignment = Object.fromEntries(
       [...this.assignment].map(([t, ps]) => [t, [...ps].sort((a, b) => a - b)]),
     );
-    this.emitter.emit(this.events.GROUP_JOIN, {
-      type: this.events.GROUP_JOIN,
-      payload: { memberAssignment, groupId: this.groupId },
-    });
+    for (const listener of this.joinListeners) listener(assignment);
   }
 
-  async run(options: {
-    eachBatch?: EachBatch;
-    eachMessage?: (p: { topic: string; partition: number; message: StoredMessage }) => Promise<void>;
-    autoCommit?: boolean;
-    eachBatchAutoResolve?: boolean;
-  }) {
+  async run(options: RunOptions) {
     const group = this.broker.group(this.groupId);
-    this.emitter.emit(this.events.REBALANCING, {
-      type: this.events.REBALANCING,
-      payload: { groupId: this.groupId },
-    });
     group.members.push(this);
     group.rebalance();
     this.running = true;
     this.loop = this.poll(group, options);
   }
 
-  pause(topics: Array<{ topic: string; partitions?: number[] }>) {
+  pause(topics: TopicPartitions[]) {
     for (const { topic, partitions } of topics) {
       for (const p of partitions ?? this.broker.partitionsOf(topic)) this.paused.add(`${topic}:${p}`);
     }
   }
 
-  resume(topics: Array<{ topic: string; partitions?: number[] }>) {
+  resume(topics: TopicPartitions[]) {
     for (const { topic, partitions } of topics) {
       for (const p of partitions ?? this.broker.partitionsOf(topic)) this.paused.delete(`${topic}:${p}`);
     }
     this.broker.appended.emit("append");
   }
 
-  seek({ topic, partition, offset }: { topic: string; partition: number; offset: string }) {
+  seek({ topic, partition, offset }: TopicPartitionOffset) {
     this.positions.set(`${topic}:${partition}`, Number(offset));
     this.sought.add(`${topic}:${partition}`);
     this.broker.appended.emit("append");
   }
 
-  async commitOffsets(offsets: Array<{ topic: string; partition: number; offset: string }>) {
+  async commitOffsets(offsets: TopicPartitionOffset[]) {
     const group = this.broker.group(this.groupId);
     for (const o of offsets) group.committed.set(`${o.topic}:${o.partition}`, o.offset);
   }
@@ -347,7 +268,6 @@ export class MemoryConsumer {
       group.members.splice(index, 1);
       group.rebalance();
     }
-    this.emitter.emit(this.events.DISCONNECT, { type: this.events.DISCONNECT });
   }
 
   private position(group: MemoryGroup, topic: string, partition: number): number {
@@ -362,7 +282,7 @@ export class MemoryConsumer {
     return position;
   }
 
-  private async poll(group: MemoryGroup, options: Parameters<MemoryConsumer["run"]>[0]) {
+  private async poll(group: MemoryGroup, options: RunOptions) {
     while (this.running) {
       let delivered = false;
       for (const [topic, partitions] of this.assignment) {
@@ -398,7 +318,7 @@ export class MemoryConsumer {
     partition: number,
     messages: StoredMessage[],
     highWatermark: string,
-    options: Parameters<MemoryConsumer["run"]>[0],
+    options: RunOptions,
   ) {
     const key = `${topic}:${partition}`;
     this.sought.delete(key);
@@ -410,19 +330,15 @@ export class MemoryConsumer {
       if ((options.autoCommit ?? true) && resolved !== undefined) group.committed.set(key, String(resolved));
     };
     if (options.eachBatch) {
-      await options.eachBatch({
+      const payload: BatchPayload = {
         batch: batchOf(topic, partition, messages, highWatermark),
         resolveOffset: resolve,
         heartbeat: async () => {},
         commitOffsetsIfNecessary: commit,
-        uncommittedOffsets: () => ({ topics: [] }),
         isRunning: () => this.running,
         isStale: () => this.sought.has(key),
-        pause: () => {
-          this.pause([{ topic, partitions: [partition] }]);
-          return () => this.resume([{ topic, partitions: [partition] }]);
-        },
-      });
+      };
+      await options.eachBatch(payload);
       if (options.eachBatchAutoResolve ?? true) resolve(messages[messages.length - 1]!.offset);
     } else if (options.eachMessage) {
       for (const message of messages) {
@@ -437,7 +353,7 @@ export class MemoryConsumer {
   }
 }
 
-class MemoryAdmin {
+class MemoryAdmin implements BusAdmin {
   constructor(private readonly broker: MemoryBroker) {}
   async connect() {}
   async disconnect() {}
@@ -446,13 +362,7 @@ class MemoryAdmin {
     return [...this.broker.topics.keys()];
   }
 
-  async createTopics(options: {
-    topics: Array<{
-      topic: string;
-      numPartitions?: number;
-      configEntries?: Array<{ name: string; value: string }>;
-    }>;
-  }) {
+  async createTopics(options: { topics: NewTopic[] }) {
     let created = false;
     for (const spec of options.topics) {
       const configs = Object.fromEntries((spec.configEntries ?? []).map((e) => [e.name, e.value]));
@@ -468,27 +378,21 @@ class MemoryAdmin {
   async createPartitions(options: { topicPartitions: Array<{ topic: string; count: number }> }) {
     for (const { topic, count } of options.topicPartitions) {
       const t = this.broker.topics.get(topic);
-      if (!t) throw new UnknownTopicOrPartition(topic);
+      if (!t) throw new UnknownTopicError(topic);
       while (t.partitions.length < count) t.partitions.push([]);
     }
     return true;
   }
 
-  async fetchTopicMetadata(options: { topics?: string[] } = {}) {
-    const names = options.topics ?? [...this.broker.topics.keys()];
+  async fetchTopicMetadata(options: { topics: string[] }) {
     return {
-      topics: names.map((name) => {
-        if (!this.broker.topics.has(name)) throw new UnknownTopicOrPartition(name);
+      topics: options.topics.map((name) => {
+        if (!this.broker.topics.has(name)) throw new UnknownTopicError(name);
         return {
           name,
-          partitions: this.broker.partitionsOf(name).map((partitionId) => ({
-            partitionErrorCode: 0,
-            partitionId,
-            leader: 0,
-            replicas: [0],
-            isr: [0],
-            offlineReplicas: [],
-          })),
+          partitions: this.broker
+            .partitionsOf(name)
+            .map((partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0] })),
         };
       }),
     };
@@ -496,10 +400,9 @@ class MemoryAdmin {
 
   async fetchTopicOffsets(topic: string) {
     const t = this.broker.topics.get(topic);
-    if (!t) throw new UnknownTopicOrPartition(topic);
+    if (!t) throw new UnknownTopicError(topic);
     return t.partitions.map((log, partition) => ({
       partition,
-      offset: String(log.length),
       high: String(log.length),
       low: "0",
     }));
@@ -512,45 +415,30 @@ class MemoryAdmin {
       partitions: this.broker.partitionsOf(topic).map((partition) => ({
         partition,
         offset: group.committed.get(`${topic}:${partition}`) ?? "-1",
-        metadata: null,
       })),
     }));
   }
 
-  async describeConfigs(options: { resources: Array<{ type: number; name: string }> }) {
-    return {
-      resources: options.resources.map((r) => ({
-        resourceType: r.type,
-        resourceName: r.name,
-        errorCode: 0,
-        errorMessage: null,
-        configEntries: [...(this.broker.topics.get(r.name)?.configs ?? new Map())].map(
-          ([configName, configValue]) => ({
-            configName,
-            configValue,
-            isDefault: false,
-            isSensitive: false,
-            readOnly: false,
-            configSynonyms: [],
-          }),
-        ),
-      })),
-      throttleTime: 0,
-    };
+  async deleteGroups(groupIds: string[]) {
+    for (const groupId of groupIds) this.broker.groups.delete(groupId);
   }
 
-  async alterConfigs(options: {
-    resources: Array<{ name: string; configEntries: Array<{ name: string; value: string }> }>;
-  }) {
-    for (const r of options.resources) {
-      const t = this.broker.topics.get(r.name);
-      if (!t) throw new UnknownTopicOrPartition(r.name);
-      t.configs = new Map(r.configEntries.map((e) => [e.name, e.value]));
+  async describeTopicConfigs(topics: string[]) {
+    return topics.map((resourceName) => ({
+      resourceName,
+      configEntries: [...(this.broker.topics.get(resourceName)?.configs ?? new Map<string, string>())].map(
+        ([configName, configValue]) => ({ configName, configValue }),
+      ),
+    }));
+  }
+
+  async alterTopicConfigs(
+    changes: Array<{ topic: string; configEntries: Array<{ name: string; value: string }> }>,
+  ) {
+    for (const change of changes) {
+      const t = this.broker.topics.get(change.topic);
+      if (!t) throw new UnknownTopicError(change.topic);
+      t.configs = new Map(change.configEntries.map((e) => [e.name, e.value]));
     }
-    return { resources: [], throttleTime: 0 };
-  }
-
-  async describeCluster() {
-    return { brokers: [{ nodeId: 0, host: "memory", port: 0 }], controller: 0, clusterId: "memory" };
   }
 }

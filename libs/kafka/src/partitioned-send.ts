@@ -12,8 +12,8 @@
  * Java client and KafkaJS's DefaultPartitioner), records without a key go round-robin, and a record
  * with an explicit partition keeps it.
  */
-import type { Admin, Message, Producer, RecordMetadata } from "kafkajs";
-import { partitionForKey } from "./memory.js";
+import type { BusAdmin, BusProducer, OutgoingRecord, SentRecords } from "./bus.js";
+import { partitionForKey } from "./partitioner.js";
 
 /** How long a topic's partition count is trusted before it is asked again (partitions can be added). */
 const PARTITIONS_MAX_AGE_MS = 30_000;
@@ -23,14 +23,14 @@ export class PartitionedSender {
   private roundRobin = 0;
 
   constructor(
-    private readonly producer: Producer,
-    private readonly admin: Admin,
+    private readonly producer: BusProducer,
+    private readonly admin: BusAdmin,
   ) {}
 
-  async send(topic: string, messages: Message[]): Promise<RecordMetadata[]> {
+  async send(topic: string, messages: OutgoingRecord[]): Promise<SentRecords[]> {
     if (messages.length === 0) return [];
     const count = await this.partitionCount(topic);
-    const byPartition = new Map<number, Message[]>();
+    const byPartition = new Map<number, OutgoingRecord[]>();
     for (const message of messages) {
       const partition =
         message.partition ??
@@ -50,7 +50,7 @@ export class PartitionedSender {
       this.partitions.delete(topic); // the count may have changed: ask again next time
       throw (failed as PromiseRejectedResult).reason;
     }
-    return results.flatMap((r) => (r as PromiseFulfilledResult<RecordMetadata[]>).value);
+    return results.flatMap((r) => (r as PromiseFulfilledResult<SentRecords[]>).value);
   }
 
   private partitionCount(topic: string): Promise<number> {

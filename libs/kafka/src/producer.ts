@@ -5,22 +5,22 @@
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { injectTraceHeaders, tracingEnabled } from "@tessera/runtime/tracing";
 import type avro from "avsc";
-import type { Admin, IHeaders, Kafka, Producer, RecordMetadata } from "kafkajs";
 import type { Registry } from "prom-client";
-import { createKafka, type KafkaOptions } from "./client.js";
+import type { Bus, BusAdmin, BusHeaders, BusProducer, SentRecords } from "./bus.js";
 import {
   BrokerUnavailableError,
   SchemaValidationError,
   TesseraKafkaError,
   UnknownTopicError,
 } from "./errors.js";
+import { createKafka, type KafkaOptions } from "./kafkajs-bus.js";
 import { kafkaMetrics } from "./metrics.js";
 import { PartitionedSender } from "./partitioned-send.js";
 import { type RegisteredSchema, SchemaRegistry, valueSubject } from "./serde.js";
 import { avroProblems, parseAvroSchema } from "./validate.js";
 
 export interface ProducerOptions extends KafkaOptions {
-  kafka?: Kafka;
+  kafka?: Bus;
   /** Defaults to SCHEMA_REGISTRY_URL. */
   registry?: SchemaRegistry;
   /**
@@ -33,7 +33,7 @@ export interface ProducerOptions extends KafkaOptions {
 
 export interface PublishOptions {
   key?: string | Buffer | null;
-  headers?: IHeaders;
+  headers?: BusHeaders;
   partition?: number;
 }
 
@@ -47,9 +47,9 @@ const tracer = trace.getTracer("tessera.kafka");
 
 /** `Events` maps topic names to their event types, so `publish` checks the event at compile time too. */
 export class TesseraProducer<Events extends Record<string, object> = Record<string, object>> {
-  private readonly kafka: Kafka;
-  private readonly producer: Producer;
-  private readonly admin: Admin;
+  private readonly kafka: Bus;
+  private readonly producer: BusProducer;
+  private readonly admin: BusAdmin;
   private readonly registry: SchemaRegistry;
   private readonly ownsRegistry: boolean;
   private readonly bindings = new Map<string, Promise<TopicBinding>>();
@@ -84,7 +84,7 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
     topic: T,
     event: Events[T],
     options: PublishOptions = {},
-  ): Promise<RecordMetadata> {
+  ): Promise<SentRecords> {
     const [metadata] = await this.publishBatch(topic, [{ value: event, ...options }]);
     return metadata!;
   }
@@ -98,7 +98,7 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
   async publishBatch<T extends keyof Events & string>(
     topic: T,
     events: Array<{ value: Events[T] } & PublishOptions>,
-  ): Promise<RecordMetadata[]> {
+  ): Promise<SentRecords[]> {
     // One PRODUCER span per batch, its context in every record's headers (W3C traceparent), so a
     // consumer continues the trace. No span at all unless a tracer provider is registered.
     const span = tracingEnabled()

@@ -1,25 +1,25 @@
-import type { Admin, Message, Producer } from "kafkajs";
 import { describe, expect, it } from "vitest";
-import { partitionForKey } from "../src/memory.js";
+import type { BusAdmin, BusProducer, OutgoingRecord } from "../src/bus.js";
 import { PartitionedSender } from "../src/partitioned-send.js";
+import { partitionForKey } from "../src/partitioner.js";
 
 /** A producer that records each send, and an admin that reports `partitions` partitions. */
 function fakes(partitions: number, fail?: number) {
-  const sends: { topic: string; messages: Message[] }[] = [];
+  const sends: { topic: string; messages: OutgoingRecord[] }[] = [];
   const producer = {
-    send: async ({ topic, messages }: { topic: string; messages: Message[] }) => {
+    send: async ({ topic, messages }: { topic: string; messages: OutgoingRecord[] }) => {
       sends.push({ topic, messages });
       if (messages[0]!.partition === fail) throw new Error("leader gone");
       return [{ topicName: topic, partition: messages[0]!.partition!, errorCode: 0, baseOffset: "0" }];
     },
-  } as unknown as Producer;
+  } as unknown as BusProducer;
   let asked = 0;
   const admin = {
     fetchTopicMetadata: async () => {
       asked++;
       return { topics: [{ partitions: Array.from({ length: partitions }, (_, i) => ({ partitionId: i })) }] };
     },
-  } as unknown as Admin;
+  } as unknown as BusAdmin;
   return { sends, producer, admin, asked: () => asked };
 }
 

@@ -50,7 +50,7 @@ describe("loadDefinitions: one loader for the processor, the feature server and 
       "bad.json",
       JSON.stringify({ ...spec, views: [{ ...spec.views[0], source: "nowhere" }] }),
     );
-    const error = await loadDefinitions(bad).catch((e: unknown) => e as DefinitionsLoadError);
+    const error = (await loadDefinitions(bad).catch((e: unknown) => e)) as DefinitionsLoadError;
     expect(error).toBeInstanceOf(DefinitionsLoadError);
     expect(error.problem).toBe("invalid");
     expect(error.message).toMatch(/bad\.json: invalid definitions\n {2}views\[0\]\.source: /);

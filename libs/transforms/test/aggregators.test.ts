@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Aggregator, createAggregator, OPS, type Op } from "../src/index.js";
+import { type Aggregator, createAggregator, OPS, type Op, type OpState } from "../src/index.js";
 
 interface Item {
   value: unknown;
@@ -18,13 +18,13 @@ function itemsFor(op: Op) {
   return fc.array(fc.record({ value, ts: fc.integer({ min: 0, max: 50 }) }), { maxLength: 25 });
 }
 
-function build(agg: Aggregator, items: Item[]) {
+function build(agg: Aggregator<OpState>, items: Item[]) {
   let state = agg.init();
   for (const item of items) state = agg.add(state, item.value, item.ts, item.seq);
   return state;
 }
 
-const roundTrip = (agg: Aggregator, state: unknown) => agg.deserialize(agg.serialize(state));
+const roundTrip = (agg: Aggregator<OpState>, state: OpState) => agg.deserialize(agg.serialize(state));
 
 describe.each(OPS)("%s is a commutative monoid with binary state", (op) => {
   const agg = createAggregator(op, params);

@@ -121,7 +121,7 @@ describe("tile state encoding", { timeout: 120_000 }, () => {
       ],
       60,
     );
-    const [{ state: bytes }] = state.takeDirty() as [{ state: Uint8Array }];
+    const bytes = state.takeDirty()[0]!.state;
     const reader = new TileReader(runtime.layout);
     expect(() => reader.load(bytes)).not.toThrow();
     fc.assert(
@@ -175,7 +175,7 @@ views:
         { offset: i, now },
       );
     }
-    const [{ state: bytes }] = state.takeDirty() as [{ state: Uint8Array }];
+    const bytes = state.takeDirty()[0]!.state;
     // The per-field layout held 6,216 B per entity for this load (issue 15).
     expect(bytes.length).toBeLessThanOrEqual(6216 / 3);
   });

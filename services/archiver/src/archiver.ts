@@ -11,6 +11,11 @@
  * event time) go to the dead-letter topic with a reason before the offset covering them is committed.
  */
 import {
+  type Bus,
+  type BusBatch,
+  type BusConsumer,
+  type BusProducer,
+  type BusRecord,
   ConsumerLoop,
   createKafka,
   type DeadLetter,
@@ -22,7 +27,6 @@ import {
 } from "@tessera/kafka";
 import { createLogger, type Logger, type OpsServer, startOpsServer } from "@tessera/runtime";
 import { parseTimestamp } from "@tessera/transforms";
-import type { Batch, Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { arrowFieldsOf, type MappedField } from "./avro-arrow.js";
 import type { ArchiverConfig } from "./config.js";
@@ -39,7 +43,7 @@ import {
 } from "./files.js";
 
 export interface ArchiverDeps {
-  kafka?: Kafka;
+  kafka?: Bus;
   registry?: SchemaRegistry;
   metricsRegistry?: Registry;
   logger?: Logger;
@@ -140,7 +144,7 @@ export async function startArchiver(
   const registry = deps.registry ?? new SchemaRegistry();
   const metricsRegistry = deps.metricsRegistry ?? new Registry();
   const metrics = new Metrics([metricsRegistry]);
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer: BusProducer = kafka.producer({ allowAutoTopicCreation: false });
   const admin = kafka.admin();
   await Promise.all([producer.connect(), admin.connect()]);
   const deadLetters = new DeadLetterPublisher({
@@ -248,7 +252,7 @@ export async function startArchiver(
    */
   async function roll(
     state: Pending,
-    consumer: Consumer,
+    consumer: BusConsumer,
     how: "due" | "forced" | "past-end" = "due",
   ): Promise<void> {
     if (state.first === undefined) return;
@@ -345,7 +349,7 @@ export async function startArchiver(
   async function decode(
     topic: string,
     partition: number,
-    message: KafkaMessage,
+    message: BusRecord,
   ): Promise<{ row: ArchivedRow; schema: Schema } | DeadLetter> {
     const source = { topic, partition, message };
     const id = schemaIdOf(message.value);
@@ -386,7 +390,7 @@ export async function startArchiver(
     };
   }
 
-  async function handleBatch(batch: Batch, consumer: Consumer): Promise<void> {
+  async function handleBatch(batch: BusBatch, consumer: BusConsumer): Promise<void> {
     const state = await pendingOf(batch.topic, batch.partition);
     let letters: DeadLetter[] = [];
     const flushLetters = async () => {
@@ -442,10 +446,9 @@ export async function startArchiver(
     handleBatch: (batch) => exclusive(() => handleBatch(batch, loop.consumer)),
     onError: (error, info) => logger.error({ err: error, ...info }, "batch failed"),
   });
-  loop.consumer.on(loop.consumer.events.GROUP_JOIN, (event) => {
+  loop.consumer.onGroupJoin((assignment) => {
     joined = true;
     topicInfoWritten.clear(); // a rebalance may follow added partitions
-    const assignment = event.payload.memberAssignment as Record<string, number[]>;
     assigned = Object.values(assignment).reduce((n, ps) => n + ps.length, 0);
     // Forget revoked partitions: their new owner replays them from the committed offset.
     void exclusive(async () => {
@@ -466,7 +469,7 @@ export async function startArchiver(
     }).catch((error) => logger.warn({ err: error }, "could not prune committed roll claims"));
     logger.info({ assignment }, "partitions assigned");
   });
-  loop.consumer.on(loop.consumer.events.CRASH, () => {
+  loop.consumer.onCrash(() => {
     joined = false;
   });
 

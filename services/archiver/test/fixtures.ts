@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
+  type Bus,
   createKafka,
   ensureTopics,
   type PaymentTransactionRecord,
@@ -10,7 +11,6 @@ import {
   tesseraTopics,
   valueSubject,
 } from "@tessera/kafka";
-import type { Kafka } from "kafkajs";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const paymentSchema = JSON.parse(
@@ -44,7 +44,7 @@ export function payments(
 }
 
 export interface Source {
-  kafka: Kafka;
+  kafka: Bus;
   registry: SchemaRegistry;
   topic: string;
   schemaId: number;
@@ -98,7 +98,7 @@ export async function paymentSource(
 
 /** Every record of a topic (from the beginning), by partition and offset. */
 export async function topicContents(
-  kafka: Kafka,
+  kafka: Bus,
   topic: string,
 ): Promise<{ partition: number; offset: number; value: Buffer | null }[]> {
   const admin = kafka.admin();

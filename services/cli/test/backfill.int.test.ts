@@ -144,7 +144,7 @@ describe("backfill then stream", () => {
       { topic: `${source.topic}.dlt`, partitions: 1 },
       { topic: `${source.topic}.features`, partitions: 1 },
     ]);
-    const definitions = { sources: [], views: [view] };
+    const definitions = { sources: [], views: [view], models: [], slos: [] };
     const processor = await startProcessor(config, { definitions });
     cleanup.push(() => processor.stop());
 

@@ -5,6 +5,7 @@
  */
 import { readFile } from "node:fs/promises";
 import {
+  type Bus,
   createKafka,
   DeadLetterPublisher,
   type DriftAlertRecord,
@@ -19,7 +20,6 @@ import { ConfigError, createLogger, type Logger, loadDefinitions, opsRoutes } fr
 import type { ReferenceProfile } from "@tessera/stats";
 import { DEFAULT_GATE_OPTIONS, type Definitions } from "@tessera/transforms";
 import Fastify from "fastify";
-import type { Kafka } from "kafkajs";
 import { Registry } from "prom-client";
 import { AlertDispatcher, type AlertSink, driftAlertSchema, KafkaAlertSink, WebhookSink } from "./alerts.js";
 import type { DriftWorkerConfig } from "./config.js";
@@ -54,7 +54,7 @@ export interface DriftWorkerDeps {
   profile?: ReferenceProfile;
   /** "kafka" (default) consumes the topics; "push" takes records through handle.ingest only. */
   input?: "kafka" | "push";
-  kafka?: Kafka;
+  kafka?: Bus;
   registry?: SchemaRegistry;
   /** Alerts to the alert topic (default true with Kafka input). */
   publishAlerts?: boolean;

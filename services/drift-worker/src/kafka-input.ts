@@ -5,6 +5,9 @@
  * this group and of the configured upstream groups is polled for the freshness checks.
  */
 import {
+  type Bus,
+  type BusAdmin,
+  type BusBatch,
   ConsumerLoop,
   type DeadLetter,
   type DeadLetterPublisher,
@@ -15,7 +18,6 @@ import {
 } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import { spanContextFromHeaders } from "@tessera/runtime/tracing";
-import type { Admin, Batch, Kafka } from "kafkajs";
 import type { Registry } from "prom-client";
 import type { DriftWorkerConfig } from "./config.js";
 import { AvroDecoder } from "./decode.js";
@@ -23,7 +25,7 @@ import type { DriftMonitor, LagReading } from "./monitor.js";
 import { RecordError, toFeatureUpdate, toLabel, toPrediction } from "./records.js";
 
 export interface KafkaInputOptions {
-  kafka: Kafka;
+  kafka: Bus;
   registry: SchemaRegistry;
   deadLetters: DeadLetterPublisher;
   config: DriftWorkerConfig;
@@ -52,7 +54,7 @@ function registryUnavailable(error: unknown): boolean {
 export class KafkaInput {
   readonly loop: ConsumerLoop;
   private readonly decoder: AvroDecoder;
-  private admin?: Admin;
+  private admin?: BusAdmin;
   private joined = false;
   private stopped = false;
   private readonly positions = new Map<string, Map<number, number>>();
@@ -75,7 +77,7 @@ export class KafkaInput {
       handleBatch: (batch) => this.handleBatch(batch),
       onError: (error, info) => options.logger.warn({ err: error, ...info }, "batch failed"),
     });
-    this.loop.consumer.on(this.loop.consumer.events.GROUP_JOIN, () => {
+    this.loop.consumer.onGroupJoin(() => {
       this.joined = true;
     });
     this.loop.done.catch((error) => {
@@ -126,7 +128,7 @@ export class KafkaInput {
     if (offsets.length > 0 && !this.stopped) await this.loop.consumer.commitOffsets(offsets);
   }
 
-  private async handleBatch(batch: Batch): Promise<void> {
+  private async handleBatch(batch: BusBatch): Promise<void> {
     const { topics } = this.options.config;
     const good: Array<() => void> = [];
     const bad: DeadLetter[] = [];

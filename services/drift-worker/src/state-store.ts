@@ -8,15 +8,14 @@
  * nothing can be skipped.
  */
 import { randomUUID } from "node:crypto";
-import { ensureTopics } from "@tessera/kafka";
+import { type Bus, type BusProducer, ensureTopics, type OutgoingRecord } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
-import { CompressionTypes, type Kafka, type Message, type Producer } from "kafkajs";
 
 /** part → id → value: what the worker saves and gets back. */
 export type StateSnapshot = Map<string, Map<string, unknown>>;
 
 export interface StateStoreOptions {
-  kafka: Kafka;
+  kafka: Bus;
   topic: string;
   /** The worker's consumer group: it names the worker's records on the topic. */
   groupId: string;
@@ -31,7 +30,7 @@ const BATCH_BYTES = 512 * 1024;
 const META = ["meta", "saved"] as const;
 
 export class KafkaStateStore {
-  private producer?: Producer;
+  private producer?: BusProducer;
   /** key → the value last written (JSON), to write only what changed. */
   private readonly written = new Map<string, string>();
 
@@ -67,7 +66,7 @@ export class KafkaStateStore {
         const consumer = kafka.consumer({ groupId: readerGroup });
         try {
           await consumer.connect();
-          await consumer.subscribe({ topic, fromBeginning: true });
+          await consumer.subscribe({ topics: [topic], fromBeginning: true });
           await new Promise<void>((resolve, reject) => {
             const timer = setTimeout(
               () => reject(new Error(`state topic ${topic}: not read to its end within the timeout`)),
@@ -91,10 +90,8 @@ export class KafkaStateStore {
           });
         } finally {
           await consumer.disconnect().catch(() => {});
-          // Not every bus has deleteGroups (the in-memory one): the group is only tidied away.
-          await Promise.resolve()
-            .then(() => admin.deleteGroups([readerGroup]))
-            .catch(() => {});
+          // The group is only tidied away: a failure here loses nothing.
+          await admin.deleteGroups([readerGroup]).catch(() => {});
         }
       }
     } finally {
@@ -156,14 +153,14 @@ export class KafkaStateStore {
       if (key !== meta && !next.has(key)) changes.push({ key, value: null });
     if (changes.length === 0) return 0;
     changes.push({ key: meta, value: JSON.stringify({ at: now }) });
-    let batch: Message[] = [];
+    let batch: OutgoingRecord[] = [];
     let bytes = 0;
     const send = async () => {
       await this.producer!.send({
         topic: this.options.topic,
         messages: batch,
         acks: -1,
-        compression: CompressionTypes.GZIP,
+        compression: "gzip",
       });
       batch = [];
       bytes = 0;

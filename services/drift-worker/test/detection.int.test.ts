@@ -7,13 +7,14 @@
  */
 import { readFileSync } from "node:fs";
 import {
+  type Bus,
+  type BusConsumer,
   createKafka,
   type DriftAlertRecord,
   ensureTopics,
   SchemaRegistry,
   TesseraProducer,
 } from "@tessera/kafka";
-import type { Consumer, Kafka } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
 import { type DriftStatus, defaultConfig, startDriftWorker } from "../src/index.js";
@@ -43,11 +44,11 @@ describe("drift worker on Kafka + schema registry", () => {
     alerts: uniqueName("alerts"),
     deadLetter: uniqueName("dead-letter"),
   };
-  let kafka: Kafka;
+  let kafka: Bus;
   let registry: SchemaRegistry;
   let producer: TesseraProducer;
   let worker: Awaited<ReturnType<typeof startDriftWorker>>;
-  const consumers: Consumer[] = [];
+  const consumers: BusConsumer[] = [];
   const alerts: DriftAlertRecord[] = [];
   const deadLetters: Array<Record<string, unknown>> = [];
 
@@ -92,7 +93,7 @@ describe("drift worker on Kafka + schema registry", () => {
     ] as const) {
       const consumer = kafka.consumer({ groupId: uniqueName("reader") });
       await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const deserializer = registry.avroDeserializer();
       await consumer.run({
         eachMessage: async ({ message }) => {

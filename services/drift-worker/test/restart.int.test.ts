@@ -15,13 +15,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  type BusConsumer,
   createKafka,
   type DriftAlertRecord,
   ensureTopics,
   SchemaRegistry,
   TesseraProducer,
 } from "@tessera/kafka";
-import type { Consumer } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kafkaBrokers, services, uniqueName } from "../../../test/support/index.js";
 import type { DriftStatus } from "../src/index.js";
@@ -68,7 +68,7 @@ describe("drift-worker restart during an open incident", () => {
   let child: ChildProcess | undefined;
   let stderr = "";
   let webhook: Server;
-  let alertReader: Consumer;
+  let alertReader: BusConsumer;
   let producer: TesseraProducer;
   let registry: SchemaRegistry;
   const posted: Posted[] = [];
@@ -113,7 +113,7 @@ describe("drift-worker restart during an open incident", () => {
     });
     alertReader = kafka.consumer({ groupId: uniqueName("alert-reader") });
     await alertReader.connect();
-    await alertReader.subscribe({ topic: topics.alerts, fromBeginning: true });
+    await alertReader.subscribe({ topics: [topics.alerts], fromBeginning: true });
     const deserializer = registry.avroDeserializer();
     await alertReader.run({
       eachMessage: async ({ message }) => {
@@ -277,12 +277,11 @@ describe("drift-worker restart during an open incident", () => {
     // The worker created its state topic compacted.
     const admin = createKafka({ brokers: kafkaBrokers() }).admin();
     await admin.connect();
-    const described = await admin.describeConfigs({
-      includeSynonyms: false,
-      resources: [{ type: 2 /* TOPIC */, name: topics.state, configNames: ["cleanup.policy"] }],
-    });
+    const described = await admin.describeTopicConfigs([topics.state]);
     await admin.disconnect();
-    expect(described.resources[0]!.configEntries[0]!.configValue).toBe("compact");
+    expect(described[0]!.configEntries.find((e) => e.configName === "cleanup.policy")?.configValue).toBe(
+      "compact",
+    );
 
     child!.kill("SIGTERM");
     const [code] = await once(child!, "exit");

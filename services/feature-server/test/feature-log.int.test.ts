@@ -64,7 +64,7 @@ describe("served-features topic", () => {
     const registry = new SchemaRegistry();
     const records: Record<string, unknown>[] = [];
     await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
     const done = new Promise<void>((resolve) => {
       void consumer.run({
         eachMessage: async ({ message }) => {

@@ -4,10 +4,9 @@
  * then FeatureUpdates (in the background, still after the write), then the Kafka commit. Each step
  * keeps its input until it succeeds, so a retried batch (same records, now skipped) finishes it.
  */
-import { type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
+import { type BusConsumer, type BusProducer, type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import type { OnlineStore } from "@tessera/stores";
-import type { Consumer, Producer } from "kafkajs";
 import { avroFeatureValue, type FeatureUpdateEncoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
@@ -50,7 +49,7 @@ export class UpdatePublisher {
   private failure: unknown;
 
   constructor(
-    private readonly producer: Producer,
+    private readonly producer: BusProducer,
     private readonly topic: string,
     private readonly maxBacklog = 100_000,
   ) {}
@@ -99,7 +98,7 @@ export class UpdatePublisher {
 export interface FlushOptions {
   tracing: FlushTracing;
   store: OnlineStore;
-  consumer: Consumer;
+  consumer: BusConsumer;
   deadLetters: DeadLetterPublisher;
   /** Absent when FeatureUpdates are off. */
   updates?: { publisher: UpdatePublisher; encoder: FeatureUpdateEncoder };

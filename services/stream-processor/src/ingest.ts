@@ -3,10 +3,9 @@
  * load the entities the partition does not hold from the store, apply in log order. Nothing is
  * written here; flush.ts does that.
  */
-import { deadLetterOf } from "@tessera/kafka";
+import { type BusRecord, deadLetterOf } from "@tessera/kafka";
 import type { OnlineStore } from "@tessera/stores";
 import type { PreparedEvent, Row, View } from "@tessera/transforms";
-import type { KafkaMessage } from "kafkajs";
 import type { DeadReason, EventDecoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
@@ -38,7 +37,7 @@ export class Ingest {
   }
 
   /** Decodes, judges and applies one slice of a batch to the partition's state (no store write). */
-  async run(part: PartitionState, messages: KafkaMessage[]): Promise<void> {
+  async run(part: PartitionState, messages: BusRecord[]): Promise<void> {
     const { decoder, store, metrics } = this.options;
     const { topic, partition, views } = part;
     const fresh = messages.filter((m) => Number(m.offset) > part.applied);
@@ -52,7 +51,7 @@ export class Ingest {
     );
     part.clock = Math.max(part.clock, this.options.now());
     const clock = part.clock;
-    const dead = (message: KafkaMessage, refusal: Refusal) => {
+    const dead = (message: BusRecord, refusal: Refusal) => {
       part.deadLetters.push(deadLetterOf({ topic, partition, message }, refusal.reason, refusal.detail));
       metrics.deadLettered.inc({ topic, reason: refusal.reason });
     };

@@ -9,10 +9,14 @@
  * The path an event takes, one module each: ingest.ts (decode, judge, load, apply), partition.ts
  * (what a partition's owner holds), flush.ts (dead letters, fenced write, FeatureUpdates, commit).
  * kafkajs has no revocation callback, so nothing un-flushed outlives a batch handler: every handler
- * ends with a flush, and a rebalance (GROUP_JOIN) drops all in-memory state, to be reloaded.
+ * ends with a flush, and a rebalance (onGroupJoin) drops all in-memory state, to be reloaded.
  */
 import {
   type BatchContext,
+  type Bus,
+  type BusBatch,
+  type BusConsumer,
+  type BusProducer,
   ConsumerLoop,
   createKafka,
   DeadLetterPublisher,
@@ -21,7 +25,6 @@ import {
 import { createLogger, type Logger, loadDefinitions, type Readiness, startOpsServer } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, StoreFencedError } from "@tessera/stores";
 import { type Definitions, type View, viewRuntime } from "@tessera/transforms";
-import type { Batch, Consumer, Kafka, Producer } from "kafkajs";
 import { Registry } from "prom-client";
 import { EventDecoder, FeatureUpdateEncoder, requiredColumns } from "./codec.js";
 import { type ProcessorConfig, storeConfig } from "./config.js";
@@ -36,7 +39,7 @@ export interface ProcessorDeps {
   /** Default: the store the config names. */
   store?: OnlineStore;
   /** Default: a client for config.kafka.brokers. */
-  kafka?: Kafka;
+  kafka?: Bus;
   /** Default: config.kafka.schemaRegistryUrl. */
   registry?: SchemaRegistry;
   /** Default: loaded from config.definitions. */
@@ -108,7 +111,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   const kafka = deps.kafka ?? createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId });
   const registry = deps.registry ?? new SchemaRegistry(config.kafka.schemaRegistryUrl);
   const ownsRegistry = deps.registry === undefined;
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  const producer: BusProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   const admin = kafka.admin();
   const deadLetters = new DeadLetterPublisher({
     producer,
@@ -174,7 +177,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       logger[info.willRetry ? "warn" : "error"]({ err: error, attempt: info.attempt }, "batch failed"),
     handleBatch: (batch, context) => handleBatch(batch, context),
   });
-  const consumer: Consumer = loop.consumer;
+  const consumer: BusConsumer = loop.consumer;
   const tracing = new FlushTracing(groupId);
   const ingest = new Ingest(
     { decoder, tracing, store, metrics, now, maxEntityKeyLength: config.maxEntityKeyLength },
@@ -190,29 +193,27 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     logger,
   });
 
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+  consumer.onGroupJoin((assignment) => {
     generation++;
     joined = true;
     partitions.clear();
     fenced.clear();
     lag.clear();
-    const assignment = event.payload.memberAssignment;
     logger.info({ generation, assignment }, "partitions assigned");
     void seekToStored(assignment).catch((error) =>
       logger.warn({ err: error }, "reading stored offsets after assignment failed (a claim corrects it)"),
     );
   });
-  // kafkajs restarts its consumer after a retriable crash; after any other the processor is done.
+  // The client restarts its consumer after a retriable crash; after any other the processor is done.
   let crash: (error: unknown) => void = () => {};
   const crashed = new Promise<never>((_, reject) => {
     crash = reject;
   });
   crashed.catch(() => {});
-  consumer.on(consumer.events.CRASH, (event) => {
-    const { error, restart } = event.payload;
+  consumer.onCrash((error, restart) => {
     logger.error(
       { err: error, restart },
-      restart ? "consumer crashed: kafkajs restarts it" : "consumer crashed for good",
+      restart ? "consumer crashed: the client restarts it" : "consumer crashed for good",
     );
     if (!restart) crash(error);
   });
@@ -264,7 +265,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     return claimed;
   }
 
-  async function handleBatch(batch: Batch, context: BatchContext): Promise<void> {
+  async function handleBatch(batch: BusBatch, context: BatchContext): Promise<void> {
     await handlePartitionBatch(batch, context);
     // Any outcome short of a failure ends a pause, not only a flush: a retry that is fenced, skipped
     // or sent back has reached the store or found nothing to write, and a pause that outlived its
@@ -272,7 +273,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     resume();
   }
 
-  async function handlePartitionBatch(batch: Batch, context: BatchContext): Promise<void> {
+  async function handlePartitionBatch(batch: BusBatch, context: BatchContext): Promise<void> {
     const { topic, partition, messages } = batch;
     const key = partitionKey(topic, partition);
     const part = await own(topic, partition);
@@ -330,7 +331,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
    * later claim that finds nothing stored (no offset to seek back to) would start past it and lose
    * it. The short wait makes a hold-off poll rather than spin.
    */
-  async function unconsumed(batch: Batch): Promise<void> {
+  async function unconsumed(batch: BusBatch): Promise<void> {
     consumer.seek({ topic: batch.topic, partition: batch.partition, offset: batch.messages[0]!.offset });
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

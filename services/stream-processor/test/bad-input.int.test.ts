@@ -150,7 +150,7 @@ describe("stream processor on malformed and hostile records", () => {
     const consumer = kafka.consumer({ groupId: uniqueName("bad-dlq") });
     cleanup.push(() => consumer.disconnect());
     await consumer.connect();
-    await consumer.subscribe({ topic: deadLetter, fromBeginning: true });
+    await consumer.subscribe({ topics: [deadLetter], fromBeginning: true });
     const deserializer = registry.avroDeserializer();
     await consumer.run({
       eachMessage: async ({ message }) => {

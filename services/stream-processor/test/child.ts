@@ -3,8 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createKafka } from "@tessera/kafka";
-import type { Producer } from "kafkajs";
+import { type BusProducer, createKafka } from "@tessera/kafka";
 import { stringify } from "yaml";
 import type { Payment } from "./fixtures.js";
 
@@ -65,7 +64,11 @@ export async function paced(
    */
   backlog?: { limit: number; consumed: () => Promise<number>; sent?: (n: number) => void },
 ): Promise<void> {
-  const producer: Producer = createKafka({ brokers, clientId: "fault-test-producer", retries: 10 }).producer({
+  const producer: BusProducer = createKafka({
+    brokers,
+    clientId: "fault-test-producer",
+    retries: 10,
+  }).producer({
     idempotent: true,
     maxInFlightRequests: 1,
   });

@@ -128,7 +128,7 @@ describe("stream processor end to end on Kafka and Redis", () => {
     const consumer = kafka.consumer({ groupId: uniqueName("e2e-features") });
     cleanup.push(() => consumer.disconnect());
     await consumer.connect();
-    await consumer.subscribe({ topic: features, fromBeginning: true });
+    await consumer.subscribe({ topics: [features], fromBeginning: true });
     const deserializer = registry.avroDeserializer();
     let consumed = 0;
     await consumer.run({

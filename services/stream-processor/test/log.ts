@@ -22,7 +22,7 @@ export async function readLog(
   if (total === 0) return out;
   const consumer = kafka.consumer({ groupId: `fault-test-reader-${Date.now()}-${Math.random()}` });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
     consumer
       .run({

@@ -52,7 +52,9 @@ describe("flush tracing on", () => {
     tracing.collect(part, records.slice(0, 150));
     tracing.collect(part, records.slice(150));
     const span = tracing.begin(part);
-    const stamped = span.headers([{ key: "card-1", value: Buffer.from("x") }]);
+    const stamped = span.headers<{ key: string; value: Buffer; headers?: Record<string, string> }>([
+      { key: "card-1", value: Buffer.from("x") },
+    ]);
     span.end();
     const [flush] = exporter.getFinishedSpans();
     expect(flush!.name).toBe("payments flush");

@@ -1,16 +1,16 @@
-import type { Producer, ProducerRecord } from "kafkajs";
+import type { BusProducer, ProduceRequest } from "@tessera/kafka";
 import { describe, expect, it } from "vitest";
 import { UpdatePublisher } from "../src/flush.js";
 
 describe("UpdatePublisher", () => {
   it("sends a large flush's FeatureUpdates in requests under the broker's 1 MB limit, in order", async () => {
-    const sent: ProducerRecord[] = [];
+    const sent: ProduceRequest[] = [];
     const producer = {
-      send: async (record: ProducerRecord) => {
+      send: async (record: ProduceRequest) => {
         sent.push(record);
         return [];
       },
-    } as unknown as Producer;
+    } as unknown as BusProducer;
     const publisher = new UpdatePublisher(producer, "features");
     // 20,000 updates of ~200 bytes: 4 MB, which one request of 10,000 used to carry as 2 MB.
     const messages = Array.from({ length: 20_000 }, (_, i) => ({

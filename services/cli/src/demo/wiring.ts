@@ -13,6 +13,7 @@ import {
 } from "@tessera/drift-worker";
 import { type FeatureServerHandle, featureServerConfig, startFeatureServer } from "@tessera/feature-server";
 import {
+  type Bus,
   createKafka,
   type DriftAlertRecord,
   ensureTopics,
@@ -28,7 +29,6 @@ import type { ReferenceProfile } from "@tessera/stats";
 import { createOnlineStore, type OnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, startProcessor } from "@tessera/stream-processor";
 import type { GateState } from "@tessera/transforms";
-import type { Kafka } from "kafkajs";
 import type { DemoOptions } from "./run.js";
 import { readSchema } from "./schemas.js";
 
@@ -47,7 +47,7 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
   });
 
 export interface Infrastructure {
-  kafka: Kafka;
+  kafka: Bus;
   registry: SchemaRegistry;
   store: OnlineStore;
   describe: string;
@@ -76,7 +76,7 @@ export function infrastructure(options: DemoOptions): Infrastructure {
 }
 
 /** Every topic the demo uses: the source with 4 partitions, Tessera's with 2. */
-export async function createTopics(kafka: Kafka): Promise<void> {
+export async function createTopics(kafka: Bus): Promise<void> {
   await ensureTopics(kafka, [
     { topic: topics.payments, partitions: 4 },
     ...[
@@ -236,7 +236,7 @@ export async function startDrift(
 
 /** Wait until the archiver has committed (so renamed into place) everything written so far. */
 export async function archived(
-  kafka: Kafka,
+  kafka: Bus,
   groupId: string,
   topic: string,
   signal: AbortSignal,

@@ -17,7 +17,8 @@ afterAll(async () => {
 });
 
 const entities = { card_id: { ids: ["card-1"] } };
-const refs = (n: number) => Array.from({ length: n }, (_, i) => (i % 2 ? "card:n_1h" : "card:amount_max_1d"));
+const refs = (n: number): string[] =>
+  Array.from({ length: n }, (_, i) => (i % 2 ? "card:n_1h" : "card:amount_max_1d"));
 
 async function cacheBytes(): Promise<number> {
   const text = (await http(`${secured.url}/metrics`)).text;

@@ -260,12 +260,18 @@ function unary(client: grpc.Client, request: unknown, metadata: Record<string, s
 }
 
 /** GetOnlineFeatures through @grpc/grpc-js with the proto's types (a well-behaved client). */
-export const grpcCall = (target: string, request: unknown, metadata = { "x-api-key": KEYS.all }) =>
-  unary(new Client(target, grpc.credentials.createInsecure()), request, metadata);
+export const grpcCall = (
+  target: string,
+  request: unknown,
+  metadata: Record<string, string> = { "x-api-key": KEYS.all },
+) => unary(new Client(target, grpc.credentials.createInsecure()), request, metadata);
 
 /** GetOnlineFeatures with the message bytes as given: what a hostile client can put on the wire. */
-export const grpcRaw = (target: string, bytes: Buffer, metadata = { "x-api-key": KEYS.all }) =>
-  unary(new RawClient(target, grpc.credentials.createInsecure()), bytes, metadata);
+export const grpcRaw = (
+  target: string,
+  bytes: Buffer,
+  metadata: Record<string, string> = { "x-api-key": KEYS.all },
+) => unary(new RawClient(target, grpc.credentials.createInsecure()), bytes, metadata);
 
 /**
  * A TCP relay whose upstream connections come from `localAddress` (e.g. 127.0.0.2): a second
