@@ -119,7 +119,8 @@ function statusOf(status: string | number | undefined): string {
 }
 
 let serviceClient: grpc.ServiceClientConstructor | undefined;
-function clientConstructor(): grpc.ServiceClientConstructor {
+/** tessera.v1.FeatureService loaded from the proto (once); its `service` is what a server implements. */
+export function featureServiceConstructor(): grpc.ServiceClientConstructor {
   if (!serviceClient) {
     const definition = protoLoader.loadSync(PROTO_PATH, {
       keepCase: true,
@@ -188,7 +189,7 @@ export class GrpcTransport implements Transport {
   private readonly client: UnaryClient;
 
   constructor(options: GrpcTransportOptions) {
-    const Client = clientConstructor();
+    const Client = featureServiceConstructor();
     const credentials =
       options.tls || options.ca
         ? grpc.credentials.createSsl(options.ca ? Buffer.from(options.ca) : null)

@@ -9,7 +9,7 @@ export {
   type RetryOptions,
   type TesseraClient,
 } from "./client.js";
-export { GrpcTransport, type GrpcTransportOptions, PROTO_PATH } from "./grpc.js";
+export { featureServiceConstructor, GrpcTransport, type GrpcTransportOptions, PROTO_PATH } from "./grpc.js";
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 export {
   type EntityFeatures,

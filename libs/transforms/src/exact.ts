@@ -5,11 +5,21 @@
  * which is what lets the incremental and batch evaluators agree to the last bit.
  */
 
-/** Adds x into partials in place. */
-export function addExact(partials: number[], x: number): void {
-  let i = 0;
-  for (let j = 0; j < partials.length; j++) {
-    let y = partials[j]!;
+/**
+ * Shewchuk's grow step, the one copy of it: the partials of (the `n` partials of `src` from `from`)
+ * + x, written to `out` from 0; returns how many. `out` may be `src` itself with `from` 0 (each
+ * write lands at or before the read). Tiles keep partials inline in their words, lists elsewhere.
+ */
+export function growPartials(
+  src: ArrayLike<number>,
+  from: number,
+  n: number,
+  x: number,
+  out: { [i: number]: number },
+): number {
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    let y = src[from + j]!;
     if (Math.abs(x) < Math.abs(y)) {
       const t = x;
       x = y;
@@ -17,15 +27,18 @@ export function addExact(partials: number[], x: number): void {
     }
     const hi = x + y;
     const lo = y - (hi - x);
-    if (lo !== 0) partials[i++] = lo;
+    if (lo !== 0) out[k++] = lo;
     x = hi;
   }
-  // Writing `length` is a slow path in V8: grow with push, shrink only when partials were absorbed.
-  if (i === partials.length) partials.push(x);
-  else {
-    partials[i] = x;
-    if (partials.length > i + 1) partials.length = i + 1;
-  }
+  out[k++] = x;
+  return k;
+}
+
+/** Adds x into partials in place. */
+export function addExact(partials: number[], x: number): void {
+  const n = growPartials(partials, 0, partials.length, x, partials);
+  // Writing `length` is a slow path in V8: shrink only when partials were absorbed.
+  if (partials.length > n) partials.length = n;
 }
 
 /** The correctly rounded (half-even) value of the partials' exact sum. */

@@ -2,9 +2,8 @@
  * gRPC: tessera.v1.FeatureService/GetOnlineFeatures (schemas/proto/feature_service.proto) over
  * @grpc/grpc-js, with the HTTP route's semantics; ServeError kinds map to gRPC status codes.
  */
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import { featureServiceConstructor, PROTO_PATH } from "@tessera/client";
 import type { Logger } from "@tessera/runtime";
 import type { FeatureValue } from "@tessera/transforms";
 import type { Authenticator } from "./auth.js";
@@ -15,10 +14,6 @@ import type { ServerMetrics } from "./metrics.js";
 import type { FeatureRequest, FeatureResponse, FeatureService, Status } from "./serve.js";
 import { traceUnary } from "./tracing.js";
 import { checkRequest, type RequestLimits } from "./validate.js";
-
-export const PROTO_PATH = fileURLToPath(
-  new URL("../../../schemas/proto/feature_service.proto", import.meta.url),
-);
 
 const GRPC_CODE: Record<ServeErrorKind, grpc.status> = {
   invalid: grpc.status.INVALID_ARGUMENT,
@@ -74,18 +69,9 @@ function fromProto(value: ProtoValue | undefined): unknown {
   }
 }
 
+/** The service as the proto defines it, loaded once by the client library (the same options). */
 export function loadServiceDefinition(): grpc.ServiceDefinition {
-  const definition = protoLoader.loadSync(PROTO_PATH, {
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    tessera: { v1: { FeatureService: { service: grpc.ServiceDefinition } } };
-  };
-  return pkg.tessera.v1.FeatureService.service;
+  return featureServiceConstructor().service;
 }
 
 export interface GrpcOptions {

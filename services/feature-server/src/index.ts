@@ -31,6 +31,7 @@ import { FeatureService } from "./serve.js";
 import { applyViews } from "./startup.js";
 import { traceStore } from "./tracing.js";
 
+export { PROTO_PATH } from "@tessera/client";
 export { type ApiKeyEntry, hashKey, readKeysFile } from "./auth.js";
 export { Catalog } from "./catalog.js";
 export {
@@ -43,7 +44,7 @@ export { ServeError, type ServeErrorKind } from "./errors.js";
 export type { FeatureLogSink } from "./feature-log.js";
 export { GateBoard, type GateSource, type GateVerdict } from "./gate.js";
 export type { GateOperator } from "./gate-routes.js";
-export { loadServiceDefinition, PROTO_PATH } from "./grpc.js";
+export { loadServiceDefinition } from "./grpc.js";
 export { algorithmFor, type JwtAlgorithm } from "./jwt.js";
 export { FEATURE_ROUTES, LATENCY_BUCKETS, SERVED_AGE_BUCKETS } from "./metrics.js";
 export type { EntityGroupResult, EntityRow, FeatureRequest, FeatureResponse, Status } from "./serve.js";

@@ -9,7 +9,7 @@
  * the entity's side list, and its slot word holds the index.
  */
 import { ByteReader, ByteWriter } from "../bytes.js";
-import { addExact, addExactProduct, roundExact } from "../exact.js";
+import { addExact, addExactProduct, growPartials, roundExact } from "../exact.js";
 import type { Aggregator, FeatureValue } from "./aggregator.js";
 
 /** Side values of one entity in memory: the slot words hold indexes into it. */
@@ -101,20 +101,7 @@ function addPartial(w: Float64Array, at: number, side: SideList, x: number, capa
     return;
   }
   const out = scratchPartials;
-  let n = 0;
-  for (let j = 0; j < len; j++) {
-    let y = w[at + 1 + j]!;
-    if (Math.abs(x) < Math.abs(y)) {
-      const t = x;
-      x = y;
-      y = t;
-    }
-    const hi = x + y;
-    const lo = y - (hi - x);
-    if (lo !== 0) out[n++] = lo;
-    x = hi;
-  }
-  out[n++] = x;
+  const n = growPartials(w, at + 1, len, x, out);
   if (n <= capacity) {
     w[at] = n;
     for (let i = 0; i < n; i++) w[at + 1 + i] = out[i]!;
