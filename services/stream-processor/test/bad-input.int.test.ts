@@ -17,6 +17,7 @@ import {
   batchValues,
   definitionsYaml,
   differences,
+  frame,
   onlineValues,
   type Payment,
   paymentSchema,
@@ -24,12 +25,6 @@ import {
   viewOf,
   waitFor,
 } from "./fixtures.js";
-
-const frame = (id: number, body: Buffer) => {
-  const header = Buffer.alloc(5);
-  header.writeInt32BE(id, 1);
-  return Buffer.concat([header, body]);
-};
 
 describe("stream processor on malformed and hostile records", () => {
   const cleanup: (() => Promise<unknown>)[] = [];

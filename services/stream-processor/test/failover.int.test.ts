@@ -15,7 +15,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { createKafka, ensureTopics, SchemaRegistry } from "@tessera/kafka";
 import { createOnlineStore, type OnlineStore } from "@tessera/stores";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
@@ -27,8 +27,7 @@ import {
   definitionsYaml,
   differences,
   onlineValues,
-  type Payment,
-  paymentSchema,
+  paymentCodec,
   payments,
   viewOf,
   waitFor,
@@ -55,11 +54,7 @@ describe("stream processor when the store loses writes", () => {
     ]);
     const registry = new SchemaRegistry(env.SCHEMA_REGISTRY_URL);
     cleanup.push(async () => registry.close());
-    const id = await registry.register(valueSubject(topic), paymentSchema);
-    const type = parseAvroSchema(paymentSchema);
-    const header = Buffer.from([0, 0, 0, 0, 0]);
-    header.writeInt32BE(id, 1);
-    const encode = (p: Payment) => Buffer.concat([header, type.toBuffer(p)]);
+    const { encode, decode } = await paymentCodec(registry, topic);
     const dir = mkdtempSync(join(tmpdir(), "proc-failover-"));
     const yaml = definitionsYaml(topic, "cards");
     writeFileSync(join(dir, "features.yaml"), yaml);
@@ -99,11 +94,7 @@ describe("stream processor when the store loses writes", () => {
       );
       child.kill("SIGTERM");
       expect((await exited(child)).code, readFileSync(log, "utf8").slice(-3000)).toBe(0);
-      const logged = await readLog(
-        kafkaBrokers(),
-        topic,
-        (value) => type.fromBuffer(value.subarray(5)) as Payment,
-      );
+      const logged = await readLog(kafkaBrokers(), topic, decode);
       const view = viewOf(yaml);
       const t = Date.now();
       const batch = batchValues(view, logged, t);

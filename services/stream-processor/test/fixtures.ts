@@ -1,6 +1,11 @@
 /** Shared by the processor's integration tests: definitions, events, the batch oracle, store reads. */
 import { readFileSync } from "node:fs";
-import type { PaymentTransactionRecord } from "@tessera/kafka";
+import {
+  type PaymentTransactionRecord,
+  parseAvroSchema,
+  type SchemaRegistry,
+  valueSubject,
+} from "@tessera/kafka";
 import type { OnlineStore } from "@tessera/stores";
 import {
   type FeatureVector,
@@ -18,6 +23,27 @@ export const paymentSchema = JSON.parse(
 
 /** One event of schemas/avro/payment_transaction.avsc. */
 export type Payment = PaymentTransactionRecord;
+
+/** Confluent framing: magic byte 0, the schema id (big-endian int32), then the Avro body. */
+export function frame(id: number, body: Buffer): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeInt32BE(id, 1);
+  return Buffer.concat([header, body]);
+}
+
+/** Registers the payment schema for `topic`; `encode` writes a payment as a producer would, `decode` reads one back. */
+export async function paymentCodec(
+  registry: SchemaRegistry,
+  topic: string,
+): Promise<{ id: number; encode: (p: Payment) => Buffer; decode: (value: Buffer) => Payment }> {
+  const id = await registry.register(valueSubject(topic), paymentSchema);
+  const type = parseAvroSchema(paymentSchema);
+  return {
+    id,
+    encode: (p) => frame(id, type.toBuffer(p)),
+    decode: (value) => type.fromBuffer(value.subarray(5)) as Payment,
+  };
+}
 
 /** Definitions over `topic`, one view named `view`: most ops, two hops, a CEL derive. */
 export function definitionsYaml(topic: string, view: string): string {

@@ -5,7 +5,7 @@
  * may have moved on. Whatever the retry's outcome short of another failure, the pause must end, or
  * the replica holds its partitions and consumes nothing for good.
  */
-import { ensureTopics, MemoryBroker, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { ensureTopics, MemoryBroker, SchemaRegistry } from "@tessera/kafka";
 import { createLogger } from "@tessera/runtime";
 import { createOnlineStore, type OnlineStore, StoreUnavailableError } from "@tessera/stores";
 import { parseDefinitionsYaml } from "@tessera/transforms";
@@ -17,7 +17,7 @@ import {
   differences,
   onlineValues,
   type Payment,
-  paymentSchema,
+  paymentCodec,
   payments,
   viewOf,
   waitFor,
@@ -34,11 +34,7 @@ describe("a flush that failed, then was fenced", () => {
       { topic: `${topic}.dead-letter`, partitions: 1 },
     ]);
     const registry = SchemaRegistry.inMemory();
-    const id = await registry.register(valueSubject(topic), paymentSchema);
-    const type = parseAvroSchema(paymentSchema);
-    const header = Buffer.from([0, 0, 0, 0, 0]);
-    header.writeInt32BE(id, 1);
-    const encode = (p: Payment) => Buffer.concat([header, type.toBuffer(p)]);
+    const { encode } = await paymentCodec(registry, topic);
 
     const yaml = definitionsYaml(topic, "cards");
     const inner = createOnlineStore({ kind: "memory" });

@@ -11,7 +11,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { createKafka, ensureTopics, SchemaRegistry } from "@tessera/kafka";
 import { createOnlineStore, type OnlineStoreConfig } from "@tessera/stores";
 import { afterAll, describe, expect, it } from "vitest";
 import { clusters } from "../../../test/support/clusters.js";
@@ -22,8 +22,7 @@ import {
   definitionsYaml,
   differences,
   onlineValues,
-  type Payment,
-  paymentSchema,
+  paymentCodec,
   payments,
   viewOf,
   waitFor,
@@ -59,11 +58,7 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
     ]);
     const registry = new SchemaRegistry(env.SCHEMA_REGISTRY_URL);
     cleanup.push(async () => registry.close());
-    const id = await registry.register(valueSubject(topic), paymentSchema);
-    const type = parseAvroSchema(paymentSchema);
-    const header = Buffer.from([0, 0, 0, 0, 0]);
-    header.writeInt32BE(id, 1);
-    const encode = (p: Payment) => Buffer.concat([header, type.toBuffer(p)]);
+    const { encode, decode } = await paymentCodec(registry, topic);
 
     const dir = mkdtempSync(join(tmpdir(), "proc-replicas-"));
     const yaml = definitionsYaml(topic, "cards");
@@ -226,11 +221,7 @@ describe("stream processor replicas: scale out and in, stalls and a kill, fenced
       expect(code, readFileSync(log, "utf8").slice(-3000)).toBe(0);
     }
 
-    const logged = await readLog(
-      kafkaBrokers(),
-      topic,
-      (value) => type.fromBuffer(value.subarray(5)) as Payment,
-    );
+    const logged = await readLog(kafkaBrokers(), topic, decode);
     expect(logged.length).toBe(EVENTS);
     const view = viewOf(yaml);
     const t = Date.now();

@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubject } from "@tessera/kafka";
+import { createKafka, ensureTopics, SchemaRegistry } from "@tessera/kafka";
 import { createOnlineStore } from "@tessera/stores";
 import { afterAll, describe, expect, it } from "vitest";
 import { services, uniqueName } from "../../../test/support/index.js";
@@ -17,8 +17,7 @@ import {
   definitionsYaml,
   differences,
   onlineValues,
-  type Payment,
-  paymentSchema,
+  paymentCodec,
   payments,
   viewOf,
   waitFor,
@@ -52,11 +51,7 @@ describe("stream processor through server restarts", () => {
     ]);
     const registry = new SchemaRegistry(env.SCHEMA_REGISTRY_URL);
     cleanup.push(async () => registry.close());
-    const id = await registry.register(valueSubject(topic), paymentSchema);
-    const type = parseAvroSchema(paymentSchema);
-    const header = Buffer.from([0, 0, 0, 0, 0]);
-    header.writeInt32BE(id, 1);
-    const encode = (p: Payment) => Buffer.concat([header, type.toBuffer(p)]);
+    const { encode, decode } = await paymentCodec(registry, topic);
 
     const yaml = definitionsYaml(topic, "cards");
     writeFileSync(join(dir, "features.yaml"), yaml);
@@ -125,7 +120,7 @@ describe("stream processor through server restarts", () => {
     expect(code, readFileSync(log, "utf8").slice(-3000)).toBe(0);
 
     // The oracle reads the log itself: a produce retried across the broker restart may have landed twice.
-    const logged = await readLog(brokers, topic, (value) => type.fromBuffer(value.subarray(5)) as Payment);
+    const logged = await readLog(brokers, topic, decode);
     expect(await progress()).toBe(logged.length);
     const view = viewOf(yaml);
     const t = Date.now();
