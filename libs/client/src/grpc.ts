@@ -29,7 +29,8 @@ export interface GrpcTransportOptions {
   tls?: boolean;
 }
 
-interface ProtoValue {
+/** tessera.v1.Value as protobuf.js hands it over (oneof `kind` names the field set). */
+export interface ProtoValue {
   number?: number;
   text?: string;
   flag?: boolean;

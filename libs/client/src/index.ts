@@ -9,7 +9,13 @@ export {
   type RetryOptions,
   type TesseraClient,
 } from "./client.js";
-export { featureServiceConstructor, GrpcTransport, type GrpcTransportOptions, PROTO_PATH } from "./grpc.js";
+export {
+  featureServiceConstructor,
+  GrpcTransport,
+  type GrpcTransportOptions,
+  PROTO_PATH,
+  type ProtoValue,
+} from "./grpc.js";
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 export {
   type EntityFeatures,

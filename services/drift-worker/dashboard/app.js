@@ -116,16 +116,13 @@ function renderSubjects(status) {
   for (const name of names) {
     const s = subjects[name];
     const id = `subject-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
-    let card = document.getElementById(id);
-    if (!card) {
-      card = document.createElement("div");
-      card.id = id;
-      card.className = "card";
-      card.dataset.testid = "feature-card";
-      card.dataset.subject = name;
-      card.innerHTML = `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="histo"></div><div class="legend">${s.type === "numerical" ? "PSI" : "JS"} per window</div><div class="trend"></div>`;
-      container.appendChild(card);
-    }
+    const card = cardOf(
+      container,
+      id,
+      "feature-card",
+      `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="histo"></div><div class="legend">${s.type === "numerical" ? "PSI" : "JS"} per window</div><div class="trend"></div>`,
+    );
+    card.dataset.subject = name;
     card.dataset.severity = s.severity;
     card.querySelector(".sev").innerHTML = badge(s.severity);
     card.querySelector(".stats").textContent = `${s.type} · ${statisticsLine(s.latest)}`;
@@ -148,6 +145,20 @@ function renderSubjects(status) {
   container.querySelector(".empty")?.remove();
 }
 
+/** The card with this id, made once inside `container` (later refreshes update it in place). */
+function cardOf(container, id, testid, html) {
+  let card = document.getElementById(id);
+  if (!card) {
+    card = document.createElement("div");
+    card.id = id;
+    card.className = "card";
+    card.dataset.testid = testid;
+    card.innerHTML = html;
+    container.appendChild(card);
+  }
+  return card;
+}
+
 function renderModels(status) {
   const container = document.getElementById("models");
   const models = Object.entries(status.accuracy.models);
@@ -158,15 +169,12 @@ function renderModels(status) {
   container.querySelector(".empty")?.remove();
   for (const [name, m] of models) {
     const id = `model-${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
-    let card = document.getElementById(id);
-    if (!card) {
-      card = document.createElement("div");
-      card.id = id;
-      card.className = "card";
-      card.dataset.testid = "model-card";
-      card.innerHTML = `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="trend"></div>`;
-      container.appendChild(card);
-    }
+    const card = cardOf(
+      container,
+      id,
+      "model-card",
+      `<h3><span>${esc(name)}</span><span class="sev"></span></h3><div class="stats"></div><div class="trend"></div>`,
+    );
     card.dataset.severity = m.severity;
     card.querySelector(".sev").innerHTML = badge(m.severity);
     card.querySelector(".stats").textContent = m.latest

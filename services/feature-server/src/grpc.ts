@@ -3,7 +3,7 @@
  * @grpc/grpc-js, with the HTTP route's semantics; ServeError kinds map to gRPC status codes.
  */
 import * as grpc from "@grpc/grpc-js";
-import { featureServiceConstructor, PROTO_PATH } from "@tessera/client";
+import { featureServiceConstructor, PROTO_PATH, type ProtoValue } from "@tessera/client";
 import type { Logger } from "@tessera/runtime";
 import type { FeatureValue } from "@tessera/transforms";
 import type { Authenticator } from "./auth.js";
@@ -30,14 +30,6 @@ const STATUS: Record<Status, string> = {
   quarantined: "QUARANTINED",
   error: "ERROR",
 };
-
-interface ProtoValue {
-  number?: number;
-  text?: string;
-  flag?: boolean;
-  list?: { items?: ProtoValue[] };
-  kind?: string;
-}
 
 interface ProtoRequest {
   features?: string[];
