@@ -1,4 +1,11 @@
 export { type EnsureTopicsResult, ensureTopics, type TopicSpec } from "./admin.js";
+export {
+  AvroDecoder,
+  type DecodedRecord,
+  RegistryUnavailableError,
+  type Undecodable,
+  type WriterSchema,
+} from "./avro-decoder.js";
 export type {
   Assignment,
   BatchPayload,
@@ -62,7 +69,7 @@ export {
   valueSubject,
 } from "./serde.js";
 export { type TesseraTopic, tesseraStateTopics, tesseraTopics } from "./topics.js";
-export { avroProblems, parseAvroSchema } from "./validate.js";
+export { avroProblems, parseAvroSchema, parseAvroTypes } from "./validate.js";
 export type {
   AlertKind,
   AlertStatus,

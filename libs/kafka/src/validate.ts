@@ -49,3 +49,10 @@ export function avroProblems(type: avro.Type, value: unknown): string[] {
 export function parseAvroSchema(schema: string | object): avro.Type {
   return avro.Type.forSchema(typeof schema === "string" ? JSON.parse(schema) : (schema as avro.Schema));
 }
+
+/** Parses `schema` after the schemas it references, sharing one registry of named types. */
+export function parseAvroTypes(referenced: readonly string[], schema: string): avro.Type {
+  const registry = {};
+  for (const text of referenced) avro.Type.forSchema(JSON.parse(text), { registry });
+  return avro.Type.forSchema(JSON.parse(schema), { registry });
+}

@@ -11,6 +11,7 @@
  * event time) go to the dead-letter topic with a reason before the offset covering them is committed.
  */
 import {
+  AvroDecoder,
   type Bus,
   type BusBatch,
   type BusConsumer,
@@ -22,13 +23,12 @@ import {
   DeadLetterPublisher,
   deadLetterOf,
   SchemaRegistry,
-  schemaIdOf,
-  valueSubject,
+  type WriterSchema,
 } from "@tessera/kafka";
 import { createLogger, type Logger, type OpsServer, startOpsServer } from "@tessera/runtime";
 import { parseTimestamp } from "@tessera/transforms";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { arrowFieldsOf, type MappedField } from "./avro-arrow.js";
+import { AvroMappingError, arrowFieldsOf, type MappedField } from "./avro-arrow.js";
 import type { ArchiverConfig } from "./config.js";
 import {
   type ArchivedRow,
@@ -154,8 +154,9 @@ export async function startArchiver(
     topic: config.deadLetterTopic,
     metricsRegistry,
   });
-  const deserializer = registry.avroDeserializer();
-  const schemas = new Map<number, Promise<Schema>>();
+  const decoder = new AvroDecoder(registry);
+  /** Per writer schema id: its Arrow columns, or why it cannot be archived. */
+  const schemas = new Map<number, Schema | AvroMappingError>();
   const pending = new Map<string, Pending>();
   let assigned = 0;
   let joined = false;
@@ -168,16 +169,16 @@ export async function startArchiver(
     return next;
   };
 
-  const schemaOf = (topic: string, id: number): Promise<Schema> => {
-    let schema = schemas.get(id);
+  const schemaOf = (writer: WriterSchema): Schema | AvroMappingError => {
+    let schema = schemas.get(writer.id);
     if (!schema) {
-      schema = registry.client.getBySubjectAndId(valueSubject(topic), id).then((info) => ({
-        id,
-        text: info.schema!,
-        fields: arrowFieldsOf(JSON.parse(info.schema!)),
-      }));
-      schemas.set(id, schema);
-      schema.catch(() => schemas.delete(id));
+      try {
+        schema = { id: writer.id, text: writer.text, fields: arrowFieldsOf(JSON.parse(writer.text)) };
+      } catch (error) {
+        if (!(error instanceof AvroMappingError)) throw error;
+        schema = error;
+      }
+      schemas.set(writer.id, schema);
     }
     return schema;
   };
@@ -352,30 +353,14 @@ export async function startArchiver(
     message: BusRecord,
   ): Promise<{ row: ArchivedRow; schema: Schema } | DeadLetter> {
     const source = { topic, partition, message };
-    const id = schemaIdOf(message.value);
-    if (id === undefined) {
-      return deadLetterOf(
-        source,
-        "decode_error",
-        "value is not in the Confluent wire format (magic byte 0 + schema id)",
-      );
+    // A registry outage throws (retriable): the batch is handed over again.
+    const decoded = await decoder.decode(message.value);
+    if (!decoded.ok) return deadLetterOf(source, decoded.reason, decoded.detail);
+    const schema = schemaOf(decoded.writer);
+    if (schema instanceof AvroMappingError) {
+      return deadLetterOf(source, "schema_mismatch", `schema id ${decoded.writer.id}: ${schema.message}`);
     }
-    let schema: Schema;
-    try {
-      schema = await schemaOf(topic, id);
-    } catch (error) {
-      const status = (error as { status?: number }).status;
-      if (status === 404 || (error as Error).name === "AvroMappingError") {
-        return deadLetterOf(source, "schema_mismatch", `schema id ${id}: ${(error as Error).message}`);
-      }
-      throw Object.assign(new Error(`schema registry: ${(error as Error).message}`), { retriable: true });
-    }
-    let value: Record<string, unknown>;
-    try {
-      value = (await deserializer.deserialize(topic, message.value!)) as Record<string, unknown>;
-    } catch (error) {
-      return deadLetterOf(source, "decode_error", `Avro decoding failed: ${(error as Error).message}`);
-    }
+    const value = decoded.value as Record<string, unknown>;
     const eventTime = parseTimestamp(value?.[config.timestampField]);
     if (eventTime === undefined) {
       return deadLetterOf(

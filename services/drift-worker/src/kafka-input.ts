@@ -5,6 +5,7 @@
  * this group and of the configured upstream groups is polled for the freshness checks.
  */
 import {
+  AvroDecoder,
   type Bus,
   type BusAdmin,
   type BusBatch,
@@ -13,14 +14,11 @@ import {
   type DeadLetterPublisher,
   deadLetterOf,
   type SchemaRegistry,
-  schemaIdOf,
-  TesseraKafkaError,
 } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import { spanContextFromHeaders } from "@tessera/runtime/tracing";
 import type { Registry } from "prom-client";
 import type { DriftWorkerConfig } from "./config.js";
-import { AvroDecoder } from "./decode.js";
 import type { DriftMonitor, LagReading } from "./monitor.js";
 import { RecordError, toFeatureUpdate, toLabel, toPrediction } from "./records.js";
 
@@ -42,14 +40,6 @@ export interface KafkaInputOptions {
 
 /** Per topic, per partition: the next offset to apply (what the saved state has applied up to). */
 export type Positions = Record<string, Record<string, number>>;
-
-/** Registry trouble (it is down, or answers 5xx) is worth a retry; a bad payload is not. */
-function registryUnavailable(error: unknown): boolean {
-  const status = (error as { status?: unknown }).status;
-  if (typeof status === "number") return status >= 500 || status === 429;
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && /^(ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ERR_NETWORK)/.test(code);
-}
 
 export class KafkaInput {
   readonly loop: ConsumerLoop;
@@ -133,39 +123,17 @@ export class KafkaInput {
     const good: Array<() => void> = [];
     const bad: DeadLetter[] = [];
     const from = this.resumeFrom.get(batch.topic)?.get(batch.partition) ?? 0;
-    for (const message of batch.messages) {
-      if (Number(message.offset) < from) continue; // applied before the restart: in the restored state
+    const fresh = batch.messages.filter((m) => Number(m.offset) >= from); // older: in the restored state
+    // A registry outage throws a retriable error here, before anything of the batch is applied.
+    await this.decoder.prepare(fresh.map((m) => m.value));
+    for (const message of fresh) {
       const source = { topic: batch.topic, partition: batch.partition, message };
-      if (!message.value || schemaIdOf(message.value) === undefined) {
-        bad.push(
-          deadLetterOf(
-            source,
-            "decode_error",
-            "not a Confluent-framed Avro record (magic byte 0 + schema id)",
-          ),
-        );
+      const result = this.decoder.decodePrepared(message.value);
+      if (!result.ok) {
+        bad.push(deadLetterOf(source, result.reason, result.detail));
         continue;
       }
-      let decoded: unknown;
-      try {
-        decoded = await this.decoder.decode(batch.topic, message.value);
-      } catch (error) {
-        if (registryUnavailable(error)) {
-          throw new TesseraKafkaError(`schema registry unavailable: ${(error as Error).message}`, {
-            retriable: true,
-            cause: error,
-          });
-        }
-        const status = (error as { status?: unknown }).status;
-        bad.push(
-          deadLetterOf(
-            source,
-            status === 404 ? "unknown_schema" : "decode_error",
-            `schema id ${schemaIdOf(message.value)}: ${(error as Error).message}`,
-          ),
-        );
-        continue;
-      }
+      const decoded = result.value;
       try {
         const monitor = this.options.monitor;
         if (batch.topic === topics.features) {

@@ -1,10 +1,11 @@
 /**
- * Confluent wire format in and out (magic 0, 4-byte schema id, Avro body), decoded with avsc and a
- * per-schema-id cache so the hot path is synchronous. The registry's generic deserializer does the
- * same job per record through promises, which costs more than the rest of the pipeline together.
+ * Confluent wire format in and out (magic 0, 4-byte schema id, Avro body). Records are decoded by
+ * libs/kafka's AvroDecoder (one avsc Type per writer schema id, so the hot path is synchronous);
+ * this adds what the views need: every column they read must be in the writer schema.
  */
 import { readFileSync } from "node:fs";
 import {
+  AvroDecoder,
   type FeatureUpdateRecord,
   parseAvroSchema,
   type SchemaRegistry,
@@ -26,15 +27,6 @@ export type DeadReason =
 
 export type Decoded = { ok: true; row: Row } | { ok: false; reason: DeadReason; detail: string };
 
-type AvroType = ReturnType<typeof parseAvroSchema>;
-type Writer = { type: AvroType } | { reason: DeadReason; detail: string };
-
-/** A registry failure other than "no such schema": retried, never dead-lettered. */
-export class RegistryUnavailableError extends Error {
-  override name = "RegistryUnavailableError";
-  readonly retriable = true;
-}
-
 /** Columns a view reads straight from the event (not produced by its own derive steps). */
 export function requiredColumns(views: readonly View[]): string[] {
   const out = new Set<string>();
@@ -47,86 +39,49 @@ export function requiredColumns(views: readonly View[]): string[] {
 }
 
 export class EventDecoder {
-  private readonly writers = new Map<number, Writer>();
+  private readonly avro: AvroDecoder;
+  /** Per "topic:schema id": the columns its views read that the writer lacks (a dead letter), or none. */
+  private readonly lacking = new Map<string, string | undefined>();
 
   constructor(
-    private readonly registry: SchemaRegistry,
+    registry: SchemaRegistry,
     /** Per topic: the columns its views need, checked once per writer schema. */
     private readonly required: Map<string, string[]>,
-  ) {}
+  ) {
+    this.avro = new AvroDecoder(registry);
+  }
 
-  /** Fetches the writer schemas of these payloads that are not cached yet (one request per new id). */
+  /** Fetches the writer schemas of these payloads not cached yet (one request per new id). */
   async prepare(topic: string, payloads: Iterable<Buffer | null>): Promise<void> {
-    const missing = new Set<number>();
-    for (const payload of payloads) {
+    const list = [...payloads];
+    await this.avro.prepare(list);
+    for (const payload of list) {
       const id = schemaIdOf(payload);
-      if (id !== undefined && !this.writers.has(id)) missing.add(id);
-    }
-    for (const id of missing) this.writers.set(id, await this.fetch(topic, id));
-  }
-
-  /** Decodes one record; prepare() must have seen its payload. */
-  decode(payload: Buffer | null): Decoded {
-    const id = schemaIdOf(payload);
-    if (id === undefined || !payload) {
-      return {
-        ok: false,
-        reason: "decode_error",
-        detail: payload
-          ? "not Confluent-framed (no magic byte 0 and 4-byte schema id)"
-          : "null value (tombstone)",
-      };
-    }
-    const writer = this.writers.get(id);
-    if (!writer) throw new Error(`schema ${id} was not prepared`);
-    if ("reason" in writer) return { ok: false, reason: writer.reason, detail: writer.detail };
-    try {
-      const row = writer.type.fromBuffer(payload.subarray(5)) as Row;
-      return { ok: true, row };
-    } catch (error) {
-      return { ok: false, reason: "decode_error", detail: `schema ${id}: ${(error as Error).message}` };
-    }
-  }
-
-  private async fetch(topic: string, id: number): Promise<Writer> {
-    let text: string;
-    try {
-      const info = await this.registry.client.getBySubjectAndId("", id);
-      if (info.schemaType !== undefined && info.schemaType !== "AVRO") {
-        return { reason: "schema_mismatch", detail: `schema ${id} is ${info.schemaType}, not Avro` };
-      }
-      text = info.schema;
-    } catch (error) {
-      if ((error as { status?: number }).status === 404) {
-        return { reason: "unknown_schema", detail: `schema id ${id} is not in the registry` };
-      }
-      throw new RegistryUnavailableError(
-        `schema registry: reading schema ${id}: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+      if (id === undefined || this.lacking.has(`${topic}:${id}`)) continue;
+      const writer = this.avro.writer(id);
+      const fields = new Set(
+        writer && !("reason" in writer)
+          ? ((writer.type as unknown as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name)
+          : [],
+      );
+      const absent =
+        writer && "reason" in writer ? [] : (this.required.get(topic) ?? []).filter((c) => !fields.has(c));
+      this.lacking.set(
+        `${topic}:${id}`,
+        absent.length > 0
+          ? `schema ${id} lacks field(s) ${absent.join(", ")} that the views of ${topic} read`
+          : undefined,
       );
     }
-    let type: AvroType;
-    try {
-      type = parseAvroSchema(text);
-    } catch (error) {
-      return {
-        reason: "schema_mismatch",
-        detail: `schema ${id} does not parse: ${(error as Error).message}`,
-      };
-    }
-    const fields = new Set(
-      ((type as unknown as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name),
-    );
-    const absent = (this.required.get(topic) ?? []).filter((c) => !fields.has(c));
-    if (absent.length > 0) {
-      return {
-        reason: "schema_mismatch",
-        detail: `schema ${id} lacks field(s) ${absent.join(", ")} that the views of ${topic} read`,
-      };
-    }
-    return { type };
+  }
+
+  /** Decodes one record of `topic`; prepare() must have seen its payload. */
+  decode(topic: string, payload: Buffer | null): Decoded {
+    const id = schemaIdOf(payload);
+    const lacking = id === undefined ? undefined : this.lacking.get(`${topic}:${id}`);
+    if (lacking) return { ok: false, reason: "schema_mismatch", detail: lacking };
+    const decoded = this.avro.decodePrepared(payload);
+    return decoded.ok ? { ok: true, row: decoded.value as Row } : decoded;
   }
 }
 

@@ -1,4 +1,4 @@
-export { type DeadReason, RegistryUnavailableError } from "./codec.js";
+export type { DeadReason } from "./codec.js";
 export {
   ConfigError,
   configSchema,

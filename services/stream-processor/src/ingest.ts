@@ -60,7 +60,7 @@ export class Ingest {
     const accepted: (PreparedEvent | null)[][] = [];
     const toLoad = views.map(() => new Set<string>());
     for (const message of fresh) {
-      const decoded = decoder.decode(message.value);
+      const decoded = decoder.decode(topic, message.value);
       if (!decoded.ok) {
         dead(message, decoded);
         continue;

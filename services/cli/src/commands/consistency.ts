@@ -13,7 +13,7 @@
  */
 
 import { writeFile } from "node:fs/promises";
-import { createKafka, SchemaRegistry, tesseraTopics } from "@tessera/kafka";
+import { AvroDecoder, createKafka, SchemaRegistry, tesseraTopics } from "@tessera/kafka";
 import { loadDefinitions } from "@tessera/runtime";
 import {
   ARCHIVE_COLUMNS,
@@ -225,7 +225,7 @@ export async function readServed(
     ...(source.brokers ? { brokers: source.brokers } : {}),
   });
   const registry = new SchemaRegistry(source.registryUrl);
-  const deserializer = registry.avroDeserializer();
+  const decoder = new AvroDecoder(registry);
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(source.topic);
@@ -248,11 +248,12 @@ export async function readServed(
       .run({
         autoCommit: false,
         eachMessage: async ({ partition, message }) => {
-          try {
-            const vector = (await deserializer.deserialize(source.topic, message.value!)) as ServedVector;
+          const decoded = await decoder.decode(message.value);
+          if (decoded.ok) {
+            const vector = decoded.value as ServedVector;
             vector.as_of = Number(vector.as_of);
             if (keep(vector)) out.push(vector);
-          } catch {
+          } else {
             undecodable++;
           }
           if (Number(message.offset) >= (remaining.get(partition) ?? Number.POSITIVE_INFINITY))
