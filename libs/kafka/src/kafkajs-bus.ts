@@ -21,6 +21,7 @@ import type {
   TopicPartitionOffset,
   TopicPartitions,
 } from "./bus.js";
+import { BrokerUnavailableError } from "./errors.js";
 
 export interface KafkaOptions {
   /** Defaults to the KAFKA_BROKERS environment variable (comma-separated host:port). */
@@ -56,22 +57,31 @@ const logLevels = {
 
 /** A bus on the Kafka cluster at `brokers` (default: KAFKA_BROKERS). */
 export function createKafka(options: KafkaOptions = {}): Bus {
+  const brokers = options.brokers ?? brokersFromEnv();
   const kafka = new Kafka({
     clientId: options.clientId ?? "tessera",
-    brokers: options.brokers ?? brokersFromEnv(),
+    brokers,
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     requestTimeout: options.requestTimeoutMs ?? 10_000,
     retry: { retries: options.retries ?? 5, initialRetryTime: 200, maxRetryTime: 5000 },
     logLevel: logLevels[options.logLevel ?? "warn"],
   });
   return {
-    producer: (settings) => kafkajsProducer(kafka, settings),
+    producer: (settings) => kafkajsProducer(kafka, brokers, settings),
     consumer: (settings) => new KafkajsBusConsumer(kafka.consumer(settings)),
-    admin: () => kafkajsAdmin(kafka.admin()),
+    admin: () => kafkajsAdmin(kafka.admin(), brokers),
   };
 }
 
-function kafkajsProducer(kafka: Kafka, settings: ProducerSettings = {}): BusProducer {
+/** KafkaJS's names for "no broker answered": the bus reports them as BrokerUnavailableError. */
+const UNREACHABLE = /Connection|NumberOfRetriesExceeded|RequestTimeout|BrokerNotFound/;
+const translated =
+  (brokers: string[]) =>
+  (error: unknown): never => {
+    throw UNREACHABLE.test((error as Error)?.name ?? "") ? new BrokerUnavailableError(brokers, error) : error;
+  };
+
+function kafkajsProducer(kafka: Kafka, brokers: string[], settings: ProducerSettings = {}): BusProducer {
   const producer = kafka.producer({
     idempotent: settings.idempotent ?? false,
     ...(settings.maxInFlightRequests !== undefined && { maxInFlightRequests: settings.maxInFlightRequests }),
@@ -80,11 +90,14 @@ function kafkajsProducer(kafka: Kafka, settings: ProducerSettings = {}): BusProd
     // murmur2 of the key, as the Java client (and the memory bus): named, so KafkaJS does not warn.
     createPartitioner: Partitioners.DefaultPartitioner,
   });
+  const unreachable = translated(brokers);
   return {
-    connect: () => producer.connect(),
+    connect: () => producer.connect().catch(unreachable),
     disconnect: () => producer.disconnect(),
     send: ({ compression, ...request }) =>
-      producer.send({ ...request, ...(compression === "gzip" && { compression: CompressionTypes.GZIP }) }),
+      producer
+        .send({ ...request, ...(compression === "gzip" && { compression: CompressionTypes.GZIP }) })
+        .catch(unreachable),
   };
 }
 
@@ -112,31 +125,36 @@ class KafkajsBusConsumer implements BusConsumer {
   }
 }
 
-function kafkajsAdmin(admin: KafkajsAdmin): BusAdmin {
+function kafkajsAdmin(admin: KafkajsAdmin, brokers: string[]): BusAdmin {
   const TOPIC = 2; // Kafka's ConfigResource type of a topic
+  const unreachable = translated(brokers);
   return {
-    connect: () => admin.connect(),
+    connect: () => admin.connect().catch(unreachable),
     disconnect: () => admin.disconnect(),
-    listTopics: () => admin.listTopics(),
-    createTopics: (options) => admin.createTopics(options),
-    createPartitions: (options) => admin.createPartitions(options),
-    deleteTopics: (options) => admin.deleteTopics(options),
-    fetchTopicMetadata: (options) => admin.fetchTopicMetadata(options),
-    fetchTopicOffsets: (topic) => admin.fetchTopicOffsets(topic),
-    fetchOffsets: (options) => admin.fetchOffsets(options),
-    deleteGroups: (groupIds) => admin.deleteGroups(groupIds),
+    listTopics: () => admin.listTopics().catch(unreachable),
+    createTopics: (options) => admin.createTopics(options).catch(unreachable),
+    createPartitions: (options) => admin.createPartitions(options).catch(unreachable),
+    deleteTopics: (options) => admin.deleteTopics(options).catch(unreachable),
+    fetchTopicMetadata: (options) => admin.fetchTopicMetadata(options).catch(unreachable),
+    fetchTopicOffsets: (topic) => admin.fetchTopicOffsets(topic).catch(unreachable),
+    fetchOffsets: (options) => admin.fetchOffsets(options).catch(unreachable),
+    deleteGroups: (groupIds) => admin.deleteGroups(groupIds).catch(unreachable),
     describeTopicConfigs: async (topics) =>
       (
-        await admin.describeConfigs({
-          includeSynonyms: false,
-          resources: topics.map((name) => ({ type: TOPIC, name })),
-        })
+        await admin
+          .describeConfigs({
+            includeSynonyms: false,
+            resources: topics.map((name) => ({ type: TOPIC, name })),
+          })
+          .catch(unreachable)
       ).resources,
     alterTopicConfigs: async (changes) => {
-      await admin.alterConfigs({
-        validateOnly: false,
-        resources: changes.map((c) => ({ type: TOPIC, name: c.topic, configEntries: c.configEntries })),
-      });
+      await admin
+        .alterConfigs({
+          validateOnly: false,
+          resources: changes.map((c) => ({ type: TOPIC, name: c.topic, configEntries: c.configEntries })),
+        })
+        .catch(unreachable);
     },
   };
 }

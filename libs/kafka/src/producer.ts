@@ -74,7 +74,9 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
       () => undefined,
       (error) => {
         this.connected = undefined;
-        throw new BrokerUnavailableError(this.brokers(), error);
+        throw error instanceof BrokerUnavailableError
+          ? error
+          : new BrokerUnavailableError(this.brokers(), error);
       },
     );
     return this.connected;
@@ -207,11 +209,9 @@ export class TesseraProducer<Events extends Record<string, object> = Record<stri
   }
 
   private wrap(topic: string, error: unknown): TesseraKafkaError {
+    // The bus reports an unreachable cluster as BrokerUnavailableError (a TesseraKafkaError).
     if (error instanceof TesseraKafkaError) return error;
     const name = (error as Error)?.name ?? "";
-    if (/Connection|NumberOfRetriesExceeded|RequestTimeout|BrokerNotFound/.test(name)) {
-      return new BrokerUnavailableError(this.brokers(), error);
-    }
     if (name === "SerializationError" || /validat/i.test((error as Error)?.message ?? "")) {
       return new SchemaValidationError(topic, [(error as Error).message]);
     }
