@@ -10,6 +10,7 @@
  *
  *   npx tsc -b && npx tsx bench/feature-server/run.ts [--view bench|example] [--runs 3] [--seconds 8]
  *     [--entities 5000] [--eventsPerEntity 20] [--spreadMinutes 30] [--connections 8] [--tracing]
+ *     [--only "tessera HTTP 1,floor HTTP 1"]   (phases by name; BENCH_CPU_PROF=<dir> profiles the server)
  *
  * `--tracing`: also a feature server with OpenTelemetry on (every request sampled, spans exported
  * over OTLP to a receiver in this process that discards them), HTTP 1 and 100 entities, to set the
@@ -50,6 +51,9 @@ const flags = numericFlags({
   connections: 8,
 });
 const TRACING = process.argv.includes("--tracing");
+/** `--only "<phase>,<phase>"`: run just these phases (e.g. with BENCH_CPU_PROF, to profile one). */
+const onlyArg = process.argv.indexOf("--only");
+const ONLY = onlyArg >= 0 ? new Set(process.argv[onlyArg + 1]!.split(",")) : undefined;
 const viewArg = process.argv.indexOf("--view");
 const VIEW = viewArg >= 0 ? process.argv[viewArg + 1]! : "bench";
 const prefix = `bench-fs-${randomBytes(3).toString("hex")}:`;
@@ -160,7 +164,7 @@ function start(mode: "tessera" | "tessera-traced" | "floor", otlp?: string): Pro
     // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the feature server (written when it exits).
     execArgv: [
       ...process.execArgv,
-      ...(mode === "tessera" && process.env["BENCH_CPU_PROF"]
+      ...(mode === (process.env["BENCH_CPU_PROF_MODE"] ?? "tessera") && process.env["BENCH_CPU_PROF"]
         ? ["--cpu-prof", `--cpu-prof-dir=${process.env["BENCH_CPU_PROF"]}`]
         : []),
     ],
@@ -318,7 +322,10 @@ const measure = async (server: Server, phase: () => Promise<Figures>): Promise<F
   f.cpuUs = ((await cpuOf(server)) - before) / Math.max(1, f.rps * flags.seconds);
   return f;
 };
-const record = (name: string, f: Figures) => {
+/** Measures and records one phase (unless `--only` leaves it out). */
+const record = async (name: string, server: Server, phase: () => Promise<Figures>) => {
+  if (ONLY !== undefined && !ONLY.has(name)) return;
+  const f = await measure(server, phase);
   results[name] = [...(results[name] ?? []), f];
   console.log(`  ${name.padEnd(36)} ${show(f)}`);
 };
@@ -336,24 +343,20 @@ try {
   for (let run = 1; run <= flags.runs; run++) {
     console.log(`run ${run}/${flags.runs}`);
     for (const n of [1, 100]) {
-      record(`floor HTTP ${n}`, await measure(floor, () => http(F, floorBody(n), {})));
-      record(`tessera HTTP ${n}`, await measure(tessera, () => http(T, tesseraBody(n), {})));
-      record(`floor gRPC ${n}`, await measure(floor, () => grpcLoad(floor.grpc, n, {})));
-      record(`tessera gRPC ${n}`, await measure(tessera, () => grpcLoad(tessera.grpc, n, {})));
+      await record(`floor HTTP ${n}`, floor, () => http(F, floorBody(n), {}));
+      await record(`tessera HTTP ${n}`, tessera, () => http(T, tesseraBody(n), {}));
+      await record(`floor gRPC ${n}`, floor, () => grpcLoad(floor.grpc, n, {}));
+      await record(`tessera gRPC ${n}`, tessera, () => grpcLoad(tessera.grpc, n, {}));
     }
-    record("tessera HTTP 1 @ 1000/s", await measure(tessera, () => http(T, tesseraBody(1), { rate: 1000 })));
-    record(
-      "tessera HTTP 100 @ 100/s",
-      await measure(tessera, () => http(T, tesseraBody(100), { rate: 100 })),
-    );
+    await record("floor HTTP 1 @ 1000/s", floor, () => http(F, floorBody(1), { rate: 1000 }));
+    await record("tessera HTTP 1 @ 1000/s", tessera, () => http(T, tesseraBody(1), { rate: 1000 }));
+    await record("floor HTTP 100 @ 100/s", floor, () => http(F, floorBody(100), { rate: 100 }));
+    await record("tessera HTTP 100 @ 100/s", tessera, () => http(T, tesseraBody(100), { rate: 100 }));
     if (traced) {
       for (const n of [1, 100]) {
-        record(
-          `tessera HTTP ${n} (again, tracing off)`,
-          await measure(tessera, () => http(T, tesseraBody(n), {})),
-        );
+        await record(`tessera HTTP ${n} (again, tracing off)`, tessera, () => http(T, tesseraBody(n), {}));
         const url = `${traced.http}/v1/features`;
-        record(`tessera HTTP ${n} tracing on`, await measure(traced, () => http(url, tesseraBody(n), {})));
+        await record(`tessera HTTP ${n} tracing on`, traced, () => http(url, tesseraBody(n), {}));
       }
     }
   }
@@ -368,6 +371,10 @@ try {
 const medians = Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, medianOf(runs)]));
 console.log(`\nmedians of ${flags.runs} runs (${flags.seconds} s each), view ${VIEW}`);
 for (const [name, f] of Object.entries(medians)) console.log(`  ${name.padEnd(36)} ${show(f)}`);
+if (ONLY !== undefined) {
+  console.log(`\n--only ${[...ONLY].join(",")}: no verdicts (they need every phase)`);
+  process.exit(0);
+}
 const m = (name: string) => medians[name]!;
 const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
 const cpu = (what: string) => m(`tessera ${what}`).cpuUs / m(`floor ${what}`).cpuUs;
