@@ -5,10 +5,10 @@
  *
  * 1. Incremental apply rate (events/s on one core, `ViewState.apply` from raw rows, so parsing the
  *    event time and reading columns is included) per op family. Target: ≥ 1M events/s through a view
- *    of five count/sum/mean/min/max features.
+ *    of five count/sum/mean/min/max features with 100k entities (the 1k-entity run is the hot ceiling).
  * 2. Snapshot throughput: 10M events × 1M spine rows (× --scale) from Parquet, our `runSnapshot`
  *    against DuckDB SQL computing the same five features on the same files, each engine in its own
- *    process (so peak RSS is its own). Target: no slower than 2× DuckDB. Outputs are compared.
+ *    process (so peak RSS is its own). Target: no slower than DuckDB (≤ 1×). Outputs are compared.
  *
  * Figures are medians of wall-clock times on a shared 2-core machine: the load average is printed.
  */
@@ -113,11 +113,10 @@ function applyBench() {
   const hotLabel = "count/sum/mean/min/max (5 features), 1k entities";
   applyRates[hotLabel] = applyRate(FAMILIES["count/sum/mean/min/max (5 features)"]!, makeRows(1_000));
   report(hotLabel, applyRates[hotLabel]);
-  const best = Math.max(
-    ...["count/sum/mean/min/max (5 features)", hotLabel].map((k) => applyRates[k]!.cpuEventsPerSec),
-  );
+  // The target is the cold case: 100k entities, each event mostly opening tiles (the hot case is a ceiling).
+  const cold5 = applyRates["count/sum/mean/min/max (5 features)"]!.cpuEventsPerSec;
   console.log(
-    `  target ≥ 1,000,000 events/s through the 5-feature view (best, by CPU time): ${best >= 1e6 ? "MET" : "NOT MET"} (${fmt(best)})`,
+    `  target ≥ 1,000,000 events/s through the 5-feature view with 100k entities, by CPU time: ${cold5 >= 1e6 ? "MET" : "NOT MET"} (${fmt(cold5)})`,
   );
 }
 
@@ -213,7 +212,7 @@ async function snapshotBench() {
   const cpuOurs = median(results.tessera!.map((r) => r.cpuSeconds));
   const cpuTheirs = median(results.duckdb!.map((r) => r.cpuSeconds));
   console.log(
-    `  ratio tessera/duckdb (wall): ${ratio.toFixed(2)}× — target ≤ 2×: ${ratio <= 2 ? "MET" : "NOT MET"}`,
+    `  ratio tessera/duckdb (wall): ${ratio.toFixed(2)}× — target ≤ 1×: ${ratio <= 1 ? "MET" : "NOT MET"}`,
   );
   // On a shared machine wall time depends on what else runs; CPU time is the work each engine did.
   console.log(
@@ -230,7 +229,7 @@ async function snapshotBench() {
     medianSeconds: { tessera: ours, duckdb: theirs },
     medianCpuSeconds: { tessera: cpuOurs, duckdb: cpuTheirs },
     ratio,
-    targetMet: ratio <= 2,
+    targetMet: ratio <= 1,
     mismatches: JSON.parse(JSON.stringify(mismatches, (_, v) => (typeof v === "bigint" ? Number(v) : v))),
   };
 }
