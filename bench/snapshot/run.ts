@@ -114,6 +114,10 @@ for (let run = 0; run < flags.runs; run++) {
         "--import",
         "tsx",
         "--max-old-space-size=4096",
+        // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each Tessera run, for finding where the time goes.
+        ...(engine === "tessera" && process.env.BENCH_CPU_PROF
+          ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
         join(here, "child.ts"),
         engine,
         join(archive, TOPIC),
