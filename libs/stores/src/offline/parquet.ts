@@ -14,13 +14,7 @@ import {
   type Vector,
   vectorFromArray,
 } from "apache-arrow";
-import {
-  ParquetFile,
-  readParquet,
-  Table as WasmTable,
-  WriterPropertiesBuilder,
-  writeParquet,
-} from "parquet-wasm";
+import { ParquetFile, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from "parquet-wasm";
 import { TableReadError } from "./errors.js";
 import { readObject, reasonOf } from "./storage.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -33,27 +27,32 @@ export async function* readParquetBatches(file: string, columns?: string[]): Asy
   const bytes = await readObject(file).catch((error) => {
     throw new TableReadError(reasonOf(error, file), { file });
   });
+  let handle: ParquetFile;
   let groups: number;
+  let names: string[];
   try {
-    const handle = await ParquetFile.fromFile(new Blob([bytes]));
+    handle = await ParquetFile.fromFile(new Blob([bytes]));
     groups = handle.metadata().numRowGroups();
-    handle.free();
+    names = tableFromIPC(handle.schema().intoIPCStream()).schema.fields.map((field) => field.name);
   } catch (error) {
     throw new TableReadError(`not a Parquet file (${(error as Error).message ?? error})`, { file });
   }
-  let firstRow = 0;
-  for (let group = 0; group < groups; group++) {
-    // parquet-wasm 0.8's `columns` reader option is not honoured in the Node build: project here.
-    const table = tableFromIPC(readParquet(bytes, { rowGroups: [group] }).intoIPCStream());
-    const names = columns ?? table.schema.fields.map((field) => field.name);
-    const out: Record<string, ArrayLike<unknown>> = {};
-    for (const name of names) {
-      const vector = table.getChild(name);
-      if (!vector) throw new TableReadError("no such column", { file, column: name });
-      out[name] = plainValues(vector);
+  try {
+    const missing = columns?.find((name) => !names.includes(name));
+    if (missing !== undefined) throw new TableReadError("no such column", { file, column: missing });
+    const wanted = columns ?? names;
+    let firstRow = 0;
+    for (let group = 0; group < groups; group++) {
+      // Decode only the wanted columns (an archive row carries every event field and metadata).
+      const read = await handle.read({ rowGroups: [group], columns: wanted });
+      const table = tableFromIPC(read.intoIPCStream());
+      const out: Record<string, ArrayLike<unknown>> = {};
+      for (const name of wanted) out[name] = plainValues(table.getChild(name)!);
+      yield { file, firstRow, length: table.numRows, columns: out };
+      firstRow += table.numRows;
     }
-    yield { file, firstRow, length: table.numRows, columns: out };
-    firstRow += table.numRows;
+  } finally {
+    handle.free();
   }
 }
 
