@@ -140,11 +140,17 @@ describe("exact sums in slots", () => {
       fc.constantFrom(1e-300, -1e-300, 2 ** 53, 0.1, 0.2, 0.3, 1e16, -1e16),
     );
     fc.assert(
-      fc.property(fc.array(magnitudes, { maxLength: 60 }), (xs) => {
+      fc.property(fc.array(magnitudes, { maxLength: 60 }), fc.nat(), (xs, cut) => {
         const partials: number[] = [];
         for (const x of xs) addExact(partials, x);
         const state = xs.reduce((s, x, i) => sum.add(s, x, 0, i), sum.init());
         expect(sum.finalize(state)).toBe(roundExact(partials));
+        // Merged from two halves (as tiles are merged into a window): the same exact sum.
+        const at = xs.length === 0 ? 0 : cut % xs.length;
+        const halves = [xs.slice(0, at), xs.slice(at)].map((part) =>
+          part.reduce((s, x, i) => sum.add(s, x, 0, i), sum.init()),
+        );
+        expect(sum.finalize(sum.merge(halves[1]!, halves[0]!))).toBe(roundExact(partials));
         expect(sum.finalize(sum.deserialize(sum.serialize(state)))).toBe(roundExact(partials));
         const m = xs.reduce((s, x, i) => mean.add(s, x, 0, i), mean.init());
         expect(mean.finalize(m)).toBe(xs.length === 0 ? null : roundExact(partials) / xs.length);

@@ -100,6 +100,29 @@ function addPartial(w: Float64Array, at: number, side: SideList, x: number, capa
     addExact(side[-len - 1] as number[], x);
     return;
   }
+  if (len <= 1) {
+    // Zero or one partial, nearly every tile and every merge: growPartials' step inline, same result.
+    if (len === 0) {
+      w[at] = 1;
+      w[at + 1] = x;
+      return;
+    }
+    let big = x;
+    let small = w[at + 1]!;
+    if (Math.abs(big) < Math.abs(small)) {
+      big = small;
+      small = x;
+    }
+    const hi = big + small;
+    const lo = small - (hi - big);
+    if (lo === 0) w[at + 1] = hi;
+    else {
+      w[at] = 2;
+      w[at + 1] = lo;
+      w[at + 2] = hi;
+    }
+    return;
+  }
   const out = scratchPartials;
   const n = growPartials(w, at + 1, len, x, out);
   if (n <= capacity) {
