@@ -28,11 +28,12 @@ export async function* readParquetBatches(file: string, columns?: string[]): Asy
     throw new TableReadError(reasonOf(error, file), { file });
   });
   let handle: ParquetFile;
-  let groups: number;
+  let groupRows: number[];
   let names: string[];
   try {
     handle = await ParquetFile.fromFile(new Blob([bytes]));
-    groups = handle.metadata().numRowGroups();
+    const metadata = handle.metadata();
+    groupRows = Array.from({ length: metadata.numRowGroups() }, (_, g) => metadata.rowGroup(g).numRows());
     names = tableFromIPC(handle.schema().intoIPCStream()).schema.fields.map((field) => field.name);
   } catch (error) {
     throw new TableReadError(`not a Parquet file (${(error as Error).message ?? error})`, { file });
@@ -42,9 +43,12 @@ export async function* readParquetBatches(file: string, columns?: string[]): Asy
     if (missing !== undefined) throw new TableReadError("no such column", { file, column: missing });
     const wanted = columns ?? names;
     let firstRow = 0;
-    for (let group = 0; group < groups; group++) {
-      // Decode only the wanted columns (an archive row carries every event field and metadata).
-      const read = await handle.read({ rowGroups: [group], columns: wanted });
+    for (let group = 0; group < groupRows.length; group++) {
+      // Only the wanted columns (an archive row carries every event field and metadata), and the group
+      // as one record batch: the reader's default of 1,024 rows per batch leaves chunked vectors that
+      // are read value by value.
+      const batchSize = Math.max(1, groupRows[group]!);
+      const read = await handle.read({ rowGroups: [group], columns: wanted, batchSize });
       const table = tableFromIPC(read.intoIPCStream());
       const out: Record<string, ArrayLike<unknown>> = {};
       for (const name of wanted) out[name] = plainValues(table.getChild(name)!);
