@@ -49,6 +49,8 @@ export class EventColumnsBuilder {
   private appended: Float64Array | undefined;
   private inputs: (Float64Array | unknown[] | null)[];
   private readonly kinds: ("number" | "any" | "event" | "unused")[];
+  /** Per feature, the first feature reading the same column the same way: they share its column. */
+  private readonly owner: number[];
   /** Reused for every event: its fields are copied into the columns below. */
   private readonly scratch: PreparedEvent;
 
@@ -61,8 +63,15 @@ export class EventColumnsBuilder {
     const { view } = runtime;
     if (appendTimeColumn) this.appended = new Float64Array(1024);
     this.kinds = view.features.map((f, i) => (features.includes(i) ? inputKind(f.op, f.column) : "unused"));
-    this.inputs = this.kinds.map((kind) =>
-      kind === "number" ? new Float64Array(1024) : kind === "any" ? [] : null,
+    const first = new Map<string, number>();
+    this.owner = view.features.map((f, i) => {
+      const key = `${this.kinds[i]}\0${f.column}`;
+      if (this.kinds[i] !== "number" && this.kinds[i] !== "any") return i;
+      if (!first.has(key)) first.set(key, i);
+      return first.get(key)!;
+    });
+    this.inputs = this.shared(
+      this.kinds.map((kind) => (kind === "number" ? new Float64Array(1024) : kind === "any" ? [] : null)),
     );
     this.scratch = { ok: true, entity: "", ts: 0, seq: 0, inputs: new Array(view.features.length) };
   }
@@ -99,6 +108,7 @@ export class EventColumnsBuilder {
       this.appended[this.n] = appended;
     }
     for (let f = 0; f < this.kinds.length; f++) {
+      if (this.owner[f] !== f) continue; // its owner's column holds the same input
       const input = prepared.inputs[f];
       const column = this.inputs[f];
       if (column instanceof Float64Array) column[this.n] = input === null ? Number.NaN : (input as number);
@@ -118,9 +128,14 @@ export class EventColumnsBuilder {
     this.ts = grown(this.ts, (n) => new Float64Array(n));
     this.seq = grown(this.seq, (n) => new Float64Array(n));
     if (this.appended) this.appended = grown(this.appended, (n) => new Float64Array(n));
-    this.inputs = this.inputs.map((c) =>
-      c instanceof Float64Array ? grown(c, (n) => new Float64Array(n)) : c,
+    this.inputs = this.shared(
+      this.inputs.map((c) => (c instanceof Float64Array ? grown(c, (n) => new Float64Array(n)) : c)),
     );
+  }
+
+  /** `columns` with every feature pointed at its owner's column (one copy of a column read by many). */
+  private shared<T>(columns: T[]): T[] {
+    return columns.map((_, f) => columns[this.owner[f]!]!);
   }
 
   finish(): SpineEvents {
@@ -130,7 +145,7 @@ export class EventColumnsBuilder {
       columns: {
         ts: this.ts.subarray(0, this.n),
         seq: this.seq.subarray(0, this.n),
-        inputs: this.inputs.map((c) => (c instanceof Float64Array ? c.subarray(0, this.n) : c)),
+        inputs: this.shared(this.inputs.map((c) => (c instanceof Float64Array ? c.subarray(0, this.n) : c))),
       },
       ...(this.appended ? { appended: this.appended.subarray(0, this.n) } : {}),
     };
@@ -191,16 +206,30 @@ function groupBy(ids: Int32Array, count: number) {
  */
 function entityOrdered(events: SpineEvents, count: number) {
   const { order, starts } = groupBy(events.entityIds, count);
+  const n = order.length;
   const permute = <T extends ArrayLike<unknown> | null>(column: T): T => {
     if (column === null) return column;
-    const out = column instanceof Float64Array ? new Float64Array(order.length) : new Array(order.length);
-    for (let i = 0; i < order.length; i++) out[i] = column[order[i]!] as number;
+    if (column instanceof Float64Array) {
+      // Its own loop, so the gather stays monomorphic (typed array in, typed array out).
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = column[order[i]!]!;
+      return out as unknown as T;
+    }
+    const out = new Array<unknown>(n);
+    for (let i = 0; i < n; i++) out[i] = column[order[i]!];
     return out as unknown as T;
+  };
+  // Features reading one column share it (EventColumnsBuilder): permute it once.
+  const permuted = new Map<ArrayLike<unknown>, ArrayLike<unknown>>();
+  const permuteShared = (column: ArrayLike<unknown> | null) => {
+    if (column === null) return null;
+    if (!permuted.has(column)) permuted.set(column, permute(column));
+    return permuted.get(column)!;
   };
   const columns: EventColumns = {
     ts: permute(events.columns.ts),
     seq: permute(events.columns.seq),
-    inputs: events.columns.inputs.map(permute),
+    inputs: events.columns.inputs.map(permuteShared),
   };
   const appended = events.appended ? permute(events.appended) : undefined;
   const positions = Int32Array.from({ length: order.length }, (_, i) => i);
