@@ -95,6 +95,17 @@ describe("readRows / writeRows", () => {
     expect(await all(file)).toEqual(data);
   });
 
+  it("reads millisecond timestamps as epoch ms, with and without nulls", async () => {
+    const file = join(dir, "times.parquet");
+    const data = [
+      { t: 1_700_000_000_123, u: -5 },
+      { t: null, u: 0 },
+      { t: 2 ** 41 + 7, u: 86_400_000 },
+    ];
+    await writeRows(file, data, { schema: { t: "timestamp", u: "timestamp" } });
+    expect(await all(file)).toEqual(data);
+  });
+
   it("writes an async iterable as JSONL", async () => {
     const file = join(dir, "async.jsonl");
     async function* gen() {

@@ -6,7 +6,9 @@ import {
   Int64,
   makeData,
   makeVector,
+  type Timestamp,
   TimestampMillisecond,
+  TimeUnit,
   Type,
   tableFromIPC,
   tableToIPC,
@@ -62,7 +64,12 @@ export async function* readParquetBatches(file: string, columns?: string[]): Asy
 
 /** Arrow vector → array of numbers/strings/booleans/null; typed arrays where there are no nulls (fast path). */
 function plainValues(vector: Vector): ArrayLike<unknown> {
-  const { typeId } = vector.type as DataType;
+  const type = vector.type as DataType;
+  // Millisecond timestamps are int64 epoch ms underneath: read them as numbers too, not one get() each.
+  const typeId =
+    type.typeId === Type.Timestamp && (type as Timestamp).unit === TimeUnit.MILLISECOND
+      ? Type.Int
+      : type.typeId;
   if (vector.nullCount === 0 && (typeId === Type.Float || typeId === Type.Int)) {
     const raw = vector.toArray() as ArrayLike<number | bigint>;
     if (raw instanceof BigInt64Array) return int64ToNumbers(raw);
