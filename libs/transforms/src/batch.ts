@@ -32,12 +32,29 @@ export function pointInTimeColumns(
   times: ArrayLike<number>,
   features: readonly number[] = runtime.view.features.map((_, i) => i),
 ): FeatureValue[][] {
+  const out: FeatureValue[][] = Array.from({ length: times.length }, () => new Array(features.length));
+  pointInTimeEvaluator(runtime, columns, features)(rows, times, (i, j, value) => {
+    out[i]![j] = value;
+  });
+  return out;
+}
+
+/**
+ * pointInTimeColumns for entity after entity over one set of columns, allocation-free per entity: one
+ * tile state and one set of buffers, reused. `emit(i, j, value)`: the value at times[i] of features[j].
+ */
+export function pointInTimeEvaluator(
+  runtime: ViewRuntime,
+  columns: EventColumns,
+  features: readonly number[],
+): (
+  rows: ArrayLike<number>,
+  times: ArrayLike<number>,
+  emit: (i: number, j: number, value: FeatureValue) => void,
+) => void {
   const { layout } = runtime;
   const { ts, seq, inputs } = columns;
-  const sorted = Int32Array.from(rows).sort((a, b) => ts[a]! - ts[b]! || seq[a]! - seq[b]!);
-  const order = Int32Array.from({ length: times.length }, (_, i) => i).sort((a, b) => times[a]! - times[b]!);
   const state = new TileState(layout);
-  const nFeatures = runtime.view.features.length;
   const readInputs = columnInputs(runtime, inputs, features);
   // Per hop group, the longest window of the requested features: tiles before its start are done with.
   const reach = layout.groups.map((group) =>
@@ -48,22 +65,34 @@ export function pointInTimeColumns(
         .map((f) => layout.features[f]!.windowMs),
     ),
   );
-  const values: FeatureValue[] = new Array(nFeatures);
-  const out: FeatureValue[][] = new Array(times.length);
-  let next = 0;
-  for (const row of order) {
-    const t = times[row]!;
-    for (; next < sorted.length && ts[sorted[next]!]! < t; next++) {
-      const e = sorted[next]!;
-      state.addToTiles(ts[e]!, seq[e]!, readInputs(e));
+  const values: FeatureValue[] = new Array(runtime.view.features.length);
+  let sorted = new Int32Array(64);
+  let order = new Int32Array(64);
+  const byTime = (a: number, b: number) => ts[a]! - ts[b]! || seq[a]! - seq[b]!;
+  return (rows, times, emit) => {
+    if (sorted.length < rows.length) sorted = new Int32Array(rows.length * 2);
+    if (order.length < times.length) order = new Int32Array(times.length * 2);
+    const events = sorted.subarray(0, rows.length);
+    events.set(rows);
+    events.sort(byTime);
+    const spine = order.subarray(0, times.length);
+    for (let i = 0; i < spine.length; i++) spine[i] = i;
+    spine.sort((a, b) => times[a]! - times[b]!);
+    state.clear();
+    let next = 0;
+    for (const row of spine) {
+      const t = times[row]!;
+      for (; next < events.length && ts[events[next]!]! < t; next++) {
+        const e = events[next]!;
+        state.addToTiles(ts[e]!, seq[e]!, readInputs(e));
+      }
+      for (let g = 0; g < reach.length; g++) {
+        state.dropBefore(g, Math.floor((t - reach[g]!) / layout.groups[g]!.hopMs));
+      }
+      finalizeTiles(layout, state, t, values, undefined, features);
+      for (let j = 0; j < features.length; j++) emit(row, j, values[features[j]!]!);
     }
-    layout.groups.forEach((group, g) => {
-      state.dropBefore(g, Math.floor((t - reach[g]!) / group.hopMs));
-    });
-    finalizeTiles(layout, state, t, values, undefined, features);
-    out[row] = features.map((f) => values[f]!);
-  }
-  return out;
+  };
 }
 
 /**

@@ -5,7 +5,7 @@
  * spine and the events and writing the table is @tessera/stores' runSnapshot.
  */
 import { type FeatureValue, inputKind } from "./aggregators/index.js";
-import { type EventColumns, pointInTimeAsIngested, pointInTimeColumns } from "./batch.js";
+import { type EventColumns, pointInTimeAsIngested, pointInTimeEvaluator } from "./batch.js";
 import type { Row } from "./definitions/types.js";
 import type { PreparedEvent, ViewRuntime } from "./events.js";
 import { parseTimestamp } from "./time.js";
@@ -170,17 +170,21 @@ export function pointInTimeSpine(
   const ordered = entityOrdered(events, spine.entityCount);
   events.columns = { ts: [], seq: [], inputs: [] }; // the entity-ordered copy replaces them
   const { columns, appended } = ordered;
+  const evaluate = appended ? undefined : pointInTimeEvaluator(runtime, columns, features);
+  let times = new Float64Array(64);
   let done = 0;
   for (let entity = 0; entity < spine.entityCount; entity++) {
     const rows = byEntity.rows(entity);
-    const times = new Float64Array(rows.length);
-    for (let i = 0; i < rows.length; i++) times[i] = spine.times[rows[i]!]!;
+    if (times.length < rows.length) times = new Float64Array(rows.length * 2);
+    const entityTimes = times.subarray(0, rows.length);
+    for (let i = 0; i < rows.length; i++) entityTimes[i] = spine.times[rows[i]!]!;
     const eventRows = ordered.rows(entity);
-    const values = appended
-      ? pointInTimeAsIngested(runtime, columns, appended, eventRows, times, features)
-      : pointInTimeColumns(runtime, columns, eventRows, times, features);
-    for (let i = 0; i < rows.length; i++) {
-      for (let j = 0; j < features.length; j++) emit(rows[i]!, j, values[i]![j]!);
+    if (evaluate) evaluate(eventRows, entityTimes, (i, j, value) => emit(rows[i]!, j, value));
+    else {
+      const values = pointInTimeAsIngested(runtime, columns, appended!, eventRows, entityTimes, features);
+      for (let i = 0; i < rows.length; i++) {
+        for (let j = 0; j < features.length; j++) emit(rows[i]!, j, values[i]![j]!);
+      }
     }
     done += rows.length;
     onEntity?.(done, entity);

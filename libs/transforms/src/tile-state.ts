@@ -306,6 +306,17 @@ export class TileState implements TileSource {
     this.side = fresh;
   }
 
+  /** Empties the state for reuse by another entity (the batch evaluator): its buffer is kept. */
+  clear(): void {
+    this.counts.fill(0);
+    this.used = 0;
+    this.side = [];
+    this.pending = null;
+    this.newest = Number.NEGATIVE_INFINITY;
+    this.dirty = false;
+    this.loadedFrom = NO_POSITION;
+  }
+
   /** Takes over decoded records: `counts` per group, `used` words of `words` (TileReader.toState). */
   adopt(counts: readonly number[], words: Float64Array, used: number, side: SideList): void {
     counts.forEach((n, g) => {
