@@ -93,7 +93,7 @@ describe("runSnapshot", () => {
         spine: join(dir, "spine.parquet"),
         out,
       });
-      expect(summary).toMatchObject({ spineRows: spine.length, events: 400, entities: 6 });
+      expect(summary).toMatchObject({ spineRows: spine.length, events: 400, eventsUsed: 400, entities: 6 });
       const rows = await collect(out);
       expect(rows).toHaveLength(spine.length);
       rows.forEach((row, i) => {

@@ -167,8 +167,7 @@ export function pointInTimeSpine(
   onEntity?: (rowsDone: number, entity: number) => void,
 ): void {
   const byEntity = groupBy(spine.entityIds, spine.entityCount);
-  const ordered = entityOrdered(events, spine.entityCount);
-  events.columns = { ts: [], seq: [], inputs: [] }; // the entity-ordered copy replaces them
+  const ordered = entityOrdered(events, spine.entityCount); // consumes events' columns
   const { columns, appended } = ordered;
   const evaluate = appended ? undefined : pointInTimeEvaluator(runtime, columns, features);
   let times = new Float64Array(64);
@@ -207,12 +206,14 @@ function groupBy(ids: Int32Array, count: number) {
 /**
  * The events copied into entity order, so each entity's events are adjacent in memory: the batch
  * evaluator then reads (and sorts) them without a cache miss per access into 10M-long columns.
+ * Consumes `events`: each column is released as soon as its copy exists, so at most one column is
+ * held twice (peak memory at 10M events).
  */
 function entityOrdered(events: SpineEvents, count: number) {
   const { order, starts } = groupBy(events.entityIds, count);
+  events.entityIds = new Int32Array(0);
   const n = order.length;
-  const permute = <T extends ArrayLike<unknown> | null>(column: T): T => {
-    if (column === null) return column;
+  const permute = <T extends ArrayLike<unknown>>(column: T): T => {
     if (column instanceof Float64Array) {
       // Its own loop, so the gather stays monomorphic (typed array in, typed array out).
       const out = new Float64Array(n);
@@ -223,19 +224,24 @@ function entityOrdered(events: SpineEvents, count: number) {
     for (let i = 0; i < n; i++) out[i] = column[order[i]!];
     return out as unknown as T;
   };
+  const source = events.columns;
+  events.columns = { ts: [], seq: [], inputs: [] };
+  const ts = permute(source.ts);
+  source.ts = [];
+  const seq = permute(source.seq);
+  source.seq = [];
   // Features reading one column share it (EventColumnsBuilder): permute it once.
   const permuted = new Map<ArrayLike<unknown>, ArrayLike<unknown>>();
-  const permuteShared = (column: ArrayLike<unknown> | null) => {
+  const inputs = source.inputs.map((column, f) => {
     if (column === null) return null;
     if (!permuted.has(column)) permuted.set(column, permute(column));
+    source.inputs[f] = null;
     return permuted.get(column)!;
-  };
-  const columns: EventColumns = {
-    ts: permute(events.columns.ts),
-    seq: permute(events.columns.seq),
-    inputs: events.columns.inputs.map(permuteShared),
-  };
+  });
   const appended = events.appended ? permute(events.appended) : undefined;
-  const positions = Int32Array.from({ length: order.length }, (_, i) => i);
-  return { columns, appended, rows: (id: number) => positions.subarray(starts[id]!, starts[id + 1]!) };
+  events.appended = undefined;
+  // Entity e's events now sit at [starts[e], starts[e + 1]): `order` becomes those positions.
+  for (let i = 0; i < n; i++) order[i] = i;
+  const columns: EventColumns = { ts, seq, inputs };
+  return { columns, appended, rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
 }

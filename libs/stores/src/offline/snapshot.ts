@@ -110,6 +110,8 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
 
   const events = await readEvents(options, plans, spine, progress);
   const eventsSeconds = clock();
+  // Counted now: evaluating consumes each view's event columns.
+  const eventsUsed = events.reduce((n, e) => n + e.entityIds.length, 0);
 
   const jsonl = tableFormat(options.out) === "jsonl";
   let done = 0;
@@ -143,7 +145,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
     out: options.out,
     spineRows: spine.length,
     events: events[0]?.read ?? 0,
-    eventsUsed: events.reduce((n, e) => n + e.entityIds.length, 0),
+    eventsUsed,
     eventsFiltered: events.reduce((n, e) => n + e.filtered, 0),
     entities: Math.max(0, ...spine.entityCount),
     eventFiles: events[0]?.files ?? 0,
