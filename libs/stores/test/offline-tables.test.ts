@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { readBatches, readRows, TableReadError, writeRows } from "../src/index.js";
+import { readBatches, readRows, TableReadError, writeColumns, writeRows } from "../src/index.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -93,6 +93,28 @@ describe("readRows / writeRows", () => {
     ];
     await writeRows(file, data, { schema: { n: "int64", big: "int64", f: "float64" } });
     expect(await all(file)).toEqual(data);
+  });
+
+  it("writes and reads back a table of several row groups (encoded group by group)", async () => {
+    const file = join(dir, "groups.parquet");
+    const n = 300_000; // three groups of up to 128k rows
+    const columns = {
+      id: Array.from({ length: n }, (_, i) => `k${i}`),
+      x: Array.from({ length: n }, (_, i) => (i % 7 === 0 ? null : i / 4)),
+    };
+    await writeColumns(file, columns, { metadata: { note: "several groups" } });
+    const batches: { firstRow: number; length: number }[] = [];
+    let checked = 0;
+    let wrong = 0;
+    for await (const batch of readBatches(file)) {
+      batches.push({ firstRow: batch.firstRow, length: batch.length });
+      for (let i = 0; i < batch.length; i++, checked++) {
+        if (batch.columns.id![i] !== columns.id[checked] || batch.columns.x![i] !== columns.x[checked])
+          wrong++;
+      }
+    }
+    expect({ checked, wrong }).toEqual({ checked: n, wrong: 0 });
+    expect(batches.map((b) => b.length)).toEqual([131_072, 131_072, 37_856]);
   });
 
   it("reads millisecond timestamps as epoch ms, with and without nulls", async () => {

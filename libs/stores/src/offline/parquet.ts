@@ -16,7 +16,13 @@ import {
   type Vector,
   vectorFromArray,
 } from "apache-arrow";
-import { ParquetFile, Table as WasmTable, WriterPropertiesBuilder, writeParquet } from "parquet-wasm";
+import {
+  ParquetFile,
+  transformParquetStream,
+  Table as WasmTable,
+  WriterPropertiesBuilder,
+  writeParquet,
+} from "parquet-wasm";
 import { TableReadError } from "./errors.js";
 import { readObject, reasonOf } from "./storage.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
@@ -132,21 +138,41 @@ function plainValue(value: unknown): unknown {
 
 const ROW_GROUP = 128 * 1024;
 
-/** Encodes columns as one Parquet file (parquet-wasm's default compression), row groups of 128k rows. */
-export function encodeParquet(
+/**
+ * Encodes columns as one Parquet file (parquet-wasm's default compression), row groups of 128k rows,
+ * yielded in pieces. A larger table is encoded one row group at a time, so what it costs beyond the
+ * columns themselves is one group's Arrow and Parquet buffers, not a copy of the whole table in each.
+ */
+export async function* encodeParquet(
   columns: Map<string, unknown[]>,
   types: Map<string, ColumnType>,
   metadata: Record<string, string>,
-): Uint8Array {
-  const vectors: Record<string, Vector> = {};
-  for (const [name, values] of columns) vectors[name] = toVector(values, types.get(name)!);
-  const table = new ArrowTable(vectors);
-  const wasm = WasmTable.fromIPCStream(tableToIPC(table, "stream"));
-  const props = new WriterPropertiesBuilder()
-    .setMaxRowGroupSize(ROW_GROUP)
-    .setKeyValueMetadata(new Map(Object.entries(metadata)))
-    .build();
-  return writeParquet(wasm, props);
+): AsyncGenerator<Uint8Array> {
+  const length = Math.max(0, ...[...columns.values()].map((values) => values.length));
+  const props = () =>
+    new WriterPropertiesBuilder()
+      .setMaxRowGroupSize(ROW_GROUP)
+      .setKeyValueMetadata(new Map(Object.entries(metadata)))
+      .build();
+  const group = (from: number, to: number) => {
+    const vectors: Record<string, Vector> = {};
+    for (const [name, values] of columns) vectors[name] = toVector(values.slice(from, to), types.get(name)!);
+    return WasmTable.fromIPCStream(tableToIPC(new ArrowTable(vectors), "stream"));
+  };
+  if (length <= ROW_GROUP) {
+    yield writeParquet(group(0, length), props());
+    return;
+  }
+  let from = 0;
+  const batches = new ReadableStream({
+    pull(controller) {
+      if (from >= length) return controller.close();
+      const to = Math.min(length, from + ROW_GROUP);
+      for (const batch of group(from, to).recordBatches()) controller.enqueue(batch);
+      from = to;
+    },
+  });
+  for await (const piece of await transformParquetStream(batches, props())) yield piece as Uint8Array;
 }
 
 function toVector(values: unknown[], type: ColumnType): Vector {

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { csvLine, readCsv } from "./csv.js";
@@ -199,7 +199,7 @@ export async function writeRows(
       for (const [name, values] of columns) values.push(row[name] ?? null);
       count++;
     }
-    await writeFile(temp, encodeColumns(columns, options));
+    await writeParquetFile(temp, columns, options);
   });
 }
 
@@ -215,9 +215,12 @@ export async function writeColumns(
   await writeAtomically(path, async (temp) => {
     if (format === "parquet") {
       const data = new Map(
-        names.map((name) => [name, Array.from(columns[name] ?? new Array(length).fill(null))]),
+        names.map((name) => {
+          const values = columns[name];
+          return [name, Array.isArray(values) ? values : Array.from(values ?? new Array(length).fill(null))];
+        }),
       );
-      return writeFile(temp, encodeColumns(data, options));
+      return writeParquetFile(temp, data, options);
     }
     function* rows() {
       for (let i = 0; i < length; i++) {
@@ -245,10 +248,16 @@ async function writeAtomically(path: string, write: (temp: string) => Promise<vo
   }
 }
 
-function encodeColumns(columns: Map<string, unknown[]>, options: WriteOptions): Uint8Array {
+/** Writes columns to `file` as Parquet, piece by piece as they are encoded. */
+async function writeParquetFile(file: string, columns: Map<string, unknown[]>, options: WriteOptions) {
   const types = new Map<string, ColumnType>();
   for (const [name, values] of columns) types.set(name, options.schema?.[name] ?? inferType(values));
-  return encodeParquet(columns, types, options.metadata ?? {});
+  const out = await open(file, "w");
+  try {
+    for await (const piece of encodeParquet(columns, types, options.metadata ?? {})) await out.write(piece);
+  } finally {
+    await out.close();
+  }
 }
 
 /** Integers → int64, other numbers → float64, Date → timestamp; mixed or all-null → string. */
