@@ -1,7 +1,7 @@
 /**
  * The compute of a point-in-time snapshot over millions of events, without an object per event:
- * events are prepared into growable columns (EventColumnsBuilder), copied into entity order, and each
- * entity's spine times evaluated by the batch evaluators of batch.ts (pointInTimeSpine). Reading the
+ * events are prepared into growable columns (EventColumnsBuilder), gathered into entity order, and
+ * each entity's spine times evaluated by the batch evaluators of batch.ts (pointInTimeSpine). Reading the
  * spine and the events and writing the table is @tessera/stores' runSnapshot.
  */
 import { type FeatureValue, inputKind } from "./aggregators/index.js";
@@ -21,12 +21,17 @@ export class EventRowError extends Error {
   }
 }
 
-/** One view's events as columns, for entities of the spine only. */
+/**
+ * One view's events as columns, for entities of the spine only, in entity order: entity e's events
+ * (in read order) are rows starts[e] … starts[e + 1] − 1, adjacent in memory, so the batch evaluator
+ * reads and sorts them without a cache miss per access into 10M-long columns.
+ */
 export interface SpineEvents {
   /** Events dropped by the view's filter. */
   filtered: number;
-  /** Spine entity id of each event. */
-  entityIds: Int32Array;
+  /** Events kept. */
+  count: number;
+  starts: Int32Array;
   columns: EventColumns;
   /** Append time of each event, for "as ingested" snapshots. */
   appended?: Float64Array;
@@ -61,15 +66,26 @@ class ChunkedColumn<T extends Float64Array | Int32Array> {
     this.current![at] = value;
   }
 
-  /** The first n values as one array; the chunks are released. */
-  take(n: number): T {
-    const out = this.make(n);
-    this.chunks.forEach((chunk, c) => {
-      out.set(chunk.subarray(0, Math.min(CHUNK, n - c * CHUNK)), c * CHUNK);
-    });
+  /** Values order[0], order[1], … as one array; the chunks are released. */
+  gather(order: Int32Array): T {
+    const out = this.make(order.length);
+    const { chunks } = this;
+    for (let i = 0; i < order.length; i++) {
+      const at = order[i]!;
+      out[i] = chunks[at >>> 16]![at & (CHUNK - 1)]!;
+    }
+    this.release();
+    return out;
+  }
+
+  release(): void {
     this.chunks = [];
     this.current = undefined;
-    return out;
+  }
+
+  /** Calls visit(value, i) for the first n values. */
+  forEach(n: number, visit: (value: number, i: number) => void): void {
+    for (let i = 0; i < n; i++) visit(this.chunks[i >>> 16]![i & (CHUNK - 1)]!, i);
   }
 }
 
@@ -160,20 +176,36 @@ export class EventColumnsBuilder {
     return columns.map((_, f) => columns[this.owner[f]!]!);
   }
 
-  /** The events collected, as exact-length columns (the builder is spent). */
-  finish(): SpineEvents {
+  /**
+   * The events collected, gathered into entity order (`entityCount`: the spine's entities, ids dense
+   * from 0). The builder is spent; each column's chunks are released as it is gathered, so memory
+   * peaks at the chunks plus one column.
+   */
+  finish(entityCount: number): SpineEvents {
     const { n } = this;
+    // A counting sort of the events by entity: order[starts[e] …] are entity e's, in read order.
+    const starts = new Int32Array(entityCount + 1);
+    this.entityIds.forEach(n, (id) => {
+      starts[id + 1]!++;
+    });
+    for (let e = 0; e < entityCount; e++) starts[e + 1]! += starts[e]!;
+    const order = new Int32Array(n);
+    const fill = starts.slice(0, entityCount);
+    this.entityIds.forEach(n, (id, i) => {
+      order[fill[id]!++] = i;
+    });
+    this.entityIds.release();
+    const gathered = this.inputs.map((column, f) => {
+      if (this.owner[f] !== f || column === null) return null;
+      if (column instanceof ChunkedColumn) return column.gather(order);
+      return Array.from(order, (i) => column[i]);
+    });
     return {
       filtered: this.filtered,
-      entityIds: this.entityIds.take(n),
-      columns: {
-        ts: this.ts.take(n),
-        seq: this.seq.take(n),
-        inputs: this.shared(
-          this.inputs.map((c, f) => (c instanceof ChunkedColumn && this.owner[f] === f ? c.take(n) : c)),
-        ) as EventColumns["inputs"],
-      },
-      ...(this.appended ? { appended: this.appended.take(n) } : {}),
+      count: n,
+      starts,
+      columns: { ts: this.ts.gather(order), seq: this.seq.gather(order), inputs: this.shared(gathered) },
+      ...(this.appended ? { appended: this.appended.gather(order) } : {}),
     };
   }
 }
@@ -181,8 +213,7 @@ export class EventColumnsBuilder {
 /**
  * Each spine row's values of `features`, entity by entity: `emit(row, j, value)` for the j-th of
  * `features`. By event time (pointInTimeColumns), or as ingested when the events carry append times
- * (pointInTimeAsIngested). `events` is consumed: its columns are released once copied into entity
- * order. `onEntity(rowsDone, entity)` after each entity, for progress.
+ * (pointInTimeAsIngested). `onEntity(rowsDone, entity)` after each entity, for progress.
  */
 export function pointInTimeSpine(
   runtime: ViewRuntime,
@@ -193,8 +224,8 @@ export function pointInTimeSpine(
   onEntity?: (rowsDone: number, entity: number) => void,
 ): void {
   const byEntity = groupBy(spine.entityIds, spine.entityCount);
-  const ordered = entityOrdered(events, spine.entityCount); // consumes events' columns
-  const { columns, appended } = ordered;
+  const { columns, appended, starts } = events;
+  const positions = Int32Array.from({ length: events.count }, (_, i) => i);
   const evaluate = appended ? undefined : pointInTimeEvaluator(runtime, columns, features);
   let times = new Float64Array(64);
   let done = 0;
@@ -203,7 +234,7 @@ export function pointInTimeSpine(
     if (times.length < rows.length) times = new Float64Array(rows.length * 2);
     const entityTimes = times.subarray(0, rows.length);
     for (let i = 0; i < rows.length; i++) entityTimes[i] = spine.times[rows[i]!]!;
-    const eventRows = ordered.rows(entity);
+    const eventRows = positions.subarray(starts[entity]!, starts[entity + 1]!);
     if (evaluate) evaluate(eventRows, entityTimes, (i, j, value) => emit(rows[i]!, j, value));
     else {
       const values = pointInTimeAsIngested(runtime, columns, appended!, eventRows, entityTimes, features);
@@ -227,47 +258,4 @@ function groupBy(ids: Int32Array, count: number) {
     order[fill[id]!++] = row;
   });
   return { order, starts, rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
-}
-
-/**
- * The events copied into entity order, so each entity's events are adjacent in memory: the batch
- * evaluator then reads (and sorts) them without a cache miss per access into 10M-long columns.
- * Consumes `events`: each column is released as soon as its copy exists, so at most one column is
- * held twice (peak memory at 10M events).
- */
-function entityOrdered(events: SpineEvents, count: number) {
-  const { order, starts } = groupBy(events.entityIds, count);
-  events.entityIds = new Int32Array(0);
-  const n = order.length;
-  const permute = <T extends ArrayLike<unknown>>(column: T): T => {
-    if (column instanceof Float64Array) {
-      // Its own loop, so the gather stays monomorphic (typed array in, typed array out).
-      const out = new Float64Array(n);
-      for (let i = 0; i < n; i++) out[i] = column[order[i]!]!;
-      return out as unknown as T;
-    }
-    const out = new Array<unknown>(n);
-    for (let i = 0; i < n; i++) out[i] = column[order[i]!];
-    return out as unknown as T;
-  };
-  const source = events.columns;
-  events.columns = { ts: [], seq: [], inputs: [] };
-  const ts = permute(source.ts);
-  source.ts = [];
-  const seq = permute(source.seq);
-  source.seq = [];
-  // Features reading one column share it (EventColumnsBuilder): permute it once.
-  const permuted = new Map<ArrayLike<unknown>, ArrayLike<unknown>>();
-  const inputs = source.inputs.map((column, f) => {
-    if (column === null) return null;
-    if (!permuted.has(column)) permuted.set(column, permute(column));
-    source.inputs[f] = null;
-    return permuted.get(column)!;
-  });
-  const appended = events.appended ? permute(events.appended) : undefined;
-  events.appended = undefined;
-  // Entity e's events now sit at [starts[e], starts[e + 1]): `order` becomes those positions.
-  for (let i = 0; i < n; i++) order[i] = i;
-  const columns: EventColumns = { ts, seq, inputs };
-  return { columns, appended, rows: (id: number) => order.subarray(starts[id]!, starts[id + 1]!) };
 }

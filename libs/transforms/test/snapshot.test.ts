@@ -47,8 +47,8 @@ describe("pointInTimeSpine", () => {
       };
     });
     for (const [i, row] of rows.entries()) builder.add(row, i, spineIds);
-    const events = builder.finish();
-    expect(events.entityIds.length).toBe(rows.filter((r) => r.k !== "k7").length);
+    const events = builder.finish(entities.length);
+    expect(events.count).toBe(rows.filter((r) => r.k !== "k7").length);
 
     const spineEntity = Int32Array.from({ length: 70 }, (_, i) => i % 7);
     const times = Array.from({ length: 70 }, (_, i) => ((i * 37) % 600) * MIN + 123);

@@ -110,8 +110,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
 
   const events = await readEvents(options, plans, spine, progress);
   const eventsSeconds = clock();
-  // Counted now: evaluating consumes each view's event columns.
-  const eventsUsed = events.reduce((n, e) => n + e.entityIds.length, 0);
+  const eventsUsed = events.reduce((n, e) => n + e.count, 0);
 
   const jsonl = tableFormat(options.out) === "jsonl";
   let done = 0;
@@ -319,7 +318,7 @@ async function readEvents(
     read += batch.length;
     progress({ phase: "events", done: read });
   }
-  return builders.map((b) => ({ ...b.finish(), read, files: opened }));
+  return builders.map((b, p) => ({ ...b.finish(spine.entityCount[p]!), read, files: opened }));
 }
 
 /** Fails on an event whose entity key does not route to the partition of the file it was read from. */
