@@ -306,8 +306,11 @@ async function freshness(
   await sleep(2000);
   const text = await (await fetch(`${ops}/metrics`)).text();
   child.kill("SIGTERM");
-  const figure = (name: string) =>
-    Number(text.match(new RegExp(`^${name} ([0-9.e+-]+)$`, "m"))?.[1] ?? Number.NaN);
+  // A metric's value, summed over its labelled series (events_in is per topic).
+  const figure = (name: string) => {
+    const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))];
+    return values.length === 0 ? Number.NaN : values.reduce((sum, m) => sum + Number(m[1]), 0);
+  };
   const flushes = figure("tessera_processor_flush_seconds_count");
   console.log(
     `  processor: ${fmt(flushes)} flushes, mean ${fmt((figure("tessera_processor_flush_seconds_sum") / flushes) * 1000, 1)} ms, ` +
@@ -415,14 +418,30 @@ if (fresh) {
       `p50 ${fmt(fresh.p50 * 1000)} ms, p99 ${fmt(fresh.p99 * 1000)} ms (from its histogram, interpolated)`,
   );
 }
+// Issue 15's targets. The CPU target is per view: 6 µs on the bench view; 10 µs on the example view
+// with event times spread over 30 minutes (a backlog), the case that target was set for.
 const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
 const redis = rows["redis"];
 if (redis) {
+  const cpuTarget = VIEW === "bench" ? 6 : 10;
+  const cpuCase = VIEW === "bench" || flags.spreadMinutes >= 30 ? "" : " (set for --spreadMinutes 30)";
   console.log(
-    `targets: ≥ 50,000 events/s with Redis: ${verdict(redis.rate >= 50_000)} (${fmt(redis.rate)}); ratio ≥ 0.5: ${verdict(redis.ratio >= 0.5)} (${fmt(redis.ratio, 2)})`,
+    `target Redis, FeatureUpdates on, ≥ 150,000 events/s: ${verdict(redis.rate >= 150_000)} (${fmt(redis.rate)}); ` +
+      `≤ ${cpuTarget} µs CPU per event${cpuCase}: ${verdict(redis.cpuMicros <= cpuTarget)} (${fmt(redis.cpuMicros, 1)})`,
   );
 }
-if (fresh) console.log(`target p99 freshness < 1 s: ${verdict(fresh.p99 < 1)} (${fmt(fresh.p99 * 1000)} ms)`);
+const cassandra = rows["cassandra"];
+if (cassandra) {
+  console.log(
+    `target Cassandra ≥ 30,000 events/s: ${verdict(cassandra.rate >= 30_000)} (${fmt(cassandra.rate)})`,
+  );
+}
+if (fresh) {
+  const limit = flags.rate >= 50_000 ? 2 : 1;
+  console.log(
+    `target p99 freshness ≤ ${limit} s at ${fmt(flags.rate)} events/s: ${verdict(fresh.p99 <= limit)} (${fmt(fresh.p99 * 1000)} ms)`,
+  );
+}
 console.log(`saved ${saveResult("processor", { flags, bytesPerEvent: bytes, rows, freshness: fresh })}`);
 registry.close();
 process.exit(0);
