@@ -425,9 +425,11 @@ const redis = rows["redis"];
 if (redis) {
   const cpuTarget = VIEW === "bench" ? 6 : 10;
   const cpuCase = VIEW === "bench" || flags.spreadMinutes >= 30 ? "" : " (set for --spreadMinutes 30)";
+  // The throughput target is the bench view's; the example view has only a CPU target.
+  const rateVerdict =
+    VIEW === "bench" ? `≥ 150,000 events/s: ${verdict(redis.rate >= 150_000)} (${fmt(redis.rate)}); ` : "";
   console.log(
-    `target Redis, FeatureUpdates on, ≥ 150,000 events/s: ${verdict(redis.rate >= 150_000)} (${fmt(redis.rate)}); ` +
-      `≤ ${cpuTarget} µs CPU per event${cpuCase}: ${verdict(redis.cpuMicros <= cpuTarget)} (${fmt(redis.cpuMicros, 1)})`,
+    `target Redis, FeatureUpdates on, ${rateVerdict}≤ ${cpuTarget} µs CPU per event${cpuCase}: ${verdict(redis.cpuMicros <= cpuTarget)} (${fmt(redis.cpuMicros, 1)})`,
   );
 }
 const cassandra = rows["cassandra"];
