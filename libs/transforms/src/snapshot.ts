@@ -44,7 +44,8 @@ export interface SpineRows {
   entityCount: number;
 }
 
-const CHUNK = 1 << 16;
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
 
 /**
  * A numeric column that grows in fixed-size chunks: growing never copies, so memory peaks at the
@@ -72,7 +73,7 @@ class ChunkedColumn<T extends Float64Array | Int32Array> {
     const { chunks } = this;
     for (let i = 0; i < order.length; i++) {
       const at = order[i]!;
-      out[i] = chunks[at >>> 16]![at & (CHUNK - 1)]!;
+      out[i] = chunks[at >>> CHUNK_BITS]![at & (CHUNK - 1)]!;
     }
     this.release();
     return out;
@@ -85,7 +86,7 @@ class ChunkedColumn<T extends Float64Array | Int32Array> {
 
   /** Calls visit(value, i) for the first n values. */
   forEach(n: number, visit: (value: number, i: number) => void): void {
-    for (let i = 0; i < n; i++) visit(this.chunks[i >>> 16]![i & (CHUNK - 1)]!, i);
+    for (let i = 0; i < n; i++) visit(this.chunks[i >>> CHUNK_BITS]![i & (CHUNK - 1)]!, i);
   }
 }
 
