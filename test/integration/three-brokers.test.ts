@@ -122,20 +122,23 @@ describe("three brokers, the partition leader SIGKILLed mid-stream", () => {
     const dir = mkdtempSync(join(tmpdir(), "three-brokers-"));
     const root = join(dir, "archive");
     const childEnv = { KAFKA_BROKERS: brokers.join(",") };
-    const archiver = supervise(
-      () =>
-        spawnArchiver({
-          ...childEnv,
-          TESSERA_ARCHIVER_TOPICS: topic,
-          TESSERA_ARCHIVER_ROOT: root,
-          TESSERA_ARCHIVER_GROUP_ID: uniqueName("archiver"),
-          TESSERA_ARCHIVER_ROLL_MAX_RECORDS: "2000",
-          TESSERA_ARCHIVER_ROLL_MAX_AGE_MS: "500",
-          TESSERA_ARCHIVER_DEAD_LETTER_TOPIC: deadLetter,
-          TESSERA_ARCHIVER_OPS_PORT: "0",
-          TESSERA_ARCHIVER_SESSION_TIMEOUT_MS: "6000",
-        }).child,
-    );
+    // Each archiver child's output, kept for the failure message of a wait that times out.
+    const archiverOutputs: (() => string)[] = [];
+    const archiver = supervise(() => {
+      const spawned = spawnArchiver({
+        ...childEnv,
+        TESSERA_ARCHIVER_TOPICS: topic,
+        TESSERA_ARCHIVER_ROOT: root,
+        TESSERA_ARCHIVER_GROUP_ID: uniqueName("archiver"),
+        TESSERA_ARCHIVER_ROLL_MAX_RECORDS: "2000",
+        TESSERA_ARCHIVER_ROLL_MAX_AGE_MS: "500",
+        TESSERA_ARCHIVER_DEAD_LETTER_TOPIC: deadLetter,
+        TESSERA_ARCHIVER_OPS_PORT: "0",
+        TESSERA_ARCHIVER_SESSION_TIMEOUT_MS: "6000",
+      });
+      archiverOutputs.push(spawned.output);
+      return spawned.child;
+    });
     cleanup.push(() => archiver.stop("SIGKILL"));
     const yaml = definitionsYaml(topic, "cards");
     writeFileSync(join(dir, "features.yaml"), yaml);
@@ -234,7 +237,14 @@ describe("three brokers, the partition leader SIGKILLed mid-stream", () => {
         return r.length >= logged.length ? r : undefined;
       },
       120_000,
-    );
+    ).catch(async (error: Error) => {
+      const have = await archived().catch((e: Error) => `unreadable (${e.message})`);
+      const count = typeof have === "string" ? have : `${have.length} rows`;
+      const tails = archiverOutputs.map((o, i) => `--- archiver child ${i}:\n${o().slice(-4000)}`).join("\n");
+      throw new Error(
+        `${error.message}: archive holds ${count} of ${logged.length}; restarts ${archiver.restarts()}\n${tails}`,
+      );
+    });
     const keys = rows.map((r) => `${r["_kafka_partition"]}:${r["_kafka_offset"]}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(new Set(keys)).toEqual(new Set(records.map((r) => `${r.partition}:${r.offset}`)));

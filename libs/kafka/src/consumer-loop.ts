@@ -83,6 +83,15 @@ export class ConsumerLoop {
     });
     // `done` is for whoever wants it; an unobserved fatal error must not crash the process.
     this.done.catch(() => {});
+    // The client restarts its consumer after a retriable crash. After any other it consumes nothing
+    // more while the process lives on (a coordinator that cannot be found after a broker dies, say):
+    // that is fatal, surfaced through `done` like a handler's fatal error, so the owner can exit and
+    // be restarted instead of idling with its partitions assigned.
+    this.consumer.onCrash((error, restart) => {
+      if (restart || this.stopping.signal.aborted) return;
+      this.rejectDone(error);
+      void this.stop().catch(() => {});
+    });
   }
 
   async start(): Promise<void> {

@@ -454,8 +454,13 @@ export async function startArchiver(
     }).catch((error) => logger.warn({ err: error }, "could not prune committed roll claims"));
     logger.info({ assignment }, "partitions assigned");
   });
-  loop.consumer.onCrash(() => {
+  // A crash for good also rejects the loop's `done`, so the archiver stops (and is restarted).
+  loop.consumer.onCrash((error, restart) => {
     joined = false;
+    logger.error(
+      { err: error, restart },
+      restart ? "consumer crashed: the client restarts it" : "consumer crashed for good",
+    );
   });
 
   let failure: unknown;

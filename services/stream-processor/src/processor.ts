@@ -204,18 +204,13 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       logger.warn({ err: error }, "reading stored offsets after assignment failed (a claim corrects it)"),
     );
   });
-  // The client restarts its consumer after a retriable crash; after any other the processor is done.
-  let crash: (error: unknown) => void = () => {};
-  const crashed = new Promise<never>((_, reject) => {
-    crash = reject;
-  });
-  crashed.catch(() => {});
+  // The client restarts its consumer after a retriable crash; after any other the loop's `done`
+  // rejects and the processor is done.
   consumer.onCrash((error, restart) => {
     logger.error(
       { err: error, restart },
       restart ? "consumer crashed: the client restarts it" : "consumer crashed for good",
     );
-    if (!restart) crash(error);
   });
 
   /** Start each assigned partition after its stored offset, which may be ahead of the committed one (backfill). */
@@ -415,7 +410,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         })
       : undefined;
 
-  const done = Promise.race([loop.done, crashed]).finally(() => closeAll());
+  const done = loop.done.finally(() => closeAll());
   done.catch(() => {});
   let closed: Promise<void> | undefined;
   function closeAll(): Promise<void> {
