@@ -24,6 +24,7 @@ import {
   writeParquet,
 } from "parquet-wasm";
 import { TableReadError } from "./errors.js";
+import { NumberColumn } from "./number-column.js";
 import { readObject, reasonOf } from "./storage.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
 
@@ -144,7 +145,7 @@ const ROW_GROUP = 128 * 1024;
  * columns themselves is one group's Arrow and Parquet buffers, not a copy of the whole table in each.
  */
 export async function* encodeParquet(
-  columns: Map<string, unknown[]>,
+  columns: Map<string, unknown[] | NumberColumn>,
   types: Map<string, ColumnType>,
   metadata: Record<string, string>,
 ): AsyncGenerator<Uint8Array> {
@@ -156,7 +157,13 @@ export async function* encodeParquet(
       .build();
   const group = (from: number, to: number) => {
     const vectors: Record<string, Vector> = {};
-    for (const [name, values] of columns) vectors[name] = toVector(values.slice(from, to), types.get(name)!);
+    for (const [name, values] of columns) {
+      const type = types.get(name)!;
+      vectors[name] =
+        values instanceof NumberColumn && (type === "float64" || type === "int64")
+          ? numberColumnVector(values, from, to, type)
+          : toVector(rowsOf(values, from, to), type);
+    }
     return WasmTable.fromIPCStream(tableToIPC(new ArrowTable(vectors), "stream"));
   };
   if (length <= ROW_GROUP) {
@@ -173,6 +180,33 @@ export async function* encodeParquet(
     },
   });
   for await (const piece of await transformParquetStream(batches, props())) yield piece as Uint8Array;
+}
+
+function rowsOf(column: unknown[] | NumberColumn, from: number, to: number): unknown[] {
+  if (!(column instanceof NumberColumn)) return column.slice(from, to);
+  return Array.from({ length: to - from }, (_, i) => column.get(from + i));
+}
+
+/**
+ * Rows [from, to) of a NumberColumn as an Arrow vector, its buffers shared, not rebuilt. `from` is a
+ * multiple of 8 (row groups are), so the validity bitmap's slice starts on a byte.
+ */
+function numberColumnVector(
+  column: NumberColumn,
+  from: number,
+  to: number,
+  type: "float64" | "int64",
+): Vector {
+  const n = to - from;
+  const nullCount = column.nullsIn(from, to);
+  const nullBitmap = nullCount > 0 ? column.validity.subarray(from >> 3, (to + 7) >> 3) : undefined;
+  const values = column.values.subarray(from, to);
+  if (type === "float64")
+    return makeVector(makeData({ type: new Float64(), length: n, nullCount, nullBitmap, data: values }));
+  const words = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) setInt64(words, i, values[i]!);
+  const data = new BigInt64Array(words.buffer);
+  return makeVector(makeData({ type: new Int64(), length: n, nullCount, nullBitmap, data }));
 }
 
 function toVector(values: unknown[], type: ColumnType): Vector {
@@ -217,18 +251,21 @@ function numericVector(values: unknown[], type: "float64" | "int64"): Vector {
     validity[i >> 3]! |= 1 << (i & 7);
     const x = Number(v);
     if (floats) floats[i] = x;
-    else {
-      const whole = Math.trunc(x);
-      const high = Math.floor(whole / 4294967296);
-      words![2 * i] = whole - high * 4294967296;
-      words![2 * i + 1] = high;
-    }
+    else setInt64(words!, i, x);
   }
   const nullBitmap = nullCount > 0 ? validity : undefined;
   if (floats)
     return makeVector(makeData({ type: new Float64(), length: n, nullCount, nullBitmap, data: floats }));
   const data = new BigInt64Array(words!.buffer);
   return makeVector(makeData({ type: new Int64(), length: n, nullCount, nullBitmap, data }));
+}
+
+/** Integer x as the i-th int64 of `words` (little-endian 32-bit halves), exact below 2^53. */
+function setInt64(words: Int32Array, i: number, x: number): void {
+  const whole = Math.trunc(x);
+  const high = Math.floor(whole / 4294967296);
+  words[2 * i] = whole - high * 4294967296;
+  words[2 * i + 1] = high;
 }
 
 function toText(value: unknown): string | null {

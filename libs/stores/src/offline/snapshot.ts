@@ -12,7 +12,9 @@ import {
   viewRuntime,
 } from "@tessera/transforms";
 import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles } from "./archive.js";
+
 import { TableReadError } from "./errors.js";
+import { NumberColumn, type WritableColumn } from "./number-column.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
 import type { ColumnBatch, ColumnType } from "./types.js";
 
@@ -90,7 +92,7 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
   const spineSeconds = clock();
 
   // Output columns: the spine's, then one per feature (checked before the long read of events).
-  const columns: Record<string, ArrayLike<unknown>> = { ...spine.columns };
+  const columns: Record<string, WritableColumn> = { ...spine.columns };
   const schema: Record<string, ColumnType> = {};
   const names: string[] = [];
   for (const plan of plans) {
@@ -101,33 +103,44 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
         const message = "this output column is also a spine column or another feature: use --full-names";
         throw new TableReadError(message, { file: options.spine, column: name });
       }
-      columns[name] = new Array(spine.length).fill(null);
       const type = outputType(feature.op);
+      // Numbers in typed buffers: at 1M rows a JS array of floats costs 24 B a value, this 8.
+      const numeric = type === "float64" || type === "int64";
+      columns[name] = numeric ? new NumberColumn(spine.length) : new Array(spine.length).fill(null);
       if (type) schema[name] = type;
       names.push(name);
     }
   }
 
-  const events = await readEvents(options, plans, spine, progress);
+  // Each plan's event columns are let go once its features are computed (before the write).
+  const events: (PlanEvents | undefined)[] = await readEvents(options, plans, spine, progress);
   const eventsSeconds = clock();
-  const eventsUsed = events.reduce((n, e) => n + e.count, 0);
+  const eventStats = {
+    read: events[0]?.read ?? 0,
+    files: events[0]?.files ?? 0,
+    used: events.reduce((n, e) => n + e!.count, 0),
+    filtered: events.reduce((n, e) => n + e!.filtered, 0),
+  };
 
   const jsonl = tableFormat(options.out) === "jsonl";
   let done = 0;
   const total = spine.length * plans.length;
   let column = 0;
   plans.forEach((plan, p) => {
-    const outputs = plan.features.map((_, j) => columns[names[column + j]!] as FeatureValue[]);
+    const outputs = plan.features.map((_, j) => columns[names[column + j]!] as NumberColumn | FeatureValue[]);
     const rows = { times: spine.times, entityIds: spine.entityIds[p]!, entityCount: spine.entityCount[p]! };
     const emit = (row: number, j: number, value: FeatureValue) => {
+      const output = outputs[j]!;
+      if (output instanceof NumberColumn) output.set(row, value as number | null);
       // Lists (last_k, top_k) stay lists in JSONL; Parquet and CSV get JSON text.
-      outputs[j]![row] = Array.isArray(value) && !jsonl ? JSON.stringify(value) : value;
+      else output[row] = Array.isArray(value) && !jsonl ? JSON.stringify(value) : value;
     };
     const before = done;
     pointInTimeSpine(plan.runtime, plan.features, rows, events[p]!, emit, (rowsDone, entity) => {
       done = before + rowsDone;
       if (entity % 1024 === 0) progress({ phase: "features", done, total });
     });
+    events[p] = undefined;
     column += plan.features.length;
   });
   progress({ phase: "features", done: total, total });
@@ -143,11 +156,11 @@ export async function runSnapshot(options: SnapshotOptions): Promise<SnapshotSum
   return {
     out: options.out,
     spineRows: spine.length,
-    events: events[0]?.read ?? 0,
-    eventsUsed,
-    eventsFiltered: events.reduce((n, e) => n + e.filtered, 0),
+    events: eventStats.read,
+    eventsUsed: eventStats.used,
+    eventsFiltered: eventStats.filtered,
     entities: Math.max(0, ...spine.entityCount),
-    eventFiles: events[0]?.files ?? 0,
+    eventFiles: eventStats.files,
     views: plans.map((p) => ({
       name: p.view.name,
       version: p.view.version,

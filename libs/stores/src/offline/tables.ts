@@ -5,6 +5,7 @@ import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { csvLine, readCsv } from "./csv.js";
 import { TableReadError } from "./errors.js";
+import { NumberColumn, valueAt, type WritableColumn } from "./number-column.js";
 import { encodeParquet, readParquetBatches } from "./parquet.js";
 import {
   isS3,
@@ -206,7 +207,7 @@ export async function writeRows(
 /** writeRows for data already in columns of equal length: Parquet is encoded without row objects. */
 export async function writeColumns(
   path: string,
-  columns: Record<string, ArrayLike<unknown>>,
+  columns: Record<string, WritableColumn>,
   options: WriteOptions = {},
 ): Promise<void> {
   const names = [...new Set([...Object.keys(columns), ...Object.keys(options.schema ?? {})])];
@@ -217,7 +218,8 @@ export async function writeColumns(
       const data = new Map(
         names.map((name) => {
           const values = columns[name];
-          return [name, Array.isArray(values) ? values : Array.from(values ?? new Array(length).fill(null))];
+          if (Array.isArray(values) || values instanceof NumberColumn) return [name, values];
+          return [name, Array.from(values ?? new Array(length).fill(null))];
         }),
       );
       return writeParquetFile(temp, data, options);
@@ -225,7 +227,7 @@ export async function writeColumns(
     function* rows() {
       for (let i = 0; i < length; i++) {
         const row: Record<string, unknown> = {};
-        for (const name of names) row[name] = columns[name]?.[i] ?? null;
+        for (const name of names) row[name] = valueAt(columns[name], i) ?? null;
         yield row;
       }
     }
@@ -249,9 +251,16 @@ async function writeAtomically(path: string, write: (temp: string) => Promise<vo
 }
 
 /** Writes columns to `file` as Parquet, piece by piece as they are encoded. */
-async function writeParquetFile(file: string, columns: Map<string, unknown[]>, options: WriteOptions) {
+async function writeParquetFile(
+  file: string,
+  columns: Map<string, unknown[] | NumberColumn>,
+  options: WriteOptions,
+) {
   const types = new Map<string, ColumnType>();
-  for (const [name, values] of columns) types.set(name, options.schema?.[name] ?? inferType(values));
+  for (const [name, values] of columns) {
+    const inferred = () => (values instanceof NumberColumn ? "float64" : inferType(values));
+    types.set(name, options.schema?.[name] ?? inferred());
+  }
   const out = await open(file, "w");
   try {
     for await (const piece of encodeParquet(columns, types, options.metadata ?? {})) await out.write(piece);
