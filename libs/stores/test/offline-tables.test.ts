@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NumberColumn } from "../src/offline/number-column.js";
 import { readBatches, readRows, TableReadError, writeColumns, writeRows } from "../src/index.js";
+import { NumberColumn } from "../src/offline/number-column.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -150,6 +150,22 @@ describe("readRows / writeRows", () => {
       expect({ checked, wrong }).toEqual({ checked: n, wrong: 0 });
     });
   }
+
+  it("reads a list of tables in turn, a directory's files included, and names a missing one when its turn comes", async () => {
+    const sub = join(dir, "listed");
+    await writeRows(join(sub, "b.parquet"), [{ id: "b" }]);
+    await writeRows(join(dir, "listed-a.parquet"), [{ id: "a" }]);
+    await writeRows(join(dir, "listed-c.jsonl"), [{ id: "c" }]);
+    const seen: unknown[] = [];
+    const missing = join(dir, "listed-gone.parquet");
+    const list = [join(dir, "listed-a.parquet"), sub, join(dir, "listed-c.jsonl"), missing];
+    const reading = (async () => {
+      for await (const batch of readBatches(list)) seen.push(...Array.from(batch.columns.id!));
+    })();
+    // The missing file's read starts early (a prefetch) but fails only in its turn, after the others.
+    await expect(reading).rejects.toThrow(/listed-gone\.parquet/);
+    expect(seen).toEqual(["a", "b", "c"]);
+  });
 
   it("reads millisecond timestamps as epoch ms, with and without nulls", async () => {
     const file = join(dir, "times.parquet");

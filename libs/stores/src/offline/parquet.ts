@@ -30,10 +30,14 @@ import type { ColumnBatch, ColumnType } from "./types.js";
 
 /**
  * Reads a Parquet file (a path or an s3:// URL) one row group at a time, as columns of plain JS
- * values (int64 → number).
+ * values (int64 → number). `bytes`: the file's contents, already being read (a prefetch).
  */
-export async function* readParquetBatches(file: string, columns?: string[]): AsyncGenerator<ColumnBatch> {
-  const bytes = await readObject(file).catch((error) => {
+export async function* readParquetBatches(
+  file: string,
+  columns?: string[],
+  prefetched?: Promise<Uint8Array>,
+): AsyncGenerator<ColumnBatch> {
+  const bytes = await (prefetched ?? readObject(file)).catch((error) => {
     throw new TableReadError(reasonOf(error, file), { file });
   });
   let handle: ParquetFile;

@@ -310,7 +310,7 @@ async function readEvents(
   const files =
     spine.length === 0 && !shard ? [path] : await eventFiles(path, minT, maxT, features, shard?.partitions);
   const checkRouting = shard ? routingCheck(shard, plans[0]!.view.source.entity) : undefined;
-  for await (const batch of readEach(files, readOptions)) {
+  for await (const batch of readBatches(files, readOptions)) {
     const missing = required.find((name) => !(name in batch.columns));
     if (missing)
       throw new TableReadError("the events have no such column", { file: batch.file, column: missing });
@@ -357,8 +357,4 @@ function routingCheck(shard: PartitionShard, entity: string) {
       }
     }
   };
-}
-
-async function* readEach(files: string[], options: { columns?: string[] }): AsyncGenerator<ColumnBatch> {
-  for (const file of files) yield* readBatches(file, options);
 }

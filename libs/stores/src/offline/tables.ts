@@ -12,6 +12,7 @@ import {
   listFilesBelow,
   locationKind,
   openTextStream,
+  readObject,
   reasonOf,
   StorageError,
   writeThroughTemp,
@@ -89,16 +90,36 @@ export async function* readRows(
 /**
  * The same data as readRows, as column batches: Parquet row groups are passed on without building a
  * row object per record (the fast path for large snapshots); CSV/JSONL rows are gathered into batches.
+ * `path`: a table (a file or a directory of files), or a list of them read in turn. The next Parquet
+ * file's bytes are read while the current one is decoded and used: reading 490 small archive files
+ * one after the other left a snapshot idle for a tenth of its time.
  */
 export async function* readBatches(
-  path: string,
+  path: string | string[],
   options: ReadOptions & { batchSize?: number } = {},
 ): AsyncGenerator<ColumnBatch> {
   const batchSize = options.batchSize ?? 65_536;
-  for (const file of await listTableFiles(path)) {
+  // A listed entry without a table extension is a directory (or a bucket prefix): its files, in turn.
+  const entries = typeof path === "string" ? [path] : path;
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (typeof path !== "string" && tableFormat(entry)) files.push(entry);
+    else files.push(...(await listTableFiles(entry)));
+  }
+  const prefetch = (i: number) => {
+    if (i >= files.length || tableFormat(files[i]!) !== "parquet") return undefined;
+    const bytes = readObject(files[i]!);
+    bytes.catch(() => {}); // observed when its file's turn comes
+    return bytes;
+  };
+  let next = prefetch(0);
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i]!;
+    const bytes = next;
+    next = prefetch(i + 1);
     options.onOpen?.(file);
-    if (tableFormat(file) === "parquet") {
-      yield* readParquetBatches(file, options.columns);
+    if (bytes) {
+      yield* readParquetBatches(file, options.columns, bytes);
       continue;
     }
     const rows =
