@@ -50,6 +50,14 @@ function readInput(feature: Feature): (row: Row) => unknown {
 
 export function viewRuntime(view: View): ViewRuntime {
   const readers = view.features.map(readInput);
+  // Features reading one column the same way (sum, mean, min… of `amount`) share one read: the
+  // value is computed once per event, not once per feature (each a heap number for a fraction).
+  const firstReader = new Map<string, number>();
+  const sameAs = view.features.map((f, i) => {
+    const key = `${inputKind(f.op, f.column)}\0${f.column}`;
+    if (!firstReader.has(key)) firstReader.set(key, i);
+    return firstReader.get(key)!;
+  });
   const { entity: entityKey, timestamp: tsKey } = view.source;
   const transforms = view.derive.length > 0 || view.filter !== undefined;
 
@@ -83,7 +91,10 @@ export function viewRuntime(view: View): ViewRuntime {
       };
     }
     const inputs = into ? into.inputs : new Array(readers.length);
-    for (let f = 0; f < readers.length; f++) inputs[f] = readers[f]!(row);
+    for (let f = 0; f < readers.length; f++) {
+      const same = sameAs[f]!;
+      inputs[f] = same === f ? readers[f]!(row) : inputs[same];
+    }
     if (!into) return { ok: true, entity: String(key), ts, seq, inputs };
     into.entity = String(key);
     into.ts = ts;
