@@ -245,6 +245,9 @@ export class TileState implements TileSource {
     this.used += width;
     this.counts[g] = n + 1;
     const w = this.words;
+    // Words a kind leaves unused (inline partials beyond the count) are zeroed, not left from the
+    // buffer's past: the same events always encode to the same bytes.
+    w.fill(0, at, at + width);
     w[at] = k;
     for (const slot of slots) slot.kind.init(w, at + slot.offset);
     return at;
