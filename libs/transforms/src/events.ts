@@ -23,6 +23,11 @@ export interface ViewRuntime {
   view: View;
   layout: ViewLayout;
   /**
+   * Per feature, the first feature reading the same column the same way (sum, mean, min… of
+   * `amount`): its input is that feature's, read once per event.
+   */
+  sharedInput: readonly number[];
+  /**
    * Row → event. Pass `into` to reuse one event object (and its inputs array) for a scan that copies
    * what it needs before the next call: no allocation per event.
    */
@@ -50,10 +55,9 @@ function readInput(feature: Feature): (row: Row) => unknown {
 
 export function viewRuntime(view: View): ViewRuntime {
   const readers = view.features.map(readInput);
-  // Features reading one column the same way (sum, mean, min… of `amount`) share one read: the
-  // value is computed once per event, not once per feature (each a heap number for a fraction).
+  // One read per shared input, not one per feature (each a heap number for a fraction).
   const firstReader = new Map<string, number>();
-  const sameAs = view.features.map((f, i) => {
+  const sharedInput = view.features.map((f, i) => {
     const key = `${inputKind(f.op, f.column)}\0${f.column}`;
     if (!firstReader.has(key)) firstReader.set(key, i);
     return firstReader.get(key)!;
@@ -92,7 +96,7 @@ export function viewRuntime(view: View): ViewRuntime {
     }
     const inputs = into ? into.inputs : new Array(readers.length);
     for (let f = 0; f < readers.length; f++) {
-      const same = sameAs[f]!;
+      const same = sharedInput[f]!;
       inputs[f] = same === f ? readers[f]!(row) : inputs[same];
     }
     if (!into) return { ok: true, entity: String(key), ts, seq, inputs };
@@ -101,7 +105,7 @@ export function viewRuntime(view: View): ViewRuntime {
     into.seq = seq;
     return into;
   };
-  return { view, layout: viewLayout(view), prepare };
+  return { view, layout: viewLayout(view), sharedInput, prepare };
 }
 
 /** Finalised values of one entity at one time, keyed by feature name. */

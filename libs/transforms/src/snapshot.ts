@@ -102,7 +102,7 @@ export class EventColumnsBuilder {
   private readonly appended: ChunkedColumn<Float64Array> | undefined;
   private readonly inputs: (ChunkedColumn<Float64Array> | unknown[] | null)[];
   private readonly kinds: ("number" | "any" | "event" | "unused")[];
-  /** Per feature, the first feature reading the same column the same way: they share its column. */
+  /** Per feature, the first requested feature sharing its input (runtime.sharedInput): they share its column. */
   private readonly owner: number[];
   /** Reused for every event: its fields are copied into the columns below. */
   private readonly scratch: PreparedEvent;
@@ -116,12 +116,13 @@ export class EventColumnsBuilder {
     const { view } = runtime;
     if (appendTimeColumn) this.appended = new ChunkedColumn(float64s);
     this.kinds = view.features.map((f, i) => (features.includes(i) ? inputKind(f.op, f.column) : "unused"));
-    const first = new Map<string, number>();
-    this.owner = view.features.map((f, i) => {
-      const key = `${this.kinds[i]}\0${f.column}`;
+    // The first requested feature of each shared input owns its column.
+    const first = new Map<number, number>();
+    this.owner = view.features.map((_, i) => {
       if (this.kinds[i] !== "number" && this.kinds[i] !== "any") return i;
-      if (!first.has(key)) first.set(key, i);
-      return first.get(key)!;
+      const input = runtime.sharedInput[i]!;
+      if (!first.has(input)) first.set(input, i);
+      return first.get(input)!;
     });
     this.inputs = this.shared(
       this.kinds.map((kind) =>

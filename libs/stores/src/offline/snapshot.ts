@@ -12,7 +12,6 @@ import {
   viewRuntime,
 } from "@tessera/transforms";
 import { ARCHIVE_COLUMNS, archivePartitionOf, eventFiles } from "./archive.js";
-
 import { TableReadError } from "./errors.js";
 import { NumberColumn, type WritableColumn } from "./number-column.js";
 import { readBatches, tableFormat, writeColumns } from "./tables.js";
