@@ -89,9 +89,19 @@ export class ConsumerLoop {
     // be restarted instead of idling with its partitions assigned.
     this.consumer.onCrash((error, restart) => {
       if (restart || this.stopping.signal.aborted) return;
-      this.rejectDone(error);
-      void this.stop().catch(() => {});
+      this.fail(error);
     });
+  }
+
+  /**
+   * Stops on a fatal error of the owner's: `done` rejects with it at once, and the consumer leaves
+   * the group in the background. `done` does not wait for that: after a broker died, leaving can
+   * hang on the lost coordinator, and an owner waiting for it would idle instead of exiting.
+   */
+  fail(error: unknown): void {
+    this.rejectDone(error);
+    // stop() settles like `done` (rejected here): observed through `done`, not as an unhandled rejection.
+    setImmediate(() => void this.stop().catch(() => {}));
   }
 
   async start(): Promise<void> {
@@ -151,10 +161,8 @@ export class ConsumerLoop {
         if (!willRetry) {
           // Fatal: fetch nothing more, leave this batch unresolved (so uncommitted), and stop from
           // outside the handler (disconnect waits for it). The owner decides through `done`.
-          this.rejectDone(error);
           this.consumer.pause(this.options.topics.map((topic) => ({ topic })));
-          // stop() settles like `done` (rejected here): observed through `done`, not as an unhandled rejection.
-          setImmediate(() => void this.stop().catch(() => {}));
+          this.fail(error);
           return;
         }
         this.metrics.handlerRetries.inc({ group: this.options.groupId });

@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import { type Bus, type BusConsumer, ConsumerLoop, MemoryBroker } from "../src/index.js";
 
 /** The memory bus, with a consumer whose client-side crash the test fires by hand (as kafkajs's CRASH event). */
-function crashableBus(): { bus: Bus; crash: (error: Error, restart: boolean) => void } {
+function crashableBus(options: { disconnectHangs?: boolean } = {}): {
+  bus: Bus;
+  crash: (error: Error, restart: boolean) => void;
+} {
   const memory = new MemoryBroker().client();
   const listeners: ((error: Error, restart: boolean) => void)[] = [];
   const bus: Bus = {
@@ -16,6 +19,8 @@ function crashableBus(): { bus: Bus; crash: (error: Error, restart: boolean) => 
           listeners.push(listener);
           return () => {};
         },
+        // As leaving the group can when the coordinator's broker is gone.
+        ...(options.disconnectHangs ? { disconnect: () => new Promise<void>(() => {}) } : {}),
       });
     },
   };
@@ -41,6 +46,14 @@ describe("ConsumerLoop when its consumer crashes", () => {
     const loop = loopOn(bus);
     const error = new Error("Failed to find group coordinator");
     crash(error, false);
+    await expect(loop.done).rejects.toBe(error);
+  });
+
+  it("rejects done at once on the owner's fatal error, even while leaving the group hangs", async () => {
+    const { bus } = crashableBus({ disconnectHangs: true });
+    const loop = loopOn(bus);
+    const error = new Error("a timed roll could not commit");
+    loop.fail(error);
     await expect(loop.done).rejects.toBe(error);
   });
 

@@ -472,7 +472,7 @@ export async function startArchiver(
       }).catch((error) => {
         logger.error({ err: error }, "timed roll failed: stopping (a restart replays from the last commit)");
         failure = failure ?? error;
-        void loop.stop();
+        loop.fail(error);
       });
     },
     Math.max(10, Math.min(1000, config.roll.maxAgeMs / 2)),
