@@ -52,6 +52,24 @@ export class ByteWriter {
   }
 
   string(value: string): this {
+    const n = value.length;
+    // ASCII text (ids, codes, categories): its UTF-8 bytes are its char codes, no encoder call.
+    if (n < 0x80) {
+      this.reserve(1 + n);
+      const buffer = this.buffer;
+      const at = this.length + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        buffer[at + i] = c;
+      }
+      if (i === n) {
+        buffer[at - 1] = n;
+        this.length = at + n;
+        return this;
+      }
+    }
     return this.bytes(encoder.encode(value));
   }
 
@@ -64,8 +82,25 @@ export class ByteWriter {
     return this.u8(5).string(JSON.stringify(value));
   }
 
+  /** Bytes written so far. */
+  get size(): number {
+    return this.length;
+  }
+
+  /** A copy of what was written. */
   finish(): Uint8Array {
     return this.buffer.slice(0, this.length);
+  }
+
+  /** What was written, as a view into the writer's buffer: valid until the next write or reset. */
+  written(): Uint8Array {
+    return this.buffer.subarray(0, this.length);
+  }
+
+  /** Empties the writer for reuse; its buffer is kept. */
+  reset(): this {
+    this.length = 0;
+    return this;
   }
 }
 

@@ -19,6 +19,7 @@ export {
   pointInTimeAsIngested,
   pointInTimeColumns,
 } from "./batch.js";
+export { ByteReader, ByteWriter } from "./bytes.js";
 export { compileCel } from "./definitions/cel.js";
 export { defineDefinitions, feature, model, source, view } from "./definitions/dsl.js";
 export {

@@ -428,33 +428,41 @@ export function finalizeTiles(
 
 const countsBytes = (groups: number) => Math.ceil((groups * 4) / 8) * 8;
 
+// Reused by every encode (encoding is synchronous and never nests): no writer per side value.
+const sideWriter = new ByteWriter();
+const pendingWriter = new ByteWriter();
+const sideLengthsScratch: number[] = [];
+
 /** The state as the one binary value the store keeps, stamped with the log position it includes. */
 export function encodeTileState(state: TileState, position: LogPosition = NO_POSITION): Uint8Array {
   const { layout } = state;
   const G = layout.groups.length;
-  // Side values in record order; their indexes are renumbered in that order below.
-  const sideBytes: Uint8Array[] = [];
+  // Side values in record order, one after another in a reused writer (their indexes are
+  // renumbered in that order below); pending events likewise.
+  const sideOut = sideWriter.reset();
+  const sideLengths = sideLengthsScratch;
+  sideLengths.length = 0;
   const side = state.side;
   if (side.length > 0) {
     forEachRef(layout, state, state.words, (index, codec) => {
-      sideBytes.push(codec.encode(side[index]));
+      const from = sideOut.size;
+      codec.encode(side[index], sideOut);
+      sideLengths.push(sideOut.size - from);
       return index;
     });
   }
-  let pendingBytes: Uint8Array | null = null;
+  const pendingOut = pendingWriter.reset();
   const pending = state.pending;
   if (pending !== null) {
-    const out = new ByteWriter();
     for (const e of pending) {
-      out.f64(e.ts).f64(e.seq);
-      for (let f = 0; f < layout.features.length; f++) out.value(e.inputs[f]);
+      pendingOut.f64(e.ts).f64(e.seq);
+      for (let f = 0; f < layout.features.length; f++) pendingOut.value(e.inputs[f]);
     }
-    pendingBytes = out.finish();
   }
   const tilesAt = HEADER_BYTES + countsBytes(G);
   const sideAt = tilesAt + state.length * 8;
-  let size = sideAt + sideBytes.length * 4 + (pendingBytes?.length ?? 0);
-  for (const b of sideBytes) size += b.length;
+  const S = sideLengths.length;
+  const size = sideAt + S * 4 + sideOut.size + pendingOut.size;
 
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
@@ -466,21 +474,17 @@ export function encodeTileState(state: TileState, position: LogPosition = NO_POS
   view.setFloat64(16, positioned ? position.offset : -1, true);
   view.setInt32(24, positioned ? position.partition : -1, true);
   view.setUint32(28, pending?.length ?? 0, true);
-  view.setUint32(32, sideBytes.length, true);
+  view.setUint32(32, S, true);
   for (let g = 0; g < G; g++) view.setUint32(HEADER_BYTES + g * 4, state.counts[g]!, true);
   const words = new Float64Array(out.buffer, tilesAt, state.length);
   words.set(state.words.subarray(0, state.length));
-  if (sideBytes.length > 0) {
+  if (S > 0) {
     let next = 0;
     forEachRef(layout, state, words, () => next++);
-    let at = sideAt + sideBytes.length * 4;
-    sideBytes.forEach((b, i) => {
-      view.setUint32(sideAt + i * 4, b.length, true);
-      out.set(b, at);
-      at += b.length;
-    });
+    for (let i = 0; i < S; i++) view.setUint32(sideAt + i * 4, sideLengths[i]!, true);
+    out.set(sideOut.written(), sideAt + S * 4);
   }
-  if (pendingBytes) out.set(pendingBytes, size - pendingBytes.length);
+  if (pendingOut.size > 0) out.set(pendingOut.written(), size - pendingOut.size);
   return out;
 }
 

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Aggregator, createAggregator, OPS, type Op, type OpState } from "../src/index.js";
+import { type Aggregator, ByteWriter, createAggregator, OPS, type Op, type OpState } from "../src/index.js";
 
 interface Item {
   value: unknown;
@@ -24,7 +24,13 @@ function build(agg: Aggregator<OpState>, items: Item[]) {
   return state;
 }
 
-const roundTrip = (agg: Aggregator<OpState>, state: OpState) => agg.deserialize(agg.serialize(state));
+function bytesOf<S>(agg: Aggregator<S>, state: S): Uint8Array {
+  const out = new ByteWriter();
+  agg.serialize(state, out);
+  return out.finish();
+}
+
+const roundTrip = (agg: Aggregator<OpState>, state: OpState) => agg.deserialize(bytesOf(agg, state));
 
 describe.each(OPS)("%s is a commutative monoid with binary state", (op) => {
   const agg = createAggregator(op, params);
@@ -55,11 +61,11 @@ describe.each(OPS)("%s is a commutative monoid with binary state", (op) => {
       fc.property(chunks, ([a, b]) => {
         const sa = build(agg, a);
         const sb = build(agg, b);
-        const bytesB = agg.serialize(sb);
+        const bytesB = bytesOf(agg, sb);
         expect(agg.finalize(roundTrip(agg, sa))).toEqual(agg.finalize(sa));
         const merged = agg.finalize(agg.merge(roundTrip(agg, sa), roundTrip(agg, sb)));
         expect(merged).toEqual(agg.finalize(agg.merge(sa, sb)));
-        expect(agg.serialize(sb)).toEqual(bytesB);
+        expect(bytesOf(agg, sb)).toEqual(bytesB);
       }),
       { numRuns: 150 },
     );
@@ -90,7 +96,7 @@ describe("sketch error bounds (stated in the docs)", () => {
       expect(Math.abs((agg.finalize(state) as number) - i)).toBeLessThanOrEqual(2);
     }
     for (let i = 0; i < 100_000; i++) state = agg.add(state, i, 0, i);
-    expect(agg.serialize(state).length).toBeLessThan(4200);
+    expect(bytesOf(agg, state).length).toBeLessThan(4200);
   });
 
   it("approx_quantile is within 1% (relative) of the exact quantile, for skewed and signed data", () => {
@@ -151,7 +157,7 @@ describe("exact sums in slots", () => {
           part.reduce((s, x, i) => sum.add(s, x, 0, i), sum.init()),
         );
         expect(sum.finalize(sum.merge(halves[1]!, halves[0]!))).toBe(roundExact(partials));
-        expect(sum.finalize(sum.deserialize(sum.serialize(state)))).toBe(roundExact(partials));
+        expect(sum.finalize(sum.deserialize(bytesOf(sum, state)))).toBe(roundExact(partials));
         const m = xs.reduce((s, x, i) => mean.add(s, x, 0, i), mean.init());
         expect(mean.finalize(m)).toBe(xs.length === 0 ? null : roundExact(partials) / xs.length);
       }),

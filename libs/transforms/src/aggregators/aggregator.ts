@@ -1,3 +1,5 @@
+import type { ByteWriter } from "../bytes.js";
+
 /** A finalised feature value. Lists come from last_k and top_k. */
 export type FeatureValue = number | string | boolean | null | unknown[];
 
@@ -12,7 +14,8 @@ export interface Aggregator<S = unknown> {
   add(state: S, value: unknown, ts: number, seq: number): S;
   merge(into: S, from: S): S;
   finalize(state: S): FeatureValue;
-  serialize(state: S): Uint8Array;
+  /** Appends the state's bytes to `out` (one writer serves a whole tile state's side values). */
+  serialize(state: S, out: ByteWriter): void;
   deserialize(bytes: Uint8Array): S;
 }
 

@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from "../bytes.js";
+import { ByteReader } from "../bytes.js";
 import { murmur3 } from "../hash.js";
 import type { Aggregator } from "./aggregator.js";
 
@@ -12,6 +12,7 @@ export const HLL_PRECISION = 12;
 const M = 1 << HLL_PRECISION;
 /** Registers are kept sparse (index → rank) until a dense array is smaller. */
 const SPARSE_LIMIT = M / 4;
+const sparseScratch = new Uint32Array(SPARSE_LIMIT + 1);
 
 export type HllState = Map<number, number> | Uint8Array;
 
@@ -63,11 +64,19 @@ export const approxDistinct: Aggregator<HllState> = {
     const estimate = raw <= 2.5 * M && zeros > 0 ? M * Math.log(M / zeros) : raw;
     return Math.round(estimate);
   },
-  serialize: (state) => {
-    if (state instanceof Uint8Array) return new ByteWriter().u8(1).bytes(state).finish();
-    const out = new ByteWriter().u8(0).varuint(state.size);
-    for (const [index, rank] of [...state].sort((a, b) => a[0] - b[0])) out.varuint(index).u8(rank);
-    return out.finish();
+  serialize: (state, out) => {
+    if (state instanceof Uint8Array) {
+      out.u8(1).bytes(state);
+      return;
+    }
+    // Sparse registers in index order (the same registers always give the same bytes), sorted as
+    // packed index·64 + rank words: ranks are at most 33.
+    out.u8(0).varuint(state.size);
+    const packed = sparseScratch.subarray(0, state.size);
+    let i = 0;
+    for (const [index, rank] of state) packed[i++] = index * 64 + rank;
+    packed.sort();
+    for (const word of packed) out.varuint(word >>> 6).u8(word & 63);
   },
   deserialize: (bytes) => {
     const input = new ByteReader(bytes);

@@ -146,15 +146,18 @@ export function createAggregator(
       return into;
     },
     finalize: (state) => finalize(state.words, 0, state.side) as FeatureValue,
-    serialize: (state) => {
-      const out = new ByteWriter().varuint(kind.width);
+    serialize: (state, out) => {
+      out.varuint(kind.width);
       const words = state.words.slice();
       const values: Uint8Array[] = [];
-      kind.refs(words, 0, (index, codec) => values.push(codec.encode(state.side[index])) - 1);
+      kind.refs(words, 0, (index, codec) => {
+        const value = new ByteWriter();
+        codec.encode(state.side[index], value);
+        return values.push(value.finish()) - 1;
+      });
       for (const w of words) out.f64(w);
       out.varuint(values.length);
       for (const v of values) out.bytes(v);
-      return out.finish();
     },
     deserialize: (bytes) => {
       const input = new ByteReader(bytes);

@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from "../bytes.js";
+import { ByteReader, type ByteWriter } from "../bytes.js";
 import type { Aggregator } from "./aggregator.js";
 
 /** An event's value with its place in time: ts first, then log position (later in the log wins ties). */
@@ -38,10 +38,9 @@ export function lastK(k: number): Aggregator<Stamped[]> {
       return into;
     },
     finalize: (list) => (list.length === 0 ? null : list.map((s) => s.value)),
-    serialize: (list) => {
-      const out = new ByteWriter().varuint(list.length);
+    serialize: (list, out) => {
+      out.varuint(list.length);
       for (const s of list) writeStamped(out, s);
-      return out.finish();
     },
     deserialize: (bytes) => {
       const input = new ByteReader(bytes);

@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from "../bytes.js";
+import { ByteReader, type ByteWriter } from "../bytes.js";
 import type { Aggregator } from "./aggregator.js";
 
 /**
@@ -74,11 +74,10 @@ export function approxQuantile(q: number): Aggregator<QuantileState> {
       }
       throw new Error("quantile sketch counts are inconsistent");
     },
-    serialize: (state) => {
-      const out = new ByteWriter().varuint(state.n).varuint(state.zeros);
+    serialize: (state, out) => {
+      out.varuint(state.n).varuint(state.zeros);
       writeBuckets(out, state.positive);
       writeBuckets(out, state.negative);
-      return out.finish();
     },
     deserialize: (bytes) => {
       const input = new ByteReader(bytes);

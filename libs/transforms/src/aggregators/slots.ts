@@ -8,16 +8,21 @@
  * What has no fixed width (sketches, last_k, non-numeric first/last values, long exact sums) lives in
  * the entity's side list, and its slot word holds the index.
  */
-import { ByteReader, ByteWriter } from "../bytes.js";
+import type { ByteWriter } from "../bytes.js";
+import { ByteReader } from "../bytes.js";
 import { addExact, addExactProduct, growPartials, roundExact } from "../exact.js";
 import type { Aggregator, FeatureValue } from "./aggregator.js";
 
 /** Side values of one entity in memory: the slot words hold indexes into it. */
 export type SideList = unknown[];
 
-/** How a side value goes to bytes and back (the entity codec stores side values this way). `decode` gets a view into a reused buffer: it must copy what it keeps. */
+/**
+ * How a side value goes to bytes and back (the entity codec stores side values this way). `encode`
+ * appends to a writer the caller reuses; `decode` gets a view into a reused buffer: it must copy
+ * what it keeps.
+ */
 export interface SideCodec {
-  encode(value: unknown): Uint8Array;
+  encode(value: unknown, out: ByteWriter): void;
   decode(bytes: Uint8Array): unknown;
 }
 
@@ -78,11 +83,10 @@ const SQUARES_INLINE = 8;
 const scratchPartials = new Float64Array(SQUARES_INLINE + 1);
 
 const partialsCodec: SideCodec = {
-  encode: (value) => {
+  encode: (value, out) => {
     const partials = value as number[];
-    const out = new ByteWriter().varuint(partials.length);
+    out.varuint(partials.length);
     for (const p of partials) out.f64(p);
-    return out.finish();
   },
   decode: (bytes) => {
     const input = new ByteReader(bytes);
@@ -291,7 +295,9 @@ export const maximum = extreme(Math.max, Number.NEGATIVE_INFINITY);
 // [ts, seq, tag, num]: tag 0 none, 1 number (num), 2 side value (num = index), 3 true, 4 false.
 
 const valueCodec: SideCodec = {
-  encode: (value) => new ByteWriter().value(value).finish(),
+  encode: (value, out) => {
+    out.value(value);
+  },
   decode: (bytes) => new ByteReader(bytes).value(),
 };
 
@@ -364,7 +370,7 @@ export const latest = ordered(false);
 
 export function sideKind(agg: Aggregator): StateKind & { codec: SideCodec; aggregator: Aggregator } {
   const codec: SideCodec = {
-    encode: (state) => agg.serialize(state),
+    encode: (state, out) => agg.serialize(state, out),
     decode: (bytes) => agg.deserialize(bytes),
   };
   return {

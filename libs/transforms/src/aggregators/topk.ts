@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from "../bytes.js";
+import { ByteReader } from "../bytes.js";
 import type { Aggregator } from "./aggregator.js";
 
 /**
@@ -33,10 +33,9 @@ export function topK(k: number): Aggregator<TopKState> {
         .slice(0, k)
         .map(([, held]) => held.value);
     },
-    serialize: (state) => {
-      const out = new ByteWriter().varuint(state.size);
+    serialize: (state, out) => {
+      out.varuint(state.size);
       for (const { value, n } of state.values()) out.value(value).varuint(n);
-      return out.finish();
     },
     deserialize: (bytes) => {
       const input = new ByteReader(bytes);
