@@ -165,3 +165,25 @@ describe("exact sums in slots", () => {
     );
   });
 });
+
+describe("approx_distinct bytes", () => {
+  it("are the same for the same registers, whatever order the values arrived in", () => {
+    const agg = createAggregator("approx_distinct");
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 1e6 }), { maxLength: 1500 }),
+        fc.integer(),
+        (values, seed) => {
+          const shuffled = [...values].sort(
+            (a, b) => ((a * 2654435761 + seed) % 97) - ((b * 2654435761 + seed) % 97),
+          );
+          const a = values.reduce((s, v, i) => agg.add(s, v, 0, i), agg.init());
+          const b = shuffled.reduce((s, v, i) => agg.add(s, v, 0, i), agg.init());
+          expect(bytesOf(agg, a)).toEqual(bytesOf(agg, b));
+          expect(agg.finalize(agg.deserialize(bytesOf(agg, a)))).toEqual(agg.finalize(a));
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -72,7 +72,9 @@ export const approxDistinct: Aggregator<HllState> = {
     // Sparse registers in index order (the same registers always give the same bytes), sorted as
     // packed index·64 + rank words: ranks are at most 33.
     out.u8(0).varuint(state.size);
-    const packed = sparseScratch.subarray(0, state.size);
+    // (A map decoded from foreign bytes may hold more than the limit: never drop a register.)
+    const packed =
+      state.size <= sparseScratch.length ? sparseScratch.subarray(0, state.size) : new Uint32Array(state.size);
     let i = 0;
     for (const [index, rank] of state) packed[i++] = index * 64 + rank;
     packed.sort();

@@ -8,8 +8,7 @@
  * What has no fixed width (sketches, last_k, non-numeric first/last values, long exact sums) lives in
  * the entity's side list, and its slot word holds the index.
  */
-import type { ByteWriter } from "../bytes.js";
-import { ByteReader } from "../bytes.js";
+import { ByteReader, type ByteWriter } from "../bytes.js";
 import { addExact, addExactProduct, growPartials, roundExact } from "../exact.js";
 import type { Aggregator, FeatureValue } from "./aggregator.js";
 
