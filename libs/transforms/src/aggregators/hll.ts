@@ -74,7 +74,9 @@ export const approxDistinct: Aggregator<HllState> = {
     out.u8(0).varuint(state.size);
     // (A map decoded from foreign bytes may hold more than the limit: never drop a register.)
     const packed =
-      state.size <= sparseScratch.length ? sparseScratch.subarray(0, state.size) : new Uint32Array(state.size);
+      state.size <= sparseScratch.length
+        ? sparseScratch.subarray(0, state.size)
+        : new Uint32Array(state.size);
     let i = 0;
     for (const [index, rank] of state) packed[i++] = index * 64 + rank;
     packed.sort();
