@@ -250,11 +250,13 @@ describe("client across a feature-server restart (child process, real Redis)", (
     const retry = { maxAttempts: 1000, initialBackoffMs: 50, maxBackoffMs: 500 };
     const http = createClient({ url: `http://127.0.0.1:${httpPort}`, apiKey: KEYS.all, deadlineMs, retry });
     const grpc = createClient({ grpc: `127.0.0.1:${grpcPort}`, apiKey: KEYS.all, deadlineMs, retry });
-    // A fixed `at`: the values cannot move while the test runs.
+    // A fixed `at`: the values cannot move while the test runs. It lies a few minutes ahead, not at
+    // `now`: the earliest `at` the server accepts is the start of the current hour (1 d windows on
+    // 1 h hops), so an `at` taken seconds before an hour turns would be refused after it.
     const request = {
       features: ["card:n_1h", "card:amount_sum_1h"],
       entities: { card_id: ["card-1", "card-2"] },
-      at: now,
+      at: now + 5 * 60_000,
     };
     try {
       // Warm: both clients hold a live connection to the first process.
