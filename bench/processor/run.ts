@@ -17,6 +17,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -216,6 +217,7 @@ async function processorRate(
         },
   );
   const processor: Processor = await startProcessor(config, { logger: quietLogger() });
+  const profiler = process.env["BENCH_CPU_PROF"] ? phaseProfiler(process.env["BENCH_CPU_PROF"]) : undefined;
   let startAt = 0;
   let startCount = 0;
   let cpu = process.cpuUsage();
@@ -230,18 +232,39 @@ async function processorRate(
       startAt = performance.now();
       startCount = done;
       cpu = process.cpuUsage();
+      await profiler?.start();
     }
     if (done >= n) break;
     await sleep(20);
   }
   const seconds = (performance.now() - startAt) / 1000;
   const used = process.cpuUsage(cpu);
+  await profiler?.stop(`${store}${publishFeatures ? "" : "-no-updates"}`);
   await processor.stop();
   await probe.close();
   return { rate: (n - startCount) / seconds, cpuMicros: (used.user + used.system) / (n - startCount) };
 }
 
-/** Freshness at a fixed rate: event time = creation time; the processor's histogram gives quantiles. */
+/**
+ * BENCH_CPU_PROF=<dir>: a CPU profile of the measured processor phase only (not the topic fill or
+ * the raw consume that share this process), written as <dir>/<phase>.cpuprofile.
+ */
+function phaseProfiler(dir: string) {
+  const session = new Session();
+  return {
+    async start() {
+      session.connect();
+      await session.post("Profiler.enable");
+      await session.post("Profiler.start");
+    },
+    async stop(phase: string) {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(join(dir, `${phase}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 /**
  * Freshness at a fixed rate. The processor runs as its own process (as deployed), so the producer
  * here does not share its event loop; events are stamped at creation, so send latency counts too.

@@ -110,6 +110,8 @@ export function avroFeatureValue(value: FeatureValue): AvroFeatureValue {
 export class FeatureUpdateEncoder {
   private readonly type = parseAvroSchema(featureUpdateSchema);
   private header: Buffer | undefined;
+  /** Header, then the record's body, rewritten per record: one copy out per record, no zero-fill. */
+  private scratch = Buffer.alloc(0);
 
   constructor(
     private readonly registry: SchemaRegistry,
@@ -120,10 +122,19 @@ export class FeatureUpdateEncoder {
     const id = await this.registry.register(valueSubject(this.topic), featureUpdateSchema);
     this.header = Buffer.alloc(5);
     this.header.writeInt32BE(id, 1);
+    this.scratch = Buffer.alloc(4096);
+    this.header.copy(this.scratch);
   }
 
   encode(update: FeatureUpdateRecord): Buffer {
     if (!this.header) throw new Error("FeatureUpdateEncoder.register() was not called");
-    return Buffer.concat([this.header, this.type.toBuffer(update)]);
+    let end = this.type.encode(update, this.scratch, 5);
+    if (end < 0) {
+      // avsc returns −(bytes missing): grow to fit, keeping the header.
+      this.scratch = Buffer.alloc(2 * (this.scratch.length - end));
+      this.header.copy(this.scratch);
+      end = this.type.encode(update, this.scratch, 5);
+    }
+    return Buffer.from(this.scratch.subarray(0, end));
   }
 }

@@ -7,6 +7,7 @@
 import { type BusConsumer, type BusProducer, type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
 import type { OnlineStore } from "@tessera/stores";
+import type { FeatureValue } from "@tessera/transforms";
 import { avroFeatureValue, type FeatureUpdateEncoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
@@ -160,12 +161,13 @@ export class Flusher {
   private featureUpdates(part: PartitionState, t: number): Message[] {
     const encoder = this.options.updates!.encoder;
     const out: Message[] = [];
+    const finalized: FeatureValue[] = [];
     part.views.forEach((state, v) => {
-      const { name, version } = state.runtime.view;
+      const { name, version, features } = state.runtime.view;
       for (const entity of part.touched[v]!) {
+        state.valuesInto(entity, t, finalized);
         const values: Record<string, ReturnType<typeof avroFeatureValue>> = {};
-        for (const [feature, value] of Object.entries(state.valueAt(entity, t)))
-          values[feature] = avroFeatureValue(value);
+        for (let f = 0; f < features.length; f++) values[features[f]!.name] = avroFeatureValue(finalized[f]!);
         out.push({
           key: entity,
           value: encoder.encode({
