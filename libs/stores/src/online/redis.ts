@@ -126,13 +126,25 @@ function translate(err: unknown, what: string): OnlineStoreError {
   return new StoreUnavailableError("redis", `${what}: ${message}`, { cause: err });
 }
 
-/** The stored form of a state: the writer's epoch (big-endian, so the script compares it byte-wise), then the state. */
-function stamped(epoch: number, state: Uint8Array): Buffer {
-  const value = Buffer.allocUnsafe(8 + state.byteLength);
-  value.writeUInt32BE(Math.floor(epoch / 2 ** 32), 0);
-  value.writeUInt32BE(epoch >>> 0, 4);
-  value.set(state, 8);
-  return value;
+/**
+ * The stored forms of a batch's states: each the writer's epoch (big-endian, so the script compares
+ * it byte-wise), then the state. All of them are views into one buffer: a flush writes thousands,
+ * and a buffer each costs more than copying their bytes.
+ */
+function stamped(epoch: number, states: readonly { state: Uint8Array }[]): Buffer[] {
+  let total = 0;
+  for (const s of states) total += 8 + s.state.byteLength;
+  const arena = Buffer.allocUnsafeSlow(total);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const { state } of states) {
+    arena.writeUInt32BE(Math.floor(epoch / 2 ** 32), at);
+    arena.writeUInt32BE(epoch >>> 0, at + 4);
+    arena.set(state, at + 8);
+    out.push(arena.subarray(at, at + 8 + state.byteLength));
+    at += 8 + state.byteLength;
+  }
+  return out;
 }
 
 /**
@@ -224,10 +236,11 @@ export class RedisOnlineStore implements OnlineStore {
     ];
     const keys: string[] = [];
     const args: (string | Buffer)[] = [];
-    for (const s of batch.states) {
+    const values = stamped(owner.epoch, batch.states);
+    batch.states.forEach((s, i) => {
       keys.push(stateKey(this.prefix, s.view, s.version, s.entity));
-      args.push(String(Math.max(0, Math.ceil(s.expiresAt))), stamped(owner.epoch, s.state));
-    }
+      args.push(String(Math.max(0, Math.ceil(s.expiresAt))), values[i]!);
+    });
     await this.call("writeBatch", async () => {
       if (!this.cluster) {
         await this.redis.tesseraFlush(keys.length + 1, [offsets, ...keys], [...head("write"), ...args]);
