@@ -429,6 +429,27 @@ export function finalizeTiles(
 const countsBytes = (groups: number) => Math.ceil((groups * 4) / 8) * 8;
 
 // Reused by every encode (encoding is synchronous and never nests): no writer per side value.
+/**
+ * Encoded values are carved from shared slabs, 8-aligned: a flush encodes thousands of entities, and
+ * an ArrayBuffer each costs more than their bytes (V8 allocates and sweeps every backing store). A
+ * region is never handed out twice, so each value is as fresh and zeroed as its own buffer; a slab
+ * is freed once no value in it is referenced (stores copy or send the bytes at once).
+ */
+const SLAB_BYTES = 1 << 20;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+function allocValue(size: number): Uint8Array {
+  if (size > SLAB_BYTES / 8) return new Uint8Array(size);
+  if (slabUsed + size > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, size);
+  slabUsed += (size + 7) & ~7;
+  return out;
+}
+
 const sideWriter = new ByteWriter();
 const pendingWriter = new ByteWriter();
 const sideLengthsScratch: number[] = [];
@@ -464,8 +485,8 @@ export function encodeTileState(state: TileState, position: LogPosition = NO_POS
   const S = sideLengths.length;
   const size = sideAt + S * 4 + sideOut.size + pendingOut.size;
 
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
+  const out = allocValue(size);
+  const view = new DataView(out.buffer, out.byteOffset, size);
   out[0] = FORMAT_VERSION;
   out[1] = G;
   view.setUint32(4, layout.versionHash, true);
@@ -476,7 +497,7 @@ export function encodeTileState(state: TileState, position: LogPosition = NO_POS
   view.setUint32(28, pending?.length ?? 0, true);
   view.setUint32(32, S, true);
   for (let g = 0; g < G; g++) view.setUint32(HEADER_BYTES + g * 4, state.counts[g]!, true);
-  const words = new Float64Array(out.buffer, tilesAt, state.length);
+  const words = new Float64Array(out.buffer, out.byteOffset + tilesAt, state.length);
   words.set(state.words.subarray(0, state.length));
   if (S > 0) {
     let next = 0;

@@ -24,7 +24,11 @@ const record: fc.Arbitrary<FeatureUpdateRecord> = fc.record({
   entity: fc.oneof(fc.string(), fc.string({ minLength: 3000, maxLength: 9000 })),
   event_time: fc.integer({ min: 0, max: 2 ** 47 }),
   computed_at: fc.integer({ min: 0, max: 2 ** 47 }),
-  values: fc.dictionary(fc.string({ minLength: 1 }), fc.oneof(scalar, fc.array(scalar, { maxLength: 5 }))),
+  // Feature names are identifiers; "__proto__" would not survive a decode into a plain object.
+  values: fc.dictionary(
+    fc.string({ minLength: 1 }).filter((k) => k !== "__proto__"),
+    fc.oneof(scalar, fc.array(scalar, { maxLength: 5 })),
+  ),
 });
 
 describe("FeatureUpdateEncoder", () => {
