@@ -186,4 +186,26 @@ describe("approx_distinct bytes", () => {
       { numRuns: 60 },
     );
   });
+
+  it("of states merged in any grouping equal the bytes of one state holding every value", () => {
+    const agg = createAggregator("approx_distinct");
+    // Chunks from empty to past the 1,024-register sparse limit, so sparse and dense states meet,
+    // and a lopsided merge (a small tile into a large window) takes the in-place path.
+    const chunk = fc.oneof(
+      fc.array(fc.integer({ min: 0, max: 1e6 }), { maxLength: 6 }),
+      fc.array(fc.integer({ min: 0, max: 1e6 }), { maxLength: 1400 }),
+    );
+    fc.assert(
+      fc.property(fc.array(chunk, { minLength: 1, maxLength: 12 }), fc.boolean(), (chunks, leftFold) => {
+        const states = chunks.map((values) => values.reduce((s, v, i) => agg.add(s, v, 0, i), agg.init()));
+        const merged = leftFold
+          ? states.reduce((into, from) => agg.merge(into, from), agg.init())
+          : states.reduceRight((into, from) => agg.merge(from, into));
+        const whole = chunks.flat().reduce((s, v, i) => agg.add(s, v, 0, i), agg.init());
+        expect(bytesOf(agg, merged)).toEqual(bytesOf(agg, whole));
+        expect(bytesOf(agg, agg.deserialize(bytesOf(agg, merged)))).toEqual(bytesOf(agg, whole));
+      }),
+      { numRuns: 80 },
+    );
+  });
 });
