@@ -47,6 +47,8 @@ function setRegister(state: HllState, index: number, rank: number): HllState {
     if (rank > state[index]!) state[index] = rank;
     return state;
   }
+  // A tile's first register: an array literal is allocated at exactly its size (a grown `[]` holds 17).
+  if (state.length === 0) return [index * 64 + rank];
   const i = find(state, index);
   if (i >= 0) {
     if (rank > (state[i]! & 63)) state[i] = index * 64 + rank;
