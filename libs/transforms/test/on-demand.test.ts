@@ -25,6 +25,23 @@ describe("on-demand features in definitions", () => {
     expect(odf!.run({ n_1h: 4, amount_sum_1h: 40, context: { amount: 25 } })).toBe(2.5);
   });
 
+  it("fails with CEL's reason, and leaves Error.stackTraceLimit as it found it", () => {
+    const defs = parseDefinitionsYaml(
+      yaml("      - { name: ratio, expr: 'n_1h > 0.0 ? double(context.amount) / n_1h : 0.0' }"),
+    );
+    const [odf] = defs.views[0]!.onDemand!;
+    const saved = Error.stackTraceLimit;
+    Error.stackTraceLimit = 17; // a value CEL's evaluation never sets
+    try {
+      expect(() => odf!.run({ n_1h: 4, amount_sum_1h: 40, context: {} })).toThrow(/amount/);
+      expect(Error.stackTraceLimit).toBe(17);
+      expect(odf!.run({ n_1h: 4, amount_sum_1h: 40, context: { amount: 2 } })).toBe(0.5);
+      expect(Error.stackTraceLimit).toBe(17);
+    } finally {
+      Error.stackTraceLimit = saved;
+    }
+  });
+
   it("does not change the view version (nothing stored depends on it)", () => {
     const plain = parseDefinitionsYaml(yaml("      []").replace("    onDemand:\n      []\n", ""));
     const withOdf = parseDefinitionsYaml(yaml("      - { name: x, expr: 'n_1h * 2.0' }"));

@@ -12,9 +12,18 @@ const env = celEnv();
 export function compileCel(expr: string): (row: Row) => unknown {
   const program = plan(env, parse(expr));
   return (row) => {
-    const result = program(row as never);
-    if (isCelError(result)) throw new Error(`CEL \`${expr}\`: ${result.message}`);
-    return fromCel(result);
+    // A failed evaluation (a missing column, a wrong type) is data, not a bug: callers keep only
+    // the message. Capturing the stacks of CEL's error and ours cost 7 µs of the 8.6 µs such a call
+    // took, paid per entity by a request without the context its on-demand features read.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      const result = program(row as never);
+      if (isCelError(result)) throw new Error(`CEL \`${expr}\`: ${result.message}`);
+      return fromCel(result);
+    } finally {
+      Error.stackTraceLimit = stackTraceLimit;
+    }
   };
 }
 
