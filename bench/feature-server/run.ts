@@ -27,7 +27,7 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadServiceDefinition } from "@tessera/feature-server";
 import { RedisOnlineStore } from "@tessera/stores";
-import { parseDefinitionsYaml, ViewState } from "@tessera/transforms";
+import { parseDefinitionsYaml } from "@tessera/transforms";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import {
@@ -39,7 +39,7 @@ import {
   requireEnv,
   saveResult,
 } from "../support/index.js";
-import { definitionsOf, FLOOR_FEATURES, floorKey, KEY } from "./shared.js";
+import { benchState, definitionsOf, FLOOR_FEATURES, floorKey, KEY } from "./shared.js";
 
 loadStackEnv();
 const REDIS_URL = requireEnv("REDIS_URL");
@@ -64,33 +64,16 @@ const prefix = `bench-fs-${randomBytes(3).toString("hex")}:`;
 const view = parseDefinitionsYaml(definitionsOf(VIEW)).views[0]!;
 let bytesPerEntity = 0;
 async function load(): Promise<void> {
-  const now = Date.now();
-  const state = new ViewState(view);
-  const countries = ["FR", "DE", "US", "GB", "ES"];
-  let offset = 0;
-  for (let e = 0; e < flags.entities; e++) {
-    for (let i = 0; i < flags.eventsPerEntity; i++) {
-      const row = {
-        card_id: `card-${e}`,
-        ts: now - 1 - Math.floor(Math.random() * flags.spreadMinutes * 60_000),
-        event_time: 0,
-        amount: Math.round(Math.random() * 50_000) / 100,
-        merchant_id: `m-${Math.floor(Math.random() * 200)}`,
-        country: countries[Math.floor(Math.random() * countries.length)],
-      };
-      row.event_time = row.ts;
-      state.apply(row, { offset: offset++, now });
-    }
-  }
+  const { state, lastOffset } = benchState(view, flags, Date.now());
   const store = new RedisOnlineStore({ url: REDIS_URL, keyPrefix: prefix, timeoutMs: 10_000 });
   await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
   const claim = await store.claimPartition("bench", view.source.topic, 0);
   const owner = { consumerGroup: "bench", topic: view.source.topic, partition: 0, epoch: claim.epoch };
-  const dirty = state.takeDirty({ partition: 0, offset: offset - 1 });
+  const dirty = state.takeDirty({ partition: 0, offset: lastOffset });
   bytesPerEntity = dirty.reduce((n, d) => n + d.state.length, 0) / dirty.length;
   let expected = claim.offset;
   for (let i = 0; i < dirty.length; i += 2000) {
-    const next = i + 2000 >= dirty.length ? offset - 1 : expected;
+    const next = i + 2000 >= dirty.length ? lastOffset : expected;
     await store.writeBatch({
       owner,
       expectedOffset: expected,

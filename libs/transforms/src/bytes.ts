@@ -106,11 +106,10 @@ export class ByteWriter {
 
 export class ByteReader {
   private offset = 0;
-  private readonly view: DataView;
+  /** Made on the first f64: a DataView costs more than most side values take to read. */
+  private view: DataView | undefined;
 
-  constructor(private readonly buffer: Uint8Array) {
-    this.view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  }
+  constructor(private readonly buffer: Uint8Array) {}
 
   u8(): number {
     if (this.offset >= this.buffer.length) throw new RangeError("tile state is truncated");
@@ -135,6 +134,8 @@ export class ByteReader {
 
   f64(): number {
     if (this.offset + 8 > this.buffer.length) throw new RangeError("tile state is truncated");
+    const { buffer } = this;
+    this.view ??= new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     const value = this.view.getFloat64(this.offset, true);
     this.offset += 8;
     return value;

@@ -603,13 +603,16 @@ export class TileReader implements TileSource {
   sideValue(index: number, codec: SideCodec): unknown {
     let value = this.sideCache[index];
     if (value === undefined) {
-      if (index >= this.sideCount) throw new TileStateError(`side value ${index} is missing`);
-      const from = this.sideOffsets[index]!;
-      const length = this.data.getUint32(this.sideAt + index * 4, true);
-      value = codec.decode(this.bytes.subarray(from, from + length)); // decoders copy what they keep
+      value = codec.decode(this.sideBytes(index)); // decoders copy what they keep
       this.sideCache[index] = value;
     }
     return value;
+  }
+
+  sideBytes(index: number): Uint8Array {
+    if (index >= this.sideCount) throw new TileStateError(`side value ${index} is missing`);
+    const from = this.sideOffsets[index]!;
+    return this.bytes.subarray(from, from + this.data.getUint32(this.sideAt + index * 4, true));
   }
 
   /** The loaded value as a TileState the processor can add to (side values decoded, pending copied). */

@@ -1,5 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { approxDistinct } from "../src/aggregators/hll.js";
 import { type Aggregator, ByteWriter, createAggregator, OPS, type Op, type OpState } from "../src/index.js";
 
 interface Item {
@@ -204,8 +205,25 @@ describe("approx_distinct bytes", () => {
         const whole = chunks.flat().reduce((s, v, i) => agg.add(s, v, 0, i), agg.init());
         expect(bytesOf(agg, merged)).toEqual(bytesOf(agg, whole));
         expect(bytesOf(agg, agg.deserialize(bytesOf(agg, merged)))).toEqual(bytesOf(agg, whole));
+        // The raw sketch merged straight from each chunk's bytes (serving's window merge) holds the
+        // same registers, and leaves the bytes it read as they were.
+        const hll = approxDistinct;
+        const raw = chunks.map((values) => values.reduce((s, v, i) => hll.add(s, v, 0, i), hll.init()));
+        const encoded = raw.map((state) => bytesOf(hll, state));
+        const copies = encoded.map((bytes) => bytes.slice());
+        const fromBytes = encoded.reduce((into, bytes) => hll.mergeBytes!(into, bytes), hll.init());
+        const rawWhole = chunks.flat().reduce((s, v, i) => hll.add(s, v, 0, i), hll.init());
+        expect(bytesOf(hll, fromBytes)).toEqual(bytesOf(hll, rawWhole));
+        expect(encoded).toEqual(copies);
       }),
       { numRuns: 80 },
     );
+  });
+
+  it("refuse bytes whose registers are out of range or whose dense form is the wrong size", () => {
+    const hll = approxDistinct;
+    expect(() => hll.mergeBytes!(hll.init(), Uint8Array.of(0, 1, 0x80, 0x20, 1))).toThrow(/out of range/);
+    expect(() => hll.mergeBytes!(hll.init(), Uint8Array.of(0, 1, 5, 0))).toThrow(/out of range/);
+    expect(() => hll.deserialize(Uint8Array.of(1, 3, 1, 2, 3))).toThrow(/3 registers/);
   });
 });

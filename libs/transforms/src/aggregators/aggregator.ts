@@ -17,6 +17,11 @@ export interface Aggregator<S = unknown> {
   /** Appends the state's bytes to `out` (one writer serves a whole tile state's side values). */
   serialize(state: S, out: ByteWriter): void;
   deserialize(bytes: Uint8Array): S;
+  /**
+   * merge(into, deserialize(bytes)) without building the decoded state: a window merge at serving
+   * reads one such value per tile. Optional; ops without it decode.
+   */
+  mergeBytes?(into: S, bytes: Uint8Array): S;
 }
 
 /** Whether an op reads numbers (inputs are coerced, non-numeric values skipped as null). */

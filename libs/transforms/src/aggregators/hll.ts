@@ -134,13 +134,18 @@ export const approxDistinct: Aggregator<HllState> = {
     out.u8(0).varuint(state.length);
     for (const word of state) out.varuint(word >>> 6).u8(word & 63);
   },
-  deserialize: (bytes) => {
+  deserialize: (bytes) => approxDistinct.mergeBytes!([], bytes),
+  mergeBytes: (into, bytes) => {
     const input = new ByteReader(bytes);
-    if (input.u8() === 1) return input.bytes().slice();
+    if (input.u8() === 1) {
+      const dense = input.bytes();
+      if (dense.length !== M) throw new RangeError(`HLL of ${dense.length} registers, not ${M}`);
+      return approxDistinct.merge(into, dense); // merge keeps nothing of `from`
+    }
     const size = input.varuint();
-    // Written in index order by us; sorted and deduplicated anyway, so foreign bytes cannot break
-    // the invariant every other function relies on.
-    let state: HllState = [];
+    // Written in index order by us; set one by one anyway, so foreign bytes cannot break the sorted,
+    // deduplicated registers every other function relies on.
+    let state = into;
     for (let i = 0; i < size; i++) {
       const index = input.varuint();
       const rank = input.u8();

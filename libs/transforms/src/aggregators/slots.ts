@@ -28,6 +28,8 @@ export interface SideCodec {
 /** Where merges read a source's side values from: a list in memory, or bytes decoded on demand. */
 export interface SideSource {
   sideValue(index: number, codec: SideCodec): unknown;
+  /** The side value's encoded bytes, when the source holds bytes (valid until it changes). */
+  sideBytes?(index: number): Uint8Array;
 }
 
 export type Remap = (index: number, codec: SideCodec) => number;
@@ -389,12 +391,16 @@ export function sideKind(agg: Aggregator): StateKind & { codec: SideCodec; aggre
     merge: (w, at, side, from, fromAt, src) => {
       const ref = from[fromAt]!;
       if (ref < 0) return;
-      const state = src.sideValue(ref, codec);
       const into = w[at]!;
+      const acc = into < 0 ? agg.init() : side[into];
+      const merged =
+        agg.mergeBytes && src.sideBytes
+          ? agg.mergeBytes(acc, src.sideBytes(ref))
+          : agg.merge(acc, src.sideValue(ref, codec));
       if (into < 0) {
-        side.push(agg.merge(agg.init(), state));
+        side.push(merged);
         w[at] = side.length - 1;
-      } else side[into] = agg.merge(side[into], state);
+      } else side[into] = merged;
     },
     refs: (w, at, remap) => {
       if (w[at]! >= 0) w[at] = remap(w[at]!, codec);
