@@ -12,6 +12,7 @@
  *   npx tsc -b && npx tsx bench/feature-server/run.ts [--view bench|example] [--runs 3] [--seconds 8]
  *     [--entities 5000] [--eventsPerEntity 20] [--spreadMinutes 30] [--connections 8] [--tracing]
  *     [--only "tessera HTTP 1,floor HTTP 1"]   (phases by name; BENCH_CPU_PROF=<dir> profiles the server)
+ *     [--noContext]   (no request context: the example view's on-demand feature fails in every row)
  *
  * `--tracing`: also a feature server with OpenTelemetry on (every request sampled, spans exported
  * over OTLP to a receiver in this process that discards them), HTTP 1 and 100 entities, to set the
@@ -284,6 +285,7 @@ async function grpcLoad(
   const pool = Array.from({ length: 64 }, () => ({
     features: [`${view.name}:*`],
     entities: { card_id: { ids: ids(n) } },
+    context: CONTEXT && { amount: { number: CONTEXT.amount } },
   }));
   const samples: number[] = [];
   let errors = 0;
@@ -360,7 +362,10 @@ const record = async (name: string, server: Server, phase: () => Promise<Figures
   console.log(`  ${name.padEnd(36)} ${show(f)}`);
 };
 const features = [`${view.name}:*`];
-const tesseraBody = (n: number) => () => ({ features, entities: { card_id: ids(n) } });
+// The example view's on-demand feature reads the payment being scored (`context.amount`), as an
+// inference call sends it; without it that feature is an error in every row (`--noContext`).
+const CONTEXT = view.onDemand?.length && !process.argv.includes("--noContext") ? { amount: 42.5 } : undefined;
+const tesseraBody = (n: number) => () => ({ features, entities: { card_id: ids(n) }, context: CONTEXT });
 const floorBody = (n: number) => () => ({ ids: ids(n) });
 const T = `${tessera.http}/v1/features`;
 const F = `${floor.http}/floor`;
