@@ -317,14 +317,22 @@ export async function buildHttp(
     }
 
     traceHttp(scope); // tracing: a span per request (nothing when tracing is off)
-    scope.addHook("onRequest", async (request) => {
-      request.principal = auth.admit({
-        apiKey: request.headers["x-api-key"] as string | undefined,
-        authorization: request.headers.authorization,
-        address: request.ip,
-      });
+    // Hooks on every feature request take Fastify's callback form: an async hook costs a promise
+    // and a microtask turn each.
+    scope.addHook("onRequest", (request, _reply, done) => {
+      try {
+        request.principal = auth.admit({
+          apiKey: request.headers["x-api-key"] as string | undefined,
+          authorization: request.headers.authorization,
+          address: request.ip,
+        });
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      done();
     });
-    scope.addHook("onResponse", async (request, reply) => {
+    scope.addHook("onResponse", (request, reply, done) => {
       const route = request.routeOptions.url ?? "unknown";
       metrics.requestDuration.observe(
         { protocol: "http", route, code: String(reply.statusCode) },
@@ -340,6 +348,7 @@ export async function buildHttp(
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 100) / 100,
       });
+      done();
     });
 
     const serve = async (request: FastifyRequest, body: FeatureRequest) => {
@@ -545,8 +554,9 @@ export async function buildHttp(
   }
 
   // While draining, answers close their connection, so keep-alive clients cannot hold shutdown open.
-  app.addHook("onSend", async (_request, reply) => {
+  app.addHook("onSend", (_request, reply, payload, done) => {
     if (options.draining()) reply.header("connection", "close");
+    done(null, payload);
   });
 
   for (const plugin of options.plugins) await app.register(plugin);
