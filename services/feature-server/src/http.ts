@@ -24,6 +24,7 @@ import type { FeatureLogger } from "./feature-log.js";
 import { type GateOperator, gateRoutes } from "./gate-routes.js";
 import type { LineageService } from "./lineage.js";
 import type { ServerMetrics } from "./metrics.js";
+import { featureResponseJson } from "./response-json.js";
 import type { FeatureRequest, FeatureService, Principal } from "./serve.js";
 import { traceHttp } from "./tracing.js";
 import { checkRequest } from "./validate.js";
@@ -85,7 +86,7 @@ const gateVerdictSchema = {
   },
 } as const;
 
-const responseSchema = {
+export const responseSchema = {
   type: "object",
   properties: {
     asOf: { type: "integer", description: "The time the windows were evaluated at (epoch ms)" },
@@ -351,12 +352,14 @@ export async function buildHttp(
       done();
     });
 
-    const serve = async (request: FastifyRequest, body: FeatureRequest) => {
+    const serve = async (request: FastifyRequest, reply: FastifyReply, body: FeatureRequest) => {
       request.audit = { views: service.viewsNamed(body.features), entities: 0 };
       request.audit.entities = checkRequest(body, config.limits);
       const response = await service.get(body, request.principal!);
       metrics.entities.inc({ protocol: "http" }, request.audit.entities);
       featureLog?.offer(response);
+      // Set on success only: errors keep the error schema's serialiser.
+      reply.type("application/json; charset=utf-8").serializer(featureResponseJson);
       return response;
     };
 
@@ -398,7 +401,7 @@ export async function buildHttp(
           response: { 200: responseSchema, ...errorResponses },
         },
       },
-      async (request) => serve(request, request.body as FeatureRequest),
+      async (request, reply) => serve(request, reply, request.body as FeatureRequest),
     );
 
     scope.get(
@@ -432,7 +435,7 @@ export async function buildHttp(
           response: { 200: responseSchema, ...errorResponses },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { entityKey, entityId } = request.params as { entityKey: string; entityId: string };
         const query = request.query as { features: string; at?: string };
         const body: FeatureRequest = {
@@ -440,7 +443,7 @@ export async function buildHttp(
           entities: { [entityKey]: [entityId] },
         };
         if (query.at !== undefined) body.at = Number(query.at);
-        return serve(request, body);
+        return serve(request, reply, body);
       },
     );
 

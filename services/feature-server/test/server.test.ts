@@ -53,6 +53,7 @@ describe("POST /v1/features", () => {
     const ids = ["card-1", "card-2", "card-17", "card-unknown"];
     const res = await post({ features: ["card:*"], entities: { card_id: ids }, context: { amount: 100 } });
     expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
     const body = (await res.json()) as FeatureResponse;
     expect(body.asOf).toBeGreaterThanOrEqual(now);
     const group = body.entities["card_id"]!;
