@@ -49,6 +49,27 @@ beforeAll(async () => {
 afterAll(() => server?.stop());
 
 describe("POST /v1/features", () => {
+  it("answers each feature the same whether asked by `view:*`, by name in any order, or a few", async () => {
+    const ids = ["card-1", "card-17", "card-unknown"];
+    const at = now - 1000;
+    const ask = async (features: string[]) => {
+      const res = await post({ features, entities: { card_id: ids }, at, context: { amount: 100 } });
+      expect(res.status).toBe(200);
+      const group = ((await res.json()) as FeatureResponse).entities["card_id"]!;
+      return group.results.map((row) =>
+        Object.fromEntries(group.features.map((name, c) => [name, [row.values[c], row.statuses[c]]])),
+      );
+    };
+    const whole = await ask(["card:*"]);
+    const names = Object.keys(whole[0]!);
+    expect(names.length).toBeGreaterThan(3);
+    expect(await ask([...names].reverse())).toEqual(whole);
+    const few = [names[2]!, names[0]!];
+    expect(await ask(few)).toEqual(
+      whole.map((row) => Object.fromEntries(few.map((name) => [name, row[name]]))),
+    );
+  });
+
   it("serves the batch evaluator's values at asOf, with statuses and freshness", async () => {
     const ids = ["card-1", "card-2", "card-17", "card-unknown"];
     const res = await post({ features: ["card:*"], entities: { card_id: ids }, context: { amount: 100 } });
