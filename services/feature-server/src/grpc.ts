@@ -5,13 +5,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { featureServiceConstructor, PROTO_PATH, type ProtoValue } from "@tessera/client";
 import type { Logger } from "@tessera/runtime";
-import type { FeatureValue } from "@tessera/transforms";
 import type { Authenticator } from "./auth.js";
 import { ServeError, type ServeErrorKind } from "./errors.js";
 import type { FeatureLogger } from "./feature-log.js";
 import { MalformedRequest, strictRequestDecoder } from "./grpc-decode.js";
+import { entityResultsBytes } from "./grpc-encode.js";
 import type { ServerMetrics } from "./metrics.js";
-import type { FeatureRequest, FeatureResponse, FeatureService, Status } from "./serve.js";
+import type { FeatureRequest, FeatureResponse, FeatureService } from "./serve.js";
 import { traceUnary } from "./tracing.js";
 import { checkRequest, type RequestLimits } from "./validate.js";
 
@@ -23,27 +23,11 @@ const GRPC_CODE: Record<ServeErrorKind, grpc.status> = {
   unavailable: grpc.status.UNAVAILABLE,
 };
 
-const STATUS: Record<Status, string> = {
-  present: "PRESENT",
-  missing: "MISSING",
-  stale: "STALE",
-  quarantined: "QUARANTINED",
-  error: "ERROR",
-};
-
 interface ProtoRequest {
   features?: string[];
   entities?: Record<string, { ids?: string[] }>;
   at_ms?: number;
   context?: Record<string, ProtoValue>;
-}
-
-function toProto(value: unknown): ProtoValue {
-  if (typeof value === "number") return { number: value };
-  if (typeof value === "string") return { text: value };
-  if (typeof value === "boolean") return { flag: value };
-  if (Array.isArray(value)) return { list: { items: value.map(toProto) } };
-  return {}; // null: no oneof set
 }
 
 function fromProto(value: ProtoValue | undefined): unknown {
@@ -83,18 +67,22 @@ export interface GrpcOptions {
 /** "127.0.0.1:5123" / "::1:5123" (grpc-js's peer) → the address without the port. */
 const peerAddress = (peer: string) => peer.slice(0, Math.max(0, peer.lastIndexOf(":"))) || peer;
 
-function responseToProto(response: FeatureResponse) {
+/** Where the response's results wait for the serialiser, which writes them by hand (grpc-encode.ts). */
+const RESULTS = Symbol("results");
+type ProtoResponse = Record<string, unknown> & { [RESULTS]?: FeatureResponse };
+
+/** Protobufjs encodes the rest, and the results bytes go in front (their field may come first). */
+export function serializeResponse(encodeRest: (value: unknown) => Buffer) {
+  return (value: ProtoResponse): Buffer => {
+    const response = value[RESULTS];
+    const rest = encodeRest(value);
+    return response === undefined ? rest : Buffer.concat([entityResultsBytes(response), rest]);
+  };
+}
+
+/** The response as protobufjs objects, but for `results`, carried along for serializeResponse. */
+export function responseToProto(response: FeatureResponse): ProtoResponse {
   const names = Object.values(response.entities).flatMap((group) => group.features);
-  const results: unknown[] = [];
-  for (const [entityKey, group] of Object.entries(response.entities)) {
-    for (const row of group.results) {
-      const features: Record<string, { value: ProtoValue; status: string }> = {};
-      group.features.forEach((name, c) => {
-        features[name] = { value: toProto(row.values[c] as FeatureValue), status: STATUS[row.statuses[c]!] };
-      });
-      results.push({ entity_key: entityKey, entity_id: row.id, features });
-    }
-  }
   const viewTimes: Record<string, number> = {};
   const viewStatus: Record<string, unknown> = {};
   for (const [view, info] of Object.entries(response.views)) {
@@ -122,7 +110,7 @@ function responseToProto(response: FeatureResponse) {
     }
   }
   return {
-    results,
+    [RESULTS]: response,
     as_of_ms: response.asOf,
     view_event_time_ms: viewTimes,
     feature_names: names,
@@ -249,6 +237,7 @@ export async function startGrpc(
     GetOnlineFeatures: {
       ...method!,
       requestDeserialize: strictRequestDecoder(PROTO_PATH, "tessera.v1.GetOnlineFeaturesRequest"),
+      responseSerialize: serializeResponse(method!.responseSerialize),
     },
   };
   server.addService(definition, grpcHandlers(options));
