@@ -125,7 +125,22 @@ describe("tile state encoding", { timeout: 120_000 }, () => {
           if (restored) expect(restored.takeDirty()[0]?.state ?? last.restored).toEqual(expected);
         },
       ),
-      { numRuns: Number(process.env.RUNS ?? 300) },
+      {
+        numRuns: Number(process.env.RUNS ?? 300),
+        // Found by CI on 7 Dec: a first/last slot that held text, then a boolean, kept the text's
+        // side index in its value word, which differs with the state's history.
+        examples: [
+          [
+            [
+              { ts: 21, v: "a" },
+              { ts: 0, v: 0 },
+              { ts: 21, v: true },
+            ],
+            [1],
+            60,
+          ],
+        ],
+      },
     );
   });
 

@@ -308,6 +308,7 @@ function holdValue(w: Float64Array, at: number, side: SideList, value: unknown):
     w[at + 1] = value;
   } else if (typeof value === "boolean") {
     w[at] = value ? 3 : 4;
+    w[at + 1] = 0; // not left holding a replaced number or side index: the same events, the same bytes
   } else if (w[at] === 2) {
     side[w[at + 1]!] = value; // this slot's own side entry: overwrite, never grow
   } else {
