@@ -90,7 +90,8 @@ const CODE: Partial<Record<grpc.status, ErrorCode>> = {
   [grpc.status.CANCELLED]: "cancelled",
 };
 
-function toProto(value: unknown): ProtoValue {
+/** A JSON feature or context value as the proto's Value (protobufjs object form); null sets no kind. */
+export function toProto(value: unknown): ProtoValue {
   if (typeof value === "number") return { number: value };
   if (typeof value === "string") return { text: value };
   if (typeof value === "boolean") return { flag: value };

@@ -15,6 +15,7 @@ export {
   type GrpcTransportOptions,
   PROTO_PATH,
   type ProtoValue,
+  toProto,
 } from "./grpc.js";
 export { HttpTransport, type HttpTransportOptions } from "./http.js";
 export {

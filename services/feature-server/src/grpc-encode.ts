@@ -15,6 +15,18 @@ import type { FeatureResponse, Status } from "./serve.js";
 const STATUS_NUMBER: Record<Status, number> = { present: 1, missing: 2, stale: 3, error: 4, quarantined: 5 };
 
 const varintSize = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+/** A length-delimited field of `size` bytes behind a one-byte tag. */
+const fieldSize = (size: number) => 1 + varintSize(size) + size;
+
+/** Writes n as a varint at `at`; returns the position after it. */
+function putVarint(buffer: Buffer, at: number, n: number): number {
+  while (n >= 0x80) {
+    buffer[at++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buffer[at++] = n;
+  return at;
+}
 
 class Writer {
   buffer = Buffer.allocUnsafe(64 * 1024);
@@ -29,11 +41,7 @@ class Writer {
 
   varint(n: number): void {
     this.reserve(5);
-    while (n >= 0x80) {
-      this.buffer[this.at++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    this.buffer[this.at++] = n;
+    this.at = putVarint(this.buffer, this.at, n);
   }
 
   bytes(b: Uint8Array): void {
@@ -60,23 +68,24 @@ class Writer {
 
 const writer = new Writer();
 
-const stringFieldSize = (size: number) => 1 + varintSize(size) + size;
-
 /** Bytes of a Value message (without its own tag and length). */
 function valueSize(v: FeatureValue): number {
   if (typeof v === "number") return 9;
   if (typeof v === "boolean") return 2;
-  if (typeof v === "string") return stringFieldSize(Buffer.byteLength(v));
-  if (Array.isArray(v)) {
-    let list = 0;
-    for (const item of v) {
-      const size = valueSize(item as FeatureValue);
-      list += 1 + varintSize(size) + size;
-    }
-    return 1 + varintSize(list) + list;
-  }
+  if (typeof v === "string") return fieldSize(Buffer.byteLength(v));
+  if (Array.isArray(v)) return fieldSize(listSize(v));
   return 0; // null: no oneof set
 }
+
+/** Bytes of a ValueList message: each item a Value field. */
+function listSize(items: unknown[]): number {
+  let size = 0;
+  for (const item of items) size += fieldSize(valueSize(item as FeatureValue));
+  return size;
+}
+
+/** Bytes of a FeatureResult holding a Value of `value` bytes: the value field and the status field. */
+const resultSize = (value: number) => fieldSize(value) + 2;
 
 function writeValue(w: Writer, v: FeatureValue): void {
   if (typeof v === "number") w.double(0x09, v);
@@ -85,13 +94,8 @@ function writeValue(w: Writer, v: FeatureValue): void {
     w.varint(v ? 1 : 0);
   } else if (typeof v === "string") w.string(0x12, v);
   else if (Array.isArray(v)) {
-    let list = 0;
-    for (const item of v) {
-      const size = valueSize(item as FeatureValue);
-      list += 1 + varintSize(size) + size;
-    }
     w.varint(0x22);
-    w.varint(list);
+    w.varint(listSize(v));
     for (const item of v) {
       w.varint(0x0a);
       w.varint(valueSize(item as FeatureValue));
@@ -103,16 +107,9 @@ function writeValue(w: Writer, v: FeatureValue): void {
 /** A map entry's key field (tag 1, the feature name), encoded once per group. */
 function keyField(name: string): Buffer {
   const size = Buffer.byteLength(name);
-  const out = Buffer.allocUnsafe(stringFieldSize(size));
-  let at = 0;
-  out[at++] = 0x0a;
-  let n = size;
-  while (n >= 0x80) {
-    out[at++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  out[at++] = n;
-  out.write(name, at, "utf8");
+  const out = Buffer.allocUnsafe(fieldSize(size));
+  out[0] = 0x0a;
+  out.write(name, putVarint(out, 1, size), "utf8");
   return out;
 }
 
@@ -128,23 +125,19 @@ export function entityResultsBytes(response: FeatureResponse): Buffer {
       // Sizes first: each message's length precedes it.
       let features = 0;
       const valueSizes = row.values.map((v) => valueSize(v));
-      for (let c = 0; c < keys.length; c++) {
-        const value = valueSizes[c]!;
-        const result = 1 + varintSize(value) + value + 2; // value field + status field (tag, 1..5)
-        const entry = keys[c]!.length + 1 + varintSize(result) + result;
-        features += 1 + varintSize(entry) + entry;
-      }
-      const entity = stringFieldSize(keySize) + stringFieldSize(idSize) + features;
+      for (let c = 0; c < keys.length; c++)
+        features += fieldSize(keys[c]!.length + fieldSize(resultSize(valueSizes[c]!)));
+      const entity = fieldSize(keySize) + fieldSize(idSize) + features;
       w.varint(0x0a);
       w.varint(entity);
       w.string(0x0a, entityKey, keySize);
       w.string(0x12, row.id, idSize);
       for (let c = 0; c < keys.length; c++) {
         const value = valueSizes[c]!;
-        const result = 1 + varintSize(value) + value + 2;
+        const result = resultSize(value);
         const key = keys[c]!;
         w.varint(0x1a);
-        w.varint(key.length + 1 + varintSize(result) + result);
+        w.varint(key.length + fieldSize(result));
         w.bytes(key);
         w.varint(0x12);
         w.varint(result);

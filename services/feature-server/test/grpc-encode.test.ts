@@ -1,4 +1,4 @@
-import type { ProtoValue } from "@tessera/client";
+import { toProto } from "@tessera/client";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadServiceDefinition, responseToProto, serializeResponse } from "../src/grpc.js";
@@ -16,13 +16,6 @@ const STATUS: Record<Status, string> = {
   quarantined: "QUARANTINED",
   error: "ERROR",
 };
-function toProto(value: unknown): ProtoValue {
-  if (typeof value === "number") return { number: value };
-  if (typeof value === "string") return { text: value };
-  if (typeof value === "boolean") return { flag: value };
-  if (Array.isArray(value)) return { list: { items: value.map(toProto) } };
-  return {};
-}
 function byProtobufjs(response: FeatureResponse): Buffer {
   const results = Object.entries(response.entities).flatMap(([entityKey, group]) =>
     group.results.map((row) => ({
