@@ -60,9 +60,18 @@ export interface ProcessorConfig {
   /**
    * A flush happens after maxEvents records, or after maxTiles / (features per record) records
    * (each record can touch one tile per feature: this bounds one atomic write, e.g. under
-   * Cassandra's batch_size_fail_threshold), or after maxDelayMs — whichever comes first.
+   * Cassandra's batch_size_fail_threshold), or after maxDelayMs — whichever comes first, and at the
+   * end of every batch. While a partition is more than catchUpLag records behind its end, it flushes
+   * for throughput instead: once as many entities changed as a flush may hold records, or after
+   * catchUpMaxDelayMs (each entity is written once per flush however many events it took).
    */
-  flush: { maxEvents: number; maxTiles: number; maxDelayMs: number };
+  flush: {
+    maxEvents: number;
+    maxTiles: number;
+    maxDelayMs: number;
+    catchUpLag: number;
+    catchUpMaxDelayMs: number;
+  };
   /** How far ahead of the processing clock an event may be stamped before it is "future". */
   maxSkewMs: number;
   /** Entity keys longer than this (UTF-16 units) are dead-lettered: a hostile key must not reach the store. */
@@ -133,6 +142,8 @@ export function configSchema(environment: NodeJS.ProcessEnv = env): JsonSchema {
         maxEvents: int("flush after this many applied events", 50_000, 1),
         maxTiles: int("most tile writes one flush may hold", 200_000, 1),
         maxDelayMs: int("flush at least this often while events arrive (ms)", 200, 1),
+        catchUpLag: int("records behind a partition's end from which it flushes for throughput", 50_000, 0),
+        catchUpMaxDelayMs: int("flush at least this often while catching up (ms)", 10_000, 1),
       }),
       maxSkewMs: int("allowed future skew (ms)", 5 * 60_000, 0),
       maxEntityKeyLength: int("longest entity key accepted", 1024, 1),

@@ -110,8 +110,11 @@ export interface FlushOptions {
 export class Flusher {
   constructor(private readonly options: FlushOptions) {}
 
-  /** Writes what the partition owes. Throws StoreFencedError when the store says it lost ownership. */
-  async flush(part: PartitionState): Promise<void> {
+  /**
+   * Writes what the partition owes. Throws StoreFencedError when the store says it lost ownership.
+   * `commit: false` skips the Kafka commit (after the consumer left the group).
+   */
+  async flush(part: PartitionState, { commit = true }: { commit?: boolean } = {}): Promise<void> {
     if (part.idle) return;
     const { store, metrics, deadLetters, updates } = this.options;
     const started = performance.now();
@@ -144,7 +147,7 @@ export class Flusher {
         part.stored = part.applied;
         if (updates) updates.publisher.enqueue(traced.headers(this.featureUpdates(part, written)));
       }
-      this.commit(part);
+      if (commit) this.commit(part);
       traced.end();
     } catch (error) {
       traced.end(error);

@@ -66,6 +66,13 @@ export class PartitionState {
     return n;
   }
 
+  /** Entities changed since the last flush in the view with the most (each record changes at most one per view). */
+  get mostDirty(): number {
+    let n = 0;
+    for (const view of this.views) n = Math.max(n, view.dirtyCount);
+    return n;
+  }
+
   /**
    * Encodes every entity changed since the last call, stamped with the offset the state now
    * includes, into the pending writes (a newer state of an entity replaces one a failed write left).

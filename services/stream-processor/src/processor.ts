@@ -290,11 +290,19 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       return;
     }
     const every = flushEvery.get(topic)!;
+    const end = Number(batch.highWatermark) - 1;
+    let catchingUp = false;
     try {
-      for (let i = 0; i < messages.length; i += every) {
-        await ingest.run(part, messages.slice(i, i + every));
-        const due = part.unflushedEvents >= every || Date.now() - part.lastFlush >= config.flush.maxDelayMs;
-        if (due) {
+      for (let i = 0; i < messages.length; ) {
+        const last = messages[Math.min(i + every, messages.length) - 1]!;
+        catchingUp = end - Number(last.offset) > config.flush.catchUpLag;
+        // A slice is only as long as the flush has room for: `every` records, or far behind, `every`
+        // changed entities per view.
+        const held = catchingUp ? part.mostDirty : part.unflushedEvents;
+        const slice = messages.slice(i, i + Math.max(1, every - held));
+        i += slice.length;
+        await ingest.run(part, slice);
+        if (flushDue(part, every, catchingUp)) {
           await flusher.flush(part);
           evict(part);
         }
@@ -302,7 +310,8 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         await context.heartbeat().catch(() => {});
         if (stopping) break;
       }
-      await flusher.flush(part);
+      // Caught up, a batch ends in a flush (freshness); far behind, its state waits for the next one.
+      if (!catchingUp || stopping) await flusher.flush(part);
     } catch (error) {
       if (error instanceof StoreFencedError) {
         fencedOut(part, error);
@@ -319,6 +328,23 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     const behind = Math.max(0, Number(batch.highWatermark) - part.applied - 1);
     lag.set(key, behind);
     metrics.lag.set({ topic, partition: String(partition) }, behind);
+  }
+
+  /**
+   * Caught up: after `every` records or maxDelayMs, so events are servable soon. Far behind (the
+   * records still ahead are the cost, not the wait), only once as many entities changed as a flush may
+   * hold records, after catchUpMaxDelayMs, or when memory is over its bound (eviction needs a flush):
+   * an entity that takes many events in a backlog is then encoded, written and published once.
+   */
+  function flushDue(part: PartitionState, every: number, catchingUp: boolean): boolean {
+    const since = Date.now() - part.lastFlush;
+    if (!catchingUp) return part.unflushedEvents >= every || since >= config.flush.maxDelayMs;
+    return (
+      part.writes.length > 0 || // a failed flush's retry finishes it first
+      part.mostDirty >= every ||
+      since >= config.flush.catchUpMaxDelayMs ||
+      entitiesHeld() > config.memory.maxEntities
+    );
   }
 
   /**
@@ -410,6 +436,25 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         })
       : undefined;
 
+  /**
+   * After the last batch handler: what partitions caught up mid-backlog still hold goes to the store
+   * (fenced as ever: if another replica claimed a partition meanwhile, nothing is written). No Kafka
+   * commit: the consumer has left; the next owner starts after the stored offset.
+   */
+  async function flushHeld(): Promise<void> {
+    for (const part of partitions.values()) {
+      if (part.idle) continue;
+      await flusher
+        .flush(part, { commit: false })
+        .catch((error: unknown) =>
+          logger.warn(
+            { err: error, topic: part.topic, partition: part.partition },
+            "state not flushed before stop: its records are replayed from the stored offset",
+          ),
+        );
+    }
+  }
+
   const done = loop.done.finally(() => closeAll());
   done.catch(() => {});
   let closed: Promise<void> | undefined;
@@ -436,6 +481,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     async stop() {
       stopping = true;
       await loop.stop().catch(() => {});
+      await flushHeld();
       await closeAll();
     },
   };

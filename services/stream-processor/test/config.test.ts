@@ -28,7 +28,13 @@ describe("processor configuration", () => {
         REDIS_URL: "redis://r:6379",
       },
     });
-    expect(config.flush).toEqual({ maxEvents: 250, maxTiles: 200_000, maxDelayMs: 200 });
+    expect(config.flush).toEqual({
+      maxEvents: 250,
+      maxTiles: 200_000,
+      maxDelayMs: 200,
+      catchUpLag: 50_000,
+      catchUpMaxDelayMs: 10_000,
+    });
     expect(config.views).toEqual(["a", "b"]);
     expect(config.kafka.brokers).toEqual(["k1:9092", "k2:9092"]);
     expect(config.store).toMatchObject({ kind: "redis", redisUrl: "redis://r:6379" });
