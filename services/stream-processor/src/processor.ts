@@ -311,7 +311,9 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         if (stopping) break;
       }
       // Caught up, a batch ends in a flush (freshness); far behind, its state waits for the next one.
-      if (!catchingUp || stopping) await flusher.flush(part);
+      // Except a partition's first: once an offset is stored, a rebalance or a seek can always go
+      // back to it (the assignment seeks there); before, only Kafka's committed offset could.
+      if (!catchingUp || stopping || part.stored < 0) await flusher.flush(part);
     } catch (error) {
       if (error instanceof StoreFencedError) {
         fencedOut(part, error);
@@ -437,7 +439,7 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
       : undefined;
 
   /**
-   * After the last batch handler: what partitions caught up mid-backlog still hold goes to the store
+   * After the last batch handler of a stop: what partitions catching up still hold goes to the store
    * (fenced as ever: if another replica claimed a partition meanwhile, nothing is written). No Kafka
    * commit: the consumer has left; the next owner starts after the stored offset.
    */
@@ -460,6 +462,8 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
   let closed: Promise<void> | undefined;
   function closeAll(): Promise<void> {
     closed ??= (async () => {
+      // A stop (not a failure) comes after the last batch handler: `done` resolves once the consumer left.
+      if (stopping) await flushHeld();
       // FeatureUpdates of flushes already written go out before the producer closes.
       await publisher
         ?.drain()
@@ -481,7 +485,6 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
     async stop() {
       stopping = true;
       await loop.stop().catch(() => {});
-      await flushHeld();
       await closeAll();
     },
   };
