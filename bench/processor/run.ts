@@ -25,6 +25,7 @@ import { createKafka, ensureTopics, parseAvroSchema, SchemaRegistry, valueSubjec
 import { createLogger } from "@tessera/runtime";
 import { createOnlineStore } from "@tessera/stores";
 import { loadProcessorConfig, type Processor, startProcessor } from "@tessera/stream-processor";
+import { Redis } from "ioredis";
 import { BENCH_DEFINITIONS } from "../feature-server/shared.js";
 import {
   fmt,
@@ -242,7 +243,27 @@ async function processorRate(
   await profiler?.stop(`${store}${publishFeatures ? "" : "-no-updates"}`);
   await processor.stop();
   await probe.close();
+  if (store === "redis") await dropRedisKeys(config.store.keyPrefix);
   return { rate: (n - startCount) / seconds, cpuMicros: (used.user + used.system) / (n - startCount) };
+}
+
+/**
+ * Deletes a phase's keys once it is measured. Left behind, they slow the phases after it: six
+ * 1M-event runs left Redis holding 2.6 GB, and the same command then measured 27–44 µs per event
+ * instead of 19.
+ */
+async function dropRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 10_000);
+      if (keys.length > 0) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /**
@@ -329,7 +350,12 @@ async function freshness(
   await producer.disconnect();
   await sleep(2000);
   const text = await (await fetch(`${ops}/metrics`)).text();
+  const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
+  if (store === "redis") {
+    await exited;
+    await dropRedisKeys(config.store.keyPrefix);
+  }
   // A metric's value, summed over its labelled series (events_in is per topic).
   const figure = (name: string) => {
     const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm"))];
