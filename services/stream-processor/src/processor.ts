@@ -334,16 +334,18 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
 
   /**
    * Caught up: after `every` records or maxDelayMs, so events are servable soon. Far behind (the
-   * records still ahead are the cost, not the wait), only once as many entities changed as a flush may
-   * hold records, after catchUpMaxDelayMs, or when memory is over its bound (eviction needs a flush):
-   * an entity that takes many events in a backlog is then encoded, written and published once.
+   * records still ahead are the cost, not the wait), only once about as many entities changed as a
+   * flush may hold records, after catchUpMaxDelayMs, or when memory is over its bound (eviction needs
+   * a flush): an entity that takes many events in a backlog is then encoded, written and published
+   * once. "About": with less than an eighth of the room left, slices would shrink towards single
+   * records (a partition whose active entities nearly fill a flush), so it flushes then.
    */
   function flushDue(part: PartitionState, every: number, catchingUp: boolean): boolean {
     const since = Date.now() - part.lastFlush;
     if (!catchingUp) return part.unflushedEvents >= every || since >= config.flush.maxDelayMs;
     return (
       part.writes.length > 0 || // a failed flush's retry finishes it first
-      part.mostDirty >= every ||
+      every - part.mostDirty < Math.ceil(every / 8) ||
       since >= config.flush.catchUpMaxDelayMs ||
       entitiesHeld() > config.memory.maxEntities
     );

@@ -171,9 +171,39 @@ describe("flushing while catching up", () => {
         20_000,
       );
       await expectBatchValues(inner, topic, logged);
-      // Each catch-up flush came due at 50 changed entities, never more.
+      // Each catch-up flush came due with 44–50 changed entities (less than an eighth of the room
+      // left), never more.
       expect(writes.length).toBeGreaterThan(10);
       expect(Math.max(...writes)).toBeLessThanOrEqual(50);
+    } finally {
+      await processor.stop();
+    }
+  });
+
+  it("flushes before slices shrink: active entities that nearly fill a flush", async () => {
+    const topic = "payments-catch-up-nearly-full";
+    const CARDS = 190; // a flush may hold 200: without the eighth of room, slices fall to ~10 records
+    const { kafka, registry, logged } = await backlog(topic, EVENTS, 1, CARDS);
+    const { inner, store, writes } = countingStore();
+    const { processor, groupId } = await start(
+      "catch-up-nearly-full",
+      topic,
+      { kafka, registry, store },
+      {
+        ...flush,
+        maxEvents: 200,
+        catchUpLag: 0,
+      },
+    );
+    try {
+      await waitFor(
+        "every event stored",
+        async () => ((await inner.readOffsets(groupId, topic)).get(0) === EVENTS - 1 ? true : undefined),
+        20_000,
+      );
+      await expectBatchValues(inner, topic, logged);
+      expect(writes.length).toBeGreaterThan(10);
+      expect(Math.max(...writes)).toBeLessThanOrEqual(200);
     } finally {
       await processor.stop();
     }
