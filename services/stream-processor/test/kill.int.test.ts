@@ -68,9 +68,9 @@ describe("stream processor under SIGKILL", () => {
       store: { kind: "redis", redisUrl: env.REDIS_URL, keyPrefix, timeoutMs: 10_000 },
       topics: { deadLetter: `${topic}.dead-letter` },
       publishFeatures: false,
-      // Behind by more than 2,000 records (after each restart) a partition flushes as it catches up:
+      // Behind by more than 500 records (after each restart) a partition flushes as it catches up:
       // kills then also land while partitions hold applied batches they did not flush yet.
-      flush: { maxEvents: 5000, maxDelayMs: 500, catchUpLag: 2000, catchUpMaxDelayMs: 2000 },
+      flush: { maxEvents: 5000, maxDelayMs: 500, catchUpLag: 500, catchUpMaxDelayMs: 2000 },
       ops: { port: opsPort },
     });
     const log = join(dir, "processor.log");
