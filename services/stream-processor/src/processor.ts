@@ -311,9 +311,10 @@ export async function startProcessor(config: ProcessorConfig, deps: ProcessorDep
         if (stopping) break;
       }
       // Caught up, a batch ends in a flush (freshness); far behind, its state waits for the next one.
-      // Except a partition's first: once an offset is stored, a rebalance or a seek can always go
-      // back to it (the assignment seeks there); before, only Kafka's committed offset could.
-      if (!catchingUp || stopping || part.stored < 0) await flusher.flush(part);
+      // A rebalance drops what is held and goes back to the stored offset (the assignment seeks
+      // there) or, with none stored, to where a new group starts: with fromBeginning off that is the
+      // end, past the held records, so then a partition's first batch is flushed, storing an offset.
+      if (!catchingUp || stopping || (part.stored < 0 && !config.fromBeginning)) await flusher.flush(part);
     } catch (error) {
       if (error instanceof StoreFencedError) {
         fencedOut(part, error);
