@@ -109,15 +109,16 @@ describe("flushing while catching up", () => {
   // Batches of the memory broker hold 5,000 records; a flush may hold 1,000 records.
   const flush = { maxEvents: 1000, maxDelayMs: 50, catchUpMaxDelayMs: 60_000 };
 
-  async function run(name: string, catchUpLag: number) {
+  /** The flush sizes (states per write) of a processor over a 1-partition backlog of `cards` cards. */
+  async function run(name: string, settings: Record<string, number>, cards = ENTITIES) {
     const topic = `payments-${name}`;
-    const { kafka, registry, logged } = await backlog(topic, EVENTS, 1);
+    const { kafka, registry, logged } = await backlog(topic, EVENTS, 1, cards);
     const { inner, store, writes } = countingStore();
     const { processor, groupId } = await start(
       name,
       topic,
       { kafka, registry, store },
-      { ...flush, catchUpLag },
+      { ...flush, ...settings },
     );
     try {
       await waitFor(
@@ -133,80 +134,35 @@ describe("flushing while catching up", () => {
   }
 
   it("writes each entity about once for the whole backlog, with the batch evaluator's values", async () => {
-    const writes = await run("catch-up", 2000);
-    // 200 cards never reach the 1,000 changed entities a flush may hold: past the first batch (whose
-    // end is flushed, so an offset is stored), the records up to catchUpLag (2,000) of the end are
-    // flushed once, and the rest every 1,000.
+    const writes = await run("catch-up", { catchUpLag: 2000 });
+    // 200 cards never reach the 1,000 changed entities a flush may hold: the records up to
+    // catchUpLag (2,000) of the end are flushed once, and the rest every 1,000.
     const states = writes.reduce((n, w) => n + w, 0);
     expect(writes.length).toBeLessThanOrEqual(5);
     expect(states).toBeLessThanOrEqual(5 * ENTITIES);
   });
 
   it("without catch-up flushing (catchUpLag beyond the backlog), flushes every 1,000 records", async () => {
-    const writes = await run("no-catch-up", EVENTS);
+    const writes = await run("no-catch-up", { catchUpLag: EVENTS });
     const states = writes.reduce((n, w) => n + w, 0);
     expect(writes.length).toBeGreaterThanOrEqual(EVENTS / 1000);
     expect(states).toBeGreaterThan(10 * ENTITIES);
   });
 
   it("flushes once the changed entities reach what a flush may hold", async () => {
-    const topic = "payments-catch-up-bound";
-    const { kafka, registry, logged } = await backlog(topic, EVENTS, 1);
-    const { inner, store, writes } = countingStore();
     // A flush may hold 50 records (maxEvents): 200 cards exceed it within each slice.
-    const { processor, groupId } = await start(
-      "catch-up-bound",
-      topic,
-      { kafka, registry, store },
-      {
-        ...flush,
-        maxEvents: 50,
-        catchUpLag: 2000,
-      },
-    );
-    try {
-      await waitFor(
-        "every event stored",
-        async () => ((await inner.readOffsets(groupId, topic)).get(0) === EVENTS - 1 ? true : undefined),
-        20_000,
-      );
-      await expectBatchValues(inner, topic, logged);
-      // Each catch-up flush came due with 44–50 changed entities (less than an eighth of the room
-      // left), never more.
-      expect(writes.length).toBeGreaterThan(10);
-      expect(Math.max(...writes)).toBeLessThanOrEqual(50);
-    } finally {
-      await processor.stop();
-    }
+    const writes = await run("catch-up-bound", { maxEvents: 50, catchUpLag: 2000 });
+    // Each catch-up flush came due with 44–50 changed entities (less than an eighth of the room
+    // left), never more.
+    expect(writes.length).toBeGreaterThan(10);
+    expect(Math.max(...writes)).toBeLessThanOrEqual(50);
   });
 
   it("flushes before slices shrink: active entities that nearly fill a flush", async () => {
-    const topic = "payments-catch-up-nearly-full";
-    const CARDS = 190; // a flush may hold 200: without the eighth of room, slices fall to ~10 records
-    const { kafka, registry, logged } = await backlog(topic, EVENTS, 1, CARDS);
-    const { inner, store, writes } = countingStore();
-    const { processor, groupId } = await start(
-      "catch-up-nearly-full",
-      topic,
-      { kafka, registry, store },
-      {
-        ...flush,
-        maxEvents: 200,
-        catchUpLag: 0,
-      },
-    );
-    try {
-      await waitFor(
-        "every event stored",
-        async () => ((await inner.readOffsets(groupId, topic)).get(0) === EVENTS - 1 ? true : undefined),
-        20_000,
-      );
-      await expectBatchValues(inner, topic, logged);
-      expect(writes.length).toBeGreaterThan(10);
-      expect(Math.max(...writes)).toBeLessThanOrEqual(200);
-    } finally {
-      await processor.stop();
-    }
+    // A flush may hold 200: with 190 cards and without the eighth of room, slices fall to ~10 records.
+    const writes = await run("catch-up-nearly-full", { maxEvents: 200, catchUpLag: 0 }, 190);
+    expect(writes.length).toBeGreaterThan(10);
+    expect(Math.max(...writes)).toBeLessThanOrEqual(200);
   });
 });
 
