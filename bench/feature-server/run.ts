@@ -13,6 +13,12 @@
  *     [--entities 5000] [--eventsPerEntity 20] [--spreadMinutes 30] [--connections 8] [--tracing]
  *     [--only "tessera HTTP 1,floor HTTP 1"]   (phases by name; BENCH_CPU_PROF=<dir> profiles the server)
  *     [--noContext]   (no request context: the example view's on-demand feature fails in every row)
+ *     [--vectors 0]   (states without their window vector: every read merges tiles, as one after
+ *                      the next window boundary since the entity's last flush does)
+ *
+ * With vectors (the default) every state is re-written, its vector finalised at that moment, just
+ * before each Tessera phase, as a live stream keeps re-flushing the entities it sees; each phase says
+ * whether a window boundary passed during it (then the reads after it merged tiles).
  *
  * `--tracing`: also a feature server with OpenTelemetry on (every request sampled, spans exported
  * over OTLP to a receiver in this process that discards them), HTTP 1 and 100 entities, to set the
@@ -28,7 +34,13 @@ import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { loadServiceDefinition } from "@tessera/feature-server";
 import { RedisOnlineStore } from "@tessera/stores";
-import { parseDefinitionsYaml } from "@tessera/transforms";
+import {
+  encodeTileState,
+  parseDefinitionsYaml,
+  sameWindows,
+  tileStateExpiry,
+  viewRuntime,
+} from "@tessera/transforms";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
 import {
@@ -51,6 +63,7 @@ const flags = numericFlags({
   eventsPerEntity: 20,
   spreadMinutes: 30,
   connections: 8,
+  vectors: 1,
 });
 const TRACING = process.argv.includes("--tracing");
 /** `--only "<phase>,<phase>"`: run just these phases (e.g. with BENCH_CPU_PROF, to profile one). */
@@ -63,33 +76,42 @@ const prefix = `bench-fs-${randomBytes(3).toString("hex")}:`;
 // ── data: events → tile states with libs/transforms, written through the Redis online store ─────
 
 const view = parseDefinitionsYaml(definitionsOf(VIEW)).views[0]!;
+const layout = viewRuntime(view).layout;
 let bytesPerEntity = 0;
+const store = new RedisOnlineStore({ url: REDIS_URL, keyPrefix: prefix, timeoutMs: 10_000 });
+const loaded = benchState(view, flags, Date.now());
+let owner: Parameters<RedisOnlineStore["writeBatch"]>[0]["owner"];
+let stored = -1;
+
+/**
+ * Writes every entity's state (stamped with the load's last offset), its window vector finalised
+ * now (none with `--vectors 0`). Returns the vectors' time.
+ */
+async function writeStates(): Promise<number> {
+  const at = Date.now();
+  const position = { partition: 0, offset: loaded.lastOffset };
+  const entities = [...loaded.state.entities];
+  let bytes = 0;
+  for (let i = 0; i < entities.length; i += 2000) {
+    const states = entities.slice(i, i + 2000).map(([entity, tiles]) => {
+      const state = encodeTileState(tiles, position, flags.vectors ? at : undefined);
+      bytes += state.length;
+      return { view: view.name, version: view.version, entity, state, expiresAt: tileStateExpiry(tiles) };
+    });
+    const next = i + 2000 >= entities.length ? loaded.lastOffset : stored;
+    await store.writeBatch({ owner, expectedOffset: stored, offset: next, states });
+    stored = next;
+  }
+  bytesPerEntity = bytes / entities.length;
+  return at;
+}
+
 async function load(): Promise<void> {
-  const { state, lastOffset } = benchState(view, flags, Date.now());
-  const store = new RedisOnlineStore({ url: REDIS_URL, keyPrefix: prefix, timeoutMs: 10_000 });
   await store.applyView({ name: view.name, version: view.version, retentionMs: view.retentionMs });
   const claim = await store.claimPartition("bench", view.source.topic, 0);
-  const owner = { consumerGroup: "bench", topic: view.source.topic, partition: 0, epoch: claim.epoch };
-  const dirty = state.takeDirty({ partition: 0, offset: lastOffset });
-  bytesPerEntity = dirty.reduce((n, d) => n + d.state.length, 0) / dirty.length;
-  let expected = claim.offset;
-  for (let i = 0; i < dirty.length; i += 2000) {
-    const next = i + 2000 >= dirty.length ? lastOffset : expected;
-    await store.writeBatch({
-      owner,
-      expectedOffset: expected,
-      offset: next,
-      states: dirty.slice(i, i + 2000).map((d) => ({
-        view: view.name,
-        version: view.version,
-        entity: d.entity,
-        state: d.state,
-        expiresAt: d.expiresAt,
-      })),
-    });
-    expected = next;
-  }
-  await store.close();
+  owner = { consumerGroup: "bench", topic: view.source.topic, partition: 0, epoch: claim.epoch };
+  stored = claim.offset;
+  await writeStates();
   // The floor's packed vectors: 10 float64 per entity.
   const redis = new Redis(REDIS_URL);
   const pipeline = redis.pipeline();
@@ -357,9 +379,14 @@ const measure = async (server: Server, phase: () => Promise<Figures>): Promise<F
 /** Measures and records one phase (unless `--only` leaves it out). */
 const record = async (name: string, server: Server, phase: () => Promise<Figures>) => {
   if (ONLY !== undefined && !ONLY.has(name)) return;
+  // Tessera phases read states just re-flushed (their vectors hold until the next window boundary).
+  const vectorsAt = flags.vectors && server !== floor ? await writeStates() : undefined;
   const f = await measure(server, phase);
   results[name] = [...(results[name] ?? []), f];
-  console.log(`  ${name.padEnd(36)} ${show(f)}`);
+  const passed = vectorsAt !== undefined && !sameWindows(layout, vectorsAt, Date.now());
+  console.log(
+    `  ${name.padEnd(36)} ${show(f)}${passed ? " (a window boundary passed: later reads merged tiles)" : ""}`,
+  );
 };
 const features = [`${view.name}:*`];
 // The example view's on-demand feature reads the payment being scored (`context.amount`), as an
@@ -400,6 +427,7 @@ try {
   floor.child.kill();
   traced?.child.kill();
   await new Promise((resolve) => tessera.child.once("exit", resolve));
+  await store.close();
   await dropData();
 }
 

@@ -23,11 +23,18 @@
  *                                      24  i32  log partition of that offset (−1: none)
  *                                      28  u32  pending event count P
  *                                      32  u32  side value count S
- *                                      36  u32  0
+ *                                      36  u32  byte offset of the window vector (0: none)
  *     40  G × u32 record counts, padded to 8 bytes
  *     …   the records of every group, as float64 words (8-byte aligned)
  *     …   S × u32 side value lengths, then the side values (aggregator bytes)
  *     …   P pending events: f64 ts, f64 seq, one tagged value per feature
+ *     …   window vector: f64 t_v, then per feature a tag byte (bit 7: present) and its value
+ *
+ * The window vector is every feature's value at t_v, finalised when the value was encoded. For any
+ * t with the same window boundaries as t_v (`sameWindows`) exactly the same tiles are in every
+ * window, so the values at t are these, bit for bit: a read then needs no merge. A state with
+ * pending events has none (which of them count depends on t itself). Readers that predate it
+ * ignore it (byte 36 was 0), so it needs no new format version.
  *
  * The feature server finalises straight from these bytes (TileReader: one copy into an aligned
  * scratch buffer, no object per tile); the processor decodes them into a TileState it can add to.
@@ -92,6 +99,8 @@ export interface ViewLayout {
   versionHash: number;
   /** Words of every scan's accumulator, for finalising. */
   scratchWords: number;
+  /** The distinct (window, hop) pairs of the view's features: what decides which tiles a value reads. */
+  windows: { windowMs: number; hopMs: number }[];
 }
 
 const SQUARED_OPS = new Set(["variance", "stddev"]);
@@ -140,7 +149,31 @@ export function viewLayout(view: View): ViewLayout {
     });
     scratchWords += fl.kind.width;
   });
-  return { view, groups, features, scans, versionHash: murmur3(view.version, 0x7e55e7a), scratchWords };
+  const windows: ViewLayout["windows"] = [];
+  for (const { windowMs, hopMs } of features) {
+    if (!windows.some((w) => w.windowMs === windowMs && w.hopMs === hopMs)) windows.push({ windowMs, hopMs });
+  }
+  return {
+    view,
+    groups,
+    features,
+    scans,
+    versionHash: murmur3(view.version, 0x7e55e7a),
+    scratchWords,
+    windows,
+  };
+}
+
+/**
+ * Whether every window of the view reads the same tiles at times a and b: a value at t reads tiles
+ * k with floor((t − W)/H) ≤ k < ceil(t/H) (windowStart ≤ k·H < t), so both bounds must agree.
+ */
+export function sameWindows(layout: ViewLayout, a: number, b: number): boolean {
+  for (const { windowMs, hopMs } of layout.windows) {
+    if (Math.ceil(a / hopMs) !== Math.ceil(b / hopMs)) return false;
+    if (Math.floor((a - windowMs) / hopMs) !== Math.floor((b - windowMs) / hopMs)) return false;
+  }
+  return true;
 }
 
 /** What finalising reads: records per group, side values, pending events. */
@@ -424,6 +457,22 @@ export function finalizeTiles(
   }
 }
 
+/**
+ * Values at t of a loaded encoded value (the feature server's read): from its window vector when that
+ * holds at t, else by merging its tiles. The same results as finalizeTiles over the same state.
+ */
+export function finalizeStored(
+  reader: TileReader,
+  t: number,
+  values: FeatureValue[],
+  present?: boolean[],
+  features?: readonly number[],
+): void {
+  if (!reader.vectorInto(t, values, present, features)) {
+    finalizeTiles(reader.layout, reader, t, values, present, features);
+  }
+}
+
 // ── bytes ────────────────────────────────────────────────────────────────────────────────────
 
 const countsBytes = (groups: number) => Math.ceil((groups * 4) / 8) * 8;
@@ -452,10 +501,50 @@ function allocValue(size: number): Uint8Array {
 
 const sideWriter = new ByteWriter();
 const pendingWriter = new ByteWriter();
+const vectorWriter = new ByteWriter();
 const sideLengthsScratch: number[] = [];
+const vectorValues: FeatureValue[] = [];
+const vectorPresent: boolean[] = [];
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
 
-/** The state as the one binary value the store keeps, stamped with the log position it includes. */
-export function encodeTileState(state: TileState, position: LogPosition = NO_POSITION): Uint8Array {
+// Window vector tags (bit 7 set: something lay in the feature's window). NOT_HELD: a value with no
+// scalar form (last_k, top_k lists); a read that needs it merges tiles instead.
+const PRESENT = 0x80;
+const TAG_NULL = 0;
+const TAG_NUMBER = 1;
+const TAG_TEXT = 2;
+const TAG_TRUE = 3;
+const TAG_FALSE = 4;
+const TAG_NOT_HELD = 5;
+
+/** Every feature's value at t, as the window vector's bytes (the state has no pending events). */
+function writeVector(state: TileState, t: number, out: ByteWriter): void {
+  const { layout } = state;
+  finalizeTiles(layout, state, t, vectorValues, vectorPresent);
+  out.f64(t);
+  for (let f = 0; f < layout.features.length; f++) {
+    const value = vectorValues[f];
+    const present = vectorPresent[f] ? PRESENT : 0;
+    if (typeof value === "number") out.u8(present | TAG_NUMBER).f64(value);
+    else if (value === null || value === undefined) out.u8(present | TAG_NULL);
+    else if (typeof value === "string") out.u8(present | TAG_TEXT).bytes(textEncoder.encode(value));
+    else if (typeof value === "boolean") out.u8(present | (value ? TAG_TRUE : TAG_FALSE));
+    else out.u8(present | TAG_NOT_HELD);
+  }
+}
+
+/**
+ * The state as the one binary value the store keeps, stamped with the log position it includes.
+ * With `vectorAt`, it also carries the window vector of every feature's value at that time (none
+ * when events are pending): the processor passes its processing time, so reads until the next
+ * window boundary need no merge.
+ */
+export function encodeTileState(
+  state: TileState,
+  position: LogPosition = NO_POSITION,
+  vectorAt?: number,
+): Uint8Array {
   const { layout } = state;
   const G = layout.groups.length;
   // Side values in record order, one after another in a reused writer (their indexes are
@@ -480,10 +569,13 @@ export function encodeTileState(state: TileState, position: LogPosition = NO_POS
       for (let f = 0; f < layout.features.length; f++) pendingOut.value(e.inputs[f]);
     }
   }
+  const vectorOut = vectorWriter.reset();
+  if (vectorAt !== undefined && pending === null) writeVector(state, vectorAt, vectorOut);
   const tilesAt = HEADER_BYTES + countsBytes(G);
   const sideAt = tilesAt + state.length * 8;
   const S = sideLengths.length;
-  const size = sideAt + S * 4 + sideOut.size + pendingOut.size;
+  const vectorStart = sideAt + S * 4 + sideOut.size + pendingOut.size;
+  const size = vectorStart + vectorOut.size;
 
   const out = allocValue(size);
   const view = new DataView(out.buffer, out.byteOffset, size);
@@ -505,7 +597,11 @@ export function encodeTileState(state: TileState, position: LogPosition = NO_POS
     for (let i = 0; i < S; i++) view.setUint32(sideAt + i * 4, sideLengths[i]!, true);
     out.set(sideOut.written(), sideAt + S * 4);
   }
-  if (pendingOut.size > 0) out.set(pendingOut.written(), size - pendingOut.size);
+  if (pendingOut.size > 0) out.set(pendingOut.written(), vectorStart - pendingOut.size);
+  if (vectorOut.size > 0) {
+    view.setUint32(36, vectorStart, true);
+    out.set(vectorOut.written(), vectorStart);
+  }
   return out;
 }
 
@@ -528,10 +624,17 @@ export class TileReader implements TileSource {
   pending: PreparedEvent[] | null = null;
   newest = Number.NEGATIVE_INFINITY;
   position: LogPosition = NO_POSITION;
+  /** The time the loaded value's window vector holds values for (NaN: it has none). */
+  vectorTime = Number.NaN;
+  private vectorAt = 0;
+  private readonly vectorValues: (FeatureValue | undefined)[];
+  private readonly vectorPresent: boolean[];
 
   constructor(readonly layout: ViewLayout) {
     this.counts = layout.groups.map(() => 0);
     this.bases = layout.groups.map(() => 0);
+    this.vectorValues = layout.features.map(() => undefined);
+    this.vectorPresent = layout.features.map(() => false);
   }
 
   /** Reads one encoded value; throws TileStateError when it is not this layout's format or version. */
@@ -576,6 +679,15 @@ export class TileReader implements TileSource {
       this.sideCache = [];
     }
     if (end > value.length) throw new TileStateError("tile state is truncated");
+    this.vectorAt = data.getUint32(36, true);
+    this.vectorTime = Number.NaN;
+    if (this.vectorAt !== 0) {
+      if (this.vectorAt < end || this.vectorAt + 8 > value.length) {
+        throw new TileStateError("tile state's window vector is out of bounds");
+      }
+      this.vectorTime = data.getFloat64(this.vectorAt, true);
+      this.readVector(this.vectorAt, value.length);
+    }
     const pendingCount = data.getUint32(28, true);
     this.pending = null;
     if (pendingCount > 0) {
@@ -590,6 +702,69 @@ export class TileReader implements TileSource {
       }
     }
     return this;
+  }
+
+  /**
+   * The loaded value's values at t from its window vector, when it has one that holds at t (the same
+   * window boundaries as its time) and holds every feature asked for. False: finalise from tiles.
+   */
+  vectorInto(t: number, values: FeatureValue[], present?: boolean[], features?: readonly number[]): boolean {
+    if (this.vectorAt === 0 || !sameWindows(this.layout, t, this.vectorTime)) return false;
+    const held = this.vectorValues;
+    const n = features ? features.length : held.length;
+    for (let j = 0; j < n; j++) if (held[features ? features[j]! : j] === undefined) return false;
+    for (let j = 0; j < n; j++) {
+      const f = features ? features[j]! : j;
+      values[f] = held[f]!;
+      if (present) present[f] = this.vectorPresent[f]!;
+    }
+    return true;
+  }
+
+  /** Decodes the window vector at byte `at` (undefined: a feature it does not hold); it must end the value. */
+  private readVector(at: number, length: number): void {
+    const { bytes, data } = this;
+    const F = this.layout.features.length;
+    const held = this.vectorValues;
+    at += 8;
+    let f = 0;
+    for (; f < F && at < length; f++) {
+      const tag = bytes[at++]!;
+      this.vectorPresent[f] = tag >= PRESENT;
+      switch (tag & ~PRESENT) {
+        case TAG_NUMBER:
+          held[f] = data.getFloat64(at, true);
+          at += 8;
+          break;
+        case TAG_NULL:
+          held[f] = null;
+          break;
+        case TAG_TEXT: {
+          let size = 0;
+          let scale = 1;
+          for (let byte = 0x80; byte >= 0x80 && at < length; scale *= 0x80) {
+            byte = bytes[at++]!;
+            size += (byte & 0x7f) * scale;
+          }
+          held[f] = textDecoder.decode(bytes.subarray(at, at + size));
+          at += size;
+          break;
+        }
+        case TAG_TRUE:
+          held[f] = true;
+          break;
+        case TAG_FALSE:
+          held[f] = false;
+          break;
+        case TAG_NOT_HELD:
+          held[f] = undefined;
+          break;
+        default:
+          throw new TileStateError(`unknown tag ${tag} in the window vector`);
+      }
+    }
+    // Short of F values, or bytes after them: not a vector this layout wrote.
+    if (f < F || at !== length) throw new TileStateError("tile state's window vector is truncated");
   }
 
   base(g: number): number {

@@ -8,6 +8,7 @@ import type { Row, View } from "./definitions/types.js";
 import { type FeatureVector, type PreparedEvent, type ViewRuntime, viewRuntime } from "./events.js";
 import {
   encodeTileState,
+  finalizeStored,
   finalizeTiles,
   type LogPosition,
   TileReader,
@@ -169,10 +170,6 @@ export class ViewState {
     finalizeTiles(this.runtime.layout, state, t, values);
   }
 
-  newestOf(entity: string): number {
-    return this.entities.get(entity)?.newest ?? Number.NEGATIVE_INFINITY;
-  }
-
   get dirtyCount(): number {
     return this.dirty.length;
   }
@@ -184,9 +181,10 @@ export class ViewState {
       const state = this.entities.get(entity);
       if (!state?.dirty) continue; // pruned since
       state.dirty = false;
+      state.fold(this.now); // pending events already due: folded, the value can carry its window vector
       out.push({
         entity,
-        state: encodeTileState(state, position),
+        state: encodeTileState(state, position, this.now),
         expiresAt: tileStateExpiry(state),
         newestEventTime: state.newest,
       });
@@ -244,7 +242,7 @@ export function finalizeAt(view: View | ViewRuntime, value: Uint8Array, t: numbe
   const runtime = "layout" in view ? view : viewRuntime(view);
   const reader = new TileReader(runtime.layout).load(value);
   const values: FeatureValue[] = [];
-  finalizeTiles(runtime.layout, reader, t, values);
+  finalizeStored(reader, t, values);
   const out: FeatureVector = {};
   runtime.view.features.forEach((f, i) => {
     out[f.name] = values[i]!;

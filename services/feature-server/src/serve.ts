@@ -4,7 +4,7 @@
  * on-demand features. HTTP and gRPC are thin adapters around `FeatureService.get`.
  */
 import type { OnlineStore } from "@tessera/stores";
-import { type FeatureValue, finalizeTiles } from "@tessera/transforms";
+import { type FeatureValue, finalizeStored, finalizeTiles } from "@tessera/transforms";
 import { ByteBoundedCache, stringBytes } from "./bounded-cache.js";
 import { CircuitBreaker, isStoreOutage } from "./breaker.js";
 import type { Catalog, Plan, ServedView } from "./catalog.js";
@@ -461,8 +461,8 @@ function finalise(
   const present = new Array<boolean>(n).fill(false);
   let newest: number | null = null;
   try {
-    const source = state === null ? served.blank : served.reader.load(state);
-    finalizeTiles(served.runtime.layout, source, asOf, values, present, features);
+    if (state === null) finalizeTiles(served.runtime.layout, served.blank, asOf, values, present, features);
+    else finalizeStored(served.reader.load(state), asOf, values, present, features);
     if (state !== null && Number.isFinite(served.reader.newest)) newest = served.reader.newest;
   } catch {
     return { featureCount: n, values: new Array(total).fill(null), statuses, newest: null }; // undecodable: every value of the view is an error

@@ -6,8 +6,8 @@
  */
 import { type BusConsumer, type BusProducer, type DeadLetterPublisher, isRetriable } from "@tessera/kafka";
 import type { Logger } from "@tessera/runtime";
-import type { OnlineStore } from "@tessera/stores";
-import type { FeatureValue } from "@tessera/transforms";
+import type { OnlineStore, StateWrite } from "@tessera/stores";
+import { type FeatureValue, finalizeStored, TileReader } from "@tessera/transforms";
 import { avroFeatureValue, type FeatureUpdateEncoder } from "./codec.js";
 import type { ProcessorMetrics } from "./metrics.js";
 import type { PartitionState } from "./partition.js";
@@ -143,9 +143,10 @@ export class Flusher {
         const written = Date.now();
         for (const ts of part.eventTimes) metrics.freshness.observe(Math.max(0, written - ts) / 1000);
         part.eventTimes = [];
+        const states = part.writes;
         part.writes = [];
         part.stored = part.applied;
-        if (updates) updates.publisher.enqueue(traced.headers(this.featureUpdates(part, written)));
+        if (updates) updates.publisher.enqueue(traced.headers(this.featureUpdates(part, states, written)));
       }
       if (commit) this.commit(part);
       traced.end();
@@ -160,31 +161,36 @@ export class Flusher {
     metrics.flushSeconds.observe((performance.now() - started) / 1000);
   }
 
-  /** One FeatureUpdate per entity touched since the last ones, from the state just written. */
-  private featureUpdates(part: PartitionState, t: number): Message[] {
+  /**
+   * One FeatureUpdate per entity just written, finalised at t from the bytes written: the window
+   * vector each carries when t is within its window boundaries (the usual case: the flush began
+   * moments ago), else its tiles.
+   */
+  private featureUpdates(part: PartitionState, states: readonly StateWrite[], t: number): Message[] {
     const encoder = this.options.updates!.encoder;
     const out: Message[] = [];
     const finalized: FeatureValue[] = [];
-    part.views.forEach((state, v) => {
-      const { name, version, features } = state.runtime.view;
-      for (const entity of part.touched[v]!) {
-        state.valuesInto(entity, t, finalized);
-        const values: Record<string, ReturnType<typeof avroFeatureValue>> = {};
-        for (let f = 0; f < features.length; f++) values[features[f]!.name] = avroFeatureValue(finalized[f]!);
-        out.push({
-          key: entity,
-          value: encoder.encode({
-            view: name,
-            version,
-            entity,
-            event_time: state.newestOf(entity),
-            computed_at: t,
-            values,
-          }),
-        });
-      }
-      part.touched[v]!.clear();
-    });
+    const readers = new Map(
+      part.views.map((state) => [state.runtime.view.name, new TileReader(state.runtime.layout)]),
+    );
+    for (const write of states) {
+      const reader = readers.get(write.view)!.load(write.state);
+      finalizeStored(reader, t, finalized);
+      const { features } = reader.layout.view;
+      const values: Record<string, ReturnType<typeof avroFeatureValue>> = {};
+      for (let f = 0; f < features.length; f++) values[features[f]!.name] = avroFeatureValue(finalized[f]!);
+      out.push({
+        key: write.entity,
+        value: encoder.encode({
+          view: write.view,
+          version: write.version,
+          entity: write.entity,
+          event_time: reader.newest,
+          computed_at: t,
+          values,
+        }),
+      });
+    }
     return out;
   }
 

@@ -153,7 +153,6 @@ export class Ingest {
           replayed++;
           continue;
         }
-        part.touched[v]!.add(event.entity);
         part.eventTimes.push(event.ts);
         applied[v]!++;
       }

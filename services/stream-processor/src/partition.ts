@@ -21,8 +21,6 @@ export class PartitionState {
   eventTimes: number[] = [];
   /** States taken from the views but not yet written (a failed write keeps them for the retry). */
   writes: StateWrite[] = [];
-  /** Entities touched per view since the last FeatureUpdates. */
-  readonly touched: Set<string>[];
   deadLetters: DeadLetter[] = [];
   /** Processing time: only moves forward within a partition, like the tiles' own clock. */
   clock = Number.NEGATIVE_INFINITY;
@@ -38,7 +36,6 @@ export class PartitionState {
     this.applied = stored;
     this.stored = stored;
     this.views = runtimes.map((runtime) => new Evaluator(runtime, { maxSkewMs }));
-    this.touched = runtimes.map(() => new Set());
   }
 
   get topic(): string {
