@@ -111,6 +111,11 @@ export class ByteReader {
 
   constructor(private readonly buffer: Uint8Array) {}
 
+  /** Bytes read so far. */
+  get consumed(): number {
+    return this.offset;
+  }
+
   u8(): number {
     if (this.offset >= this.buffer.length) throw new RangeError("tile state is truncated");
     return this.buffer[this.offset++]!;

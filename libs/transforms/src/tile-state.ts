@@ -505,8 +505,6 @@ const vectorWriter = new ByteWriter();
 const sideLengthsScratch: number[] = [];
 const vectorValues: FeatureValue[] = [];
 const vectorPresent: boolean[] = [];
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
 
 // Window vector tags (bit 7 set: something lay in the feature's window). NOT_HELD: a value with no
 // scalar form (last_k, top_k lists); a read that needs it merges tiles instead.
@@ -528,7 +526,7 @@ function writeVector(state: TileState, t: number, out: ByteWriter): void {
     const present = vectorPresent[f] ? PRESENT : 0;
     if (typeof value === "number") out.u8(present | TAG_NUMBER).f64(value);
     else if (value === null || value === undefined) out.u8(present | TAG_NULL);
-    else if (typeof value === "string") out.u8(present | TAG_TEXT).bytes(textEncoder.encode(value));
+    else if (typeof value === "string") out.u8(present | TAG_TEXT).string(value);
     else if (typeof value === "boolean") out.u8(present | (value ? TAG_TRUE : TAG_FALSE));
     else out.u8(present | TAG_NOT_HELD);
   }
@@ -740,14 +738,9 @@ export class TileReader implements TileSource {
           held[f] = null;
           break;
         case TAG_TEXT: {
-          let size = 0;
-          let scale = 1;
-          for (let byte = 0x80; byte >= 0x80 && at < length; scale *= 0x80) {
-            byte = bytes[at++]!;
-            size += (byte & 0x7f) * scale;
-          }
-          held[f] = textDecoder.decode(bytes.subarray(at, at + size));
-          at += size;
+          const text = new ByteReader(bytes.subarray(at, length));
+          held[f] = text.string();
+          at += text.consumed;
           break;
         }
         case TAG_TRUE:

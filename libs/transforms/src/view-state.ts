@@ -154,20 +154,15 @@ export class ViewState {
 
   /** Feature values of an entity at t (t ≥ processing time for exactness). */
   valueAt(entity: string, t: number): FeatureVector {
+    const state = this.entities.get(entity) ?? new TileState(this.runtime.layout);
+    state.fold(this.now);
     const values: FeatureValue[] = [];
-    this.valuesInto(entity, t, values);
+    finalizeTiles(this.runtime.layout, state, t, values);
     const out: FeatureVector = {};
     this.runtime.view.features.forEach((f, i) => {
       out[f.name] = values[i]!;
     });
     return out;
-  }
-
-  /** valueAt's values in view order, written into `values` (a flush reuses one array). */
-  valuesInto(entity: string, t: number, values: FeatureValue[]): void {
-    const state = this.entities.get(entity) ?? new TileState(this.runtime.layout);
-    state.fold(this.now);
-    finalizeTiles(this.runtime.layout, state, t, values);
   }
 
   get dirtyCount(): number {
